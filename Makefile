@@ -1,0 +1,59 @@
+# fmprune: every target sets up .venv on first use (pinned by requirements.lock).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+FMPRUNE := $(BIN)/fmprune
+
+NET ?= mobilenet
+LAYER ?= mobilenet.conv3
+EPS ?= 0
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-slow test-all layers golden bench-golden clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(STAMP) iverilog ## create .venv and install the pinned tools (done by every target)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+iverilog: ## Icarus Verilog from Debian (installed with apt-get when root)
+	@command -v iverilog >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Icarus Verilog: apt-get install -y iverilog"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	else \
+		echo "Icarus Verilog (iverilog) is missing. Install it with:  sudo apt-get install -y iverilog"; exit 1; \
+	fi
+
+test: setup ## default test tier (about 10 minutes on 2 cores)
+	$(BIN)/python -m pytest
+
+test-slow: setup ## the slow tier only (every network end to end)
+	$(BIN)/python -m pytest -m slow
+
+test-all: setup ## both tiers
+	$(BIN)/python -m pytest -m ''
+
+layers: setup ## list the layers of NET (make layers NET=vgg16)
+	$(FMPRUNE) layers $(NET)
+
+golden: setup ## export LAYER's test vector to build/golden/LAYER (make golden LAYER=mobilenet.conv3 EPS=0)
+	$(FMPRUNE) golden $(LAYER) --eps $(EPS) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+bench-golden: setup ## time the integer golden model per network; writes build/bench/golden.json
+	$(BIN)/python -m fmprune.sw.bench
+
+clean: ## remove build outputs
+	rm -rf build .pytest_cache
+
+distclean: clean ## also remove .venv
+	rm -rf $(VENV)
