@@ -1,0 +1,79 @@
+"""The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
+MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
+fused activation clamp. Four pipeline stages, one result per cycle, stalls on back-pressure."""
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..sw import quant
+
+
+class RequantIn(data.StructLayout):
+    def __init__(self):
+        super().__init__({
+            "acc": signed(32),
+            "multiplier": signed(32),   # Q31, 0 or [2**30, 2**31)
+            "shift": signed(6),         # SHIFT_MIN..SHIFT_MAX, positive = left
+        })
+
+
+class Requantizer(wiring.Component):
+    """`i`: accumulator with its channel's multiplier and shift. `o`: the int8 result.
+    `lo`/`hi`: the activation clamp (run-time configuration, held stable during a layer)."""
+    i: In(stream.Signature(RequantIn()))
+    o: Out(stream.Signature(signed(8)))
+    lo: In(signed(8))
+    hi: In(signed(8))
+
+    LATENCY = 4
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        # stage 1: the left shift, in 32 bits (wraps, as quant.mbqm)
+        s1_valid = Signal()
+        s1_x = Signal(signed(32))
+        s1_m = Signal(signed(32))
+        s1_right = Signal(unsigned(5))
+        shift = self.i.payload.shift
+        left = Mux(shift > 0, shift, 0)[:5]
+        # stage 2: the 64-bit product and the INT32_MIN * INT32_MIN case
+        s2_valid = Signal()
+        s2_ab = Signal(signed(64))
+        s2_ovf = Signal()
+        s2_right = Signal(unsigned(5))
+        # stage 3: SaturatingRoundingDoublingHighMul
+        s3_valid = Signal()
+        s3_q = Signal(signed(32))
+        s3_right = Signal(unsigned(5))
+        nudged = Signal(signed(65))
+        m.d.comb += nudged.eq(s2_ab + Mux(s2_ab >= 0, 1 << 30, 1 - (1 << 30)))
+        trunc = (nudged + Mux(nudged < 0, (1 << 31) - 1, 0)) >> 31      # toward zero
+        # stage 4: RoundingDivideByPOT and the clamp
+        mask = Signal(unsigned(31))
+        m.d.comb += mask.eq((Const(1, unsigned(32)) << s3_right) - 1)
+        remainder = s3_q.as_unsigned()[:31] & mask
+        threshold = (mask >> 1) + (s3_q < 0)
+        divided = Signal(signed(33))
+        m.d.comb += divided.eq((s3_q >> s3_right) + (remainder > threshold))
+        clamped = Mux(divided < self.lo, self.lo, Mux(divided > self.hi, self.hi, divided))
+
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(self.i.valid),
+                s1_x.eq((self.i.payload.acc << left)[:32].as_signed()),
+                s1_m.eq(self.i.payload.multiplier),
+                s1_right.eq(Mux(shift < 0, -shift, 0)[:5]),
+                s2_valid.eq(s1_valid),
+                s2_ab.eq(s1_x * s1_m),
+                s2_ovf.eq((s1_x == quant.INT32_MIN) & (s1_m == quant.INT32_MIN)),
+                s2_right.eq(s1_right),
+                s3_valid.eq(s2_valid),
+                s3_q.eq(Mux(s2_ovf, quant.INT32_MAX, trunc[:32].as_signed())),
+                s3_right.eq(s2_right),
+                self.o.valid.eq(s3_valid),
+                self.o.payload.eq(clamped[:8]),
+            ]
+        return m
