@@ -1,0 +1,751 @@
+"""The fmprune engine: a streaming int8 convolution engine whose front end suppresses the fetch
+and the MAC of zero / near-zero activations. See docs/engine.md for the dataflow.
+
+Ports (all handshakes are lib.stream valid/ready; memory may stall any of them at any cycle):
+
+* ``csr``: word-addressed register block (hw/regs.py);
+* ``fm_addr`` / ``fm_data``: feature-map read port, byte addresses, 8-bit data, in order;
+* ``w_addr`` / ``w_data``: weight read port, word addresses, P-byte words, in order;
+* ``out``: write port, {byte address, 8-bit data};
+* ``busy``, ``error``: for LEDs.
+"""
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
+from . import regs
+from .requant import Requantizer
+from .simmem import WriteReq
+
+MAX_KERNEL, MAX_STRIDE = 11, 4
+
+
+class CSRSignature(wiring.Signature):
+    """A minimal register bus, from the initiator's side: write on `w_stb`, read `r_data`
+    combinationally for `addr`."""
+    def __init__(self):
+        super().__init__({"addr": Out(regs.ADDR_WIDTH), "w_data": Out(32), "w_stb": Out(1),
+                          "r_data": In(32)})
+
+
+def _popcount(v, n):
+    return sum(v[i] for i in range(n))
+
+
+class Engine(wiring.Component):
+    def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
+        check_lanes(lanes)
+        self.P = lanes
+        self.D = dw_lanes(lanes)
+        self.Q = max(lanes, BLOCK)                  # channels per block group
+        self.linebuf_depth = linebuf_depth
+        self.max_channels = max_channels
+        self.max_blocks = max_blocks
+        self.fifo_depth = fifo_depth
+        super().__init__({
+            "csr": In(CSRSignature()),
+            "fm_addr": Out(stream.Signature(32)),
+            "fm_data": In(stream.Signature(8)),
+            "w_addr": Out(stream.Signature(32)),
+            "w_data": In(stream.Signature(8 * lanes)),
+            "out": Out(stream.Signature(WriteReq())),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, D, Q = self.P, self.D, self.Q
+        PW = param_words(P)
+
+        # ---- registers ---------------------------------------------------------------------
+        reg = {r.name: Signal(r.width, name=f"r_{r.name.lower()}") for r in regs.REGISTERS
+               if r.access == "rw" or r.name in regs.COUNTERS}
+        status_busy = Signal()
+        status_done = Signal()
+        err = Signal(8)
+        start = Signal()
+        rdata = [Const(0, 32)] * len(regs.REGISTERS)
+        for r in regs.REGISTERS:
+            a = regs.ADDR[r.name]
+            if r.name == "ID":
+                rdata[a] = Const(regs.ID_MAGIC | P, 32)
+            elif r.name == "STATUS":
+                rdata[a] = Cat(status_busy, status_done, Const(0, 6), err)
+            elif r.name in reg:
+                rdata[a] = reg[r.name]
+        with m.Switch(self.csr.addr):
+            for a, v in enumerate(rdata):
+                with m.Case(a):
+                    m.d.comb += self.csr.r_data.eq(v)
+        with m.If(self.csr.w_stb & ~status_busy):
+            with m.Switch(self.csr.addr):
+                for r in regs.REGISTERS:
+                    if r.access == "rw":
+                        with m.Case(regs.ADDR[r.name]):
+                            m.d.sync += reg[r.name].eq(self.csr.w_data)
+                with m.Case(regs.ADDR["CTRL"]):
+                    m.d.comb += start.eq(self.csr.w_data[0])
+        m.d.comb += [self.busy.eq(status_busy), self.error.eq(err != 0)]
+
+        k = reg["KERNEL"]
+        s = reg["STRIDE"]
+        pad = reg["PAD"]
+        dw = reg["DEPTHWISE"]
+        dense = reg["DENSE_MODE"]
+        in_cmp = reg["IN_LAYOUT"]
+        out_cmp = reg["OUT_LAYOUT"]
+        lo = reg["CLAMP_LO"].as_signed()
+        hi = reg["CLAMP_HI"].as_signed()
+        eps_in, eps_out = reg["EPS_IN"], reg["EPS_OUT"]
+        C, H, W = reg["IN_C"], reg["IN_H"], reg["IN_W"]
+        K, Ho, Wo = reg["OUT_K"], reg["OUT_H"], reg["OUT_W"]
+
+        # ---- derived descriptor values (registered in VALIDATE) ------------------------------
+        cb_in = Signal(14)
+        cb_out = Signal(14)
+        khkw = Signal(8)
+        row_words = Signal(32)
+        in_stride = Signal(40)
+        out_stride = Signal(40)
+        c_khkw = Signal(32)                 # C * k * k: weight words per standard group
+        n_bg = Signal(16)                   # block groups
+        n_sg = Signal(4)                    # subgroups per block group
+        n_lanes = Signal(range(P + 1))      # lanes used by a group
+        in_end = Signal(64)
+        out_end = Signal(64)
+        w_end = Signal(64)
+        p_end = Signal(64)
+        rows = Signal(5)                    # line-buffer rows R
+        rows_acc = Signal(32)
+        shape_ok = Signal()
+        m.d.comb += shape_ok.eq(
+            ((Ho - 1) * s + k <= H + 2 * pad) & (Ho * s + k > H + 2 * pad) &
+            ((Wo - 1) * s + k <= W + 2 * pad) & (Wo * s + k > W + 2 * pad))
+        fm_mult_in = Mux(in_cmp, 1 + BLOCK, BLOCK)
+        fm_mult_out = Mux(out_cmp, 1 + BLOCK, BLOCK)
+
+        # ---- memories --------------------------------------------------------------------
+        word_layout = data.StructLayout({"values": data.ArrayLayout(signed(8), BLOCK), "mask": 8})
+        m.submodules.linebuf = linebuf = Memory(shape=word_layout, depth=self.linebuf_depth, init=[])
+        lb_w = linebuf.write_port()
+        lb_r = linebuf.read_port()
+        param_layout = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": signed(6)})
+        m.submodules.params = params = Memory(shape=param_layout, depth=self.max_channels, init=[])
+        pm_w = params.write_port()
+        pm_r = params.read_port()
+        m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
+        ip_w = in_ptr.write_port()
+        ip_r = in_ptr.read_port(domain="comb")
+        m.submodules.out_ptr = out_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
+        op_w = out_ptr.write_port()
+        op_r = out_ptr.read_port(domain="comb")
+
+        # ---- control ---------------------------------------------------------------------
+        init_i = Signal(14)
+        init_in = Signal(40)
+        init_out = Signal(40)
+        pa_issue = Signal(32)                # parameter words requested
+        pa_recv = Signal(32)                 # parameter words received
+        pa_total = Signal(32)
+        pa_asm = Signal(8 * P * PW)
+        pa_j = Signal(range(PW + 1))
+        pa_k = Signal(16)
+        run = Signal()                       # loader, sequencer and output stages active
+        all_written = Signal()
+        phase_params = Signal()
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.sync += [status_busy.eq(1), status_done.eq(0), err.eq(0)]
+                    for name in regs.COUNTERS:
+                        m.d.sync += reg[name].eq(0)
+                    m.next = "DERIVE"
+            with m.State("DERIVE"):
+                m.d.sync += [
+                    cb_in.eq((C + 7) >> 3), cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
+                    in_stride.eq(H * W * fm_mult_in), out_stride.eq(Ho * Wo * fm_mult_out),
+                    rows.eq(0), rows_acc.eq(0),
+                ]
+                m.next = "DERIVE2"
+            with m.State("DERIVE2"):
+                m.d.sync += [
+                    row_words.eq(W * cb_in), c_khkw.eq(C * khkw),
+                    in_end.eq(reg["IN_BASE"] + cb_in * in_stride),
+                    out_end.eq(reg["OUT_BASE"] + cb_out * out_stride),
+                    p_end.eq(reg["P_BASE"] + K * PW),
+                ]
+                with m.If(dw):
+                    m.d.sync += [n_bg.eq(cb_out), n_sg.eq(BLOCK // D), n_lanes.eq(D)]
+                with m.Else():
+                    m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P)]
+                m.next = "DERIVE3"
+            with m.State("DERIVE3"):
+                with m.If(dw):
+                    m.d.sync += w_end.eq(reg["W_BASE"] + n_bg * n_sg * khkw)
+                with m.Else():
+                    m.d.sync += w_end.eq(reg["W_BASE"] + n_bg * n_sg * c_khkw)
+                m.next = "ROWS"
+            with m.State("ROWS"):            # R = rows that fit the line buffer, at most 16
+                with m.If((rows < 16) & (rows_acc + row_words <= self.linebuf_depth) & (row_words != 0)):
+                    m.d.sync += [rows.eq(rows + 1), rows_acc.eq(rows_acc + row_words)]
+                with m.Else():
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                code = Signal(8)
+                with m.If((C == 0) | (H == 0) | (W == 0) | (K == 0) | (Ho == 0) | (Wo == 0) | (k == 0) | (s == 0)):
+                    m.d.comb += code.eq(regs.ERROR_CODE["ZERO_SIZE"])
+                with m.Elif((k > MAX_KERNEL) | (s > MAX_STRIDE) | (pad >= k) | (lo > 0) | (hi < 0)):
+                    m.d.comb += code.eq(regs.ERROR_CODE["RANGE"])
+                with m.Elif(~shape_ok):
+                    m.d.comb += code.eq(regs.ERROR_CODE["SHAPE"])
+                with m.Elif(dw & (K != C)):
+                    m.d.comb += code.eq(regs.ERROR_CODE["GROUPS"])
+                with m.Elif((rows < k) | (rows < s)):
+                    m.d.comb += code.eq(regs.ERROR_CODE["LINE_BUFFER"])
+                with m.Elif((K > self.max_channels) | (cb_in > self.max_blocks) | (cb_out > self.max_blocks)):
+                    m.d.comb += code.eq(regs.ERROR_CODE["CHANNELS"])
+                with m.Elif((in_end > (1 << 32)) | (out_end > (1 << 32)) | (w_end > (1 << 32)) | (p_end > (1 << 32))):
+                    m.d.comb += code.eq(regs.ERROR_CODE["ADDRESS"])
+                with m.If(code != 0):
+                    m.d.sync += [err.eq(code), status_busy.eq(0), status_done.eq(1)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [init_i.eq(0), init_in.eq(reg["IN_BASE"]), init_out.eq(reg["OUT_BASE"])]
+                    m.next = "INIT"
+            with m.State("INIT"):            # block-pointer tables
+                m.d.comb += [ip_w.addr.eq(init_i), ip_w.data.eq(init_in), ip_w.en.eq(init_i < cb_in),
+                             op_w.addr.eq(init_i), op_w.data.eq(init_out), op_w.en.eq(init_i < cb_out)]
+                m.d.sync += [init_i.eq(init_i + 1), init_in.eq(init_in + in_stride),
+                             init_out.eq(init_out + out_stride)]
+                with m.If((init_i + 1 >= cb_in) & (init_i + 1 >= cb_out)):
+                    m.d.sync += [pa_issue.eq(0), pa_recv.eq(0), pa_total.eq(K * PW), pa_j.eq(0), pa_k.eq(0)]
+                    m.next = "PARAMS"
+            with m.State("PARAMS"):
+                m.d.comb += phase_params.eq(1)
+                with m.If(pa_recv == pa_total):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += run.eq(1)
+                with m.If(all_written):
+                    m.d.sync += [status_busy.eq(0), status_done.eq(1)]
+                    m.next = "IDLE"
+
+        run_start = Signal()                 # first cycle of RUN
+        prev_run = Signal()
+        m.d.sync += prev_run.eq(run)
+        m.d.comb += run_start.eq(run & ~prev_run)
+
+        # parameter load through the weight port
+        w_addr_params = Signal(32)
+        m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
+        with m.If(phase_params):
+            m.d.comb += [self.w_addr.valid.eq(pa_issue < pa_total), self.w_addr.payload.eq(w_addr_params),
+                         self.w_data.ready.eq(1)]
+            with m.If(self.w_addr.valid & self.w_addr.ready):
+                m.d.sync += pa_issue.eq(pa_issue + 1)
+            with m.If(self.w_data.valid):
+                m.d.sync += [pa_recv.eq(pa_recv + 1), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
+                word = Signal(8 * P * PW)
+                m.d.comb += word.eq(Cat(pa_asm[8 * P:], self.w_data.payload) if PW > 1 else self.w_data.payload)
+                m.d.sync += pa_asm.eq(word)
+                with m.If(pa_j == PW - 1):
+                    m.d.sync += [pa_j.eq(0), pa_k.eq(pa_k + 1)]
+                    m.d.comb += [pm_w.addr.eq(pa_k), pm_w.en.eq(1),
+                                 pm_w.data.bias.eq(word[0:32]), pm_w.data.mult.eq(word[32:64]),
+                                 pm_w.data.shift.eq(word[64:70])]
+                with m.Else():
+                    m.d.sync += pa_j.eq(pa_j + 1)
+        assert PARAM_BYTES == 12
+
+        # ---- loader: feature map -> line buffer ------------------------------------------
+        rows_loaded = Signal(16)
+        rows_released = Signal(16)
+        ly = Signal(16)
+        lx = Signal(16)
+        lcb = Signal(14)
+        l_slot_base = Signal(32)             # line-buffer word of the row being loaded
+        l_slot = Signal(5)
+        l_word = Signal(32)                  # word within the row
+        l_pix8 = Signal(40)                  # (ly * W + lx) * 8
+        l_cboff = Signal(40)                 # lcb * in_stride
+        l_issue = Signal(4)
+        l_recv = Signal(4)
+        l_need = Signal(4)                   # values to read for this word
+        l_remain = Signal(8)                 # compressed: bitmap lanes still to receive
+        l_bitmap = Signal(8)
+        l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        l_ptr = Signal(32)
+        lanes_valid = Signal(8)              # channels 8*lcb + i < C
+        for i in range(BLOCK):
+            m.d.comb += lanes_valid[i].eq(lcb * BLOCK + i < C)
+
+        def store_word(vals):
+            mask = Signal(8)
+            for i in range(BLOCK):
+                v = vals[i]
+                mag = Mux(v < 0, -v, v)
+                m.d.comb += mask[i].eq(lanes_valid[i] & (dense | (mag > eps_in)))
+            m.d.comb += [lb_w.addr.eq(l_slot_base + l_word), lb_w.en.eq(1),
+                         lb_w.data.values.eq(vals), lb_w.data.mask.eq(mask)]
+            # next word
+            m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0)]
+            with m.If(lcb + 1 < cb_in):
+                m.d.sync += [lcb.eq(lcb + 1), l_cboff.eq(l_cboff + in_stride)]
+            with m.Else():
+                m.d.sync += [lcb.eq(0), l_cboff.eq(0), l_pix8.eq(l_pix8 + BLOCK)]
+                with m.If(lx + 1 < W):
+                    m.d.sync += lx.eq(lx + 1)
+                with m.Else():
+                    m.d.sync += [lx.eq(0), ly.eq(ly + 1), rows_loaded.eq(ly + 1), l_word.eq(0)]
+                    with m.If(l_slot + 1 == rows):
+                        m.d.sync += [l_slot.eq(0), l_slot_base.eq(0)]
+                    with m.Else():
+                        m.d.sync += [l_slot.eq(l_slot + 1), l_slot_base.eq(l_slot_base + row_words)]
+            return mask
+
+        fm_wait = Signal()
+        with m.FSM():
+            with m.State("L_IDLE"):
+                with m.If(run_start):
+                    m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
+                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0), l_vals.eq(0)]
+                    m.next = "L_ROW"
+            with m.State("L_ROW"):
+                with m.If(~run):
+                    m.next = "L_IDLE"
+                with m.Elif(ly == H):
+                    pass
+                with m.Elif(ly < rows_released + rows):
+                    m.d.sync += [l_issue.eq(0), l_recv.eq(0)]
+                    m.next = "L_WORD"
+            with m.State("L_WORD"):
+                with m.If(in_cmp):
+                    m.d.comb += [ip_r.addr.eq(lcb), self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_r.data),
+                                 fm_wait.eq(1)]
+                    with m.If(self.fm_addr.ready):
+                        m.d.sync += l_ptr.eq(ip_r.data)
+                        m.next = "L_BITMAP"
+                with m.Else():
+                    m.d.sync += [l_need.eq(BLOCK), l_ptr.eq(reg["IN_BASE"] + l_cboff + l_pix8)]
+                    m.next = "L_VALUES"
+            with m.State("L_BITMAP"):
+                m.d.comb += [self.fm_data.ready.eq(1), fm_wait.eq(1)]
+                with m.If(self.fm_data.valid):
+                    bm = self.fm_data.payload & lanes_valid
+                    m.d.sync += [l_bitmap.eq(bm), l_remain.eq(bm), l_need.eq(_popcount(bm, 8)),
+                                 l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0),
+                                 reg["FM_BITMAP_BYTES"].eq(reg["FM_BITMAP_BYTES"] + 1)]
+                    with m.If(bm == 0):
+                        store_word(Const(0, 64))
+                        m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + 1), ip_w.en.eq(1)]
+                        m.next = "L_ROW_CHECK"
+                    with m.Else():
+                        m.next = "L_VALUES"
+            with m.State("L_VALUES"):
+                m.d.comb += fm_wait.eq(1)
+                m.d.comb += [self.fm_addr.valid.eq(l_issue < l_need), self.fm_addr.payload.eq(l_ptr + l_issue),
+                             self.fm_data.ready.eq(1)]
+                with m.If(self.fm_addr.valid & self.fm_addr.ready):
+                    m.d.sync += l_issue.eq(l_issue + 1)
+                with m.If(self.fm_data.valid):
+                    m.d.sync += [l_recv.eq(l_recv + 1), reg["FM_VALUE_BYTES"].eq(reg["FM_VALUE_BYTES"] + 1)]
+                    lane = Signal(3)
+                    with m.If(in_cmp):
+                        for i in reversed(range(BLOCK)):        # lowest remaining bitmap lane
+                            with m.If(l_remain[i]):
+                                m.d.comb += lane.eq(i)
+                    with m.Else():
+                        m.d.comb += lane.eq(l_recv[:3])
+                    vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+                    m.d.comb += vals.eq(l_vals)
+                    m.d.comb += vals[lane].eq(self.fm_data.payload)
+                    m.d.sync += [l_vals.eq(vals), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
+                    with m.If(l_recv + 1 == l_need):
+                        store_word(vals)
+                        with m.If(in_cmp):
+                            m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + l_need), ip_w.en.eq(1)]
+                        m.next = "L_ROW_CHECK"
+            with m.State("L_ROW_CHECK"):     # a new row must wait for a free line-buffer slot
+                m.d.sync += [l_issue.eq(0), l_recv.eq(0)]
+                with m.If((lx == 0) & (lcb == 0)):
+                    m.next = "L_ROW"
+                with m.Else():
+                    m.next = "L_WORD"
+
+        # ---- sequencer: positions of every output pixel-group ----------------------------
+        oy = Signal(16)
+        bg = Signal(16)
+        ox = Signal(16)
+        sg = Signal(4)
+        cb = Signal(14)
+        ky = Signal(4)
+        kx = Signal(4)
+        top = Signal(signed(18))             # oy * s - pad
+        left = Signal(signed(18))            # ox * s - pad
+        top_slot = Signal(5)
+        cur_slot = Signal(5)
+        g_off = Signal(32)                   # weight words of the groups before this one
+        bg_off = Signal(32)
+        g_stride = Signal(32)
+        cb_woff = Signal(32)                 # 8 * cb * k * k
+        kpos = Signal(8)                     # ky * k + kx
+        seq_active = Signal()
+        seq_done = Signal()
+        need_rows = Signal(signed(18))
+        m.d.comb += need_rows.eq(Mux(top + k > H, H, top + k))
+
+        a_adv = Signal()
+        a_valid = Signal()
+        iy = Signal(signed(18))
+        ix = Signal(signed(18))
+        m.d.comb += [iy.eq(top + ky), ix.eq(left + kx)]
+        inb = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+        pos_cb = Mux(dw, bg, cb)
+        last_pos = Mux(dw, 1, cb + 1 == cb_in) & (ky + 1 == k) & (kx + 1 == k)
+        k0 = Signal(16)
+        m.d.comb += k0.eq(Mux(dw, bg * BLOCK + sg * D, bg * Q + sg * P))
+        chmask = Signal(8)
+        for i in range(BLOCK):
+            m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
+
+        # stage B: the line-buffer word of the position issued last cycle
+        b_valid = Signal()
+        b_inb = Signal()
+        b_last = Signal()
+        b_wbase = Signal(32)
+        b_chmask = Signal(8)
+        b_dwoff = Signal(3)
+        b_k0 = Signal(16)
+        b_take = Signal()
+        m.d.comb += [a_adv.eq(~b_valid | b_take), lb_r.en.eq(a_adv),
+                     lb_r.addr.eq(cur_slot * row_words + ix[:16] * cb_in + pos_cb)]
+        with m.If(a_adv):
+            m.d.sync += [b_valid.eq(a_valid), b_inb.eq(inb), b_last.eq(last_pos), b_chmask.eq(chmask),
+                         b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
+                         b_k0.eq(k0)]
+
+        with m.FSM():
+            with m.State("S_IDLE"):
+                with m.If(run_start):
+                    m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
+                                 top.eq(-pad), left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
+                                 cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
+                                 g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0),
+                                 rows_released.eq(0), seq_done.eq(0)]
+                    m.next = "S_ROW"
+            with m.State("S_ROW"):
+                with m.If(~run):
+                    m.next = "S_IDLE"
+                with m.Elif(oy == Ho):
+                    m.d.sync += [seq_done.eq(1), rows_released.eq(H)]
+                with m.Elif(rows_loaded >= need_rows):
+                    m.next = "S_POS"
+            with m.State("S_POS"):
+                m.d.comb += [a_valid.eq(1), seq_active.eq(1)]
+                with m.If(a_adv):
+                    # advance kx, ky, cb, then sg, ox, bg, oy
+                    with m.If(kx + 1 < k):
+                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1)]
+                    with m.Else():
+                        m.d.sync += kx.eq(0)
+                        with m.If(ky + 1 < k):
+                            m.d.sync += [ky.eq(ky + 1), kpos.eq(kpos + 1),
+                                         cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1))]
+                        with m.Else():
+                            m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot)]
+                            with m.If(~dw & (cb + 1 < cb_in)):
+                                m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw)]
+                            with m.Else():
+                                m.d.sync += [cb.eq(0), cb_woff.eq(0)]
+                                with m.If(sg + 1 < n_sg):
+                                    m.d.sync += [sg.eq(sg + 1), g_off.eq(g_off + g_stride)]
+                                with m.Else():
+                                    m.d.sync += [sg.eq(0), g_off.eq(bg_off)]
+                                    with m.If(ox + 1 < Wo):
+                                        m.d.sync += [ox.eq(ox + 1), left.eq(left + s)]
+                                    with m.Else():
+                                        m.d.sync += [ox.eq(0), left.eq(-pad)]
+                                        with m.If(bg + 1 < n_bg):
+                                            m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + n_sg * g_stride),
+                                                         g_off.eq(bg_off + n_sg * g_stride)]
+                                        with m.Else():
+                                            nts = Signal(6)
+                                            m.d.comb += nts.eq(top_slot + s)
+                                            new_slot = Mux(nts >= rows, nts - rows, nts)
+                                            m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
+                                                         top.eq(top + s), top_slot.eq(new_slot), cur_slot.eq(new_slot)]
+                                            rel = Signal(signed(18))
+                                            m.d.comb += rel.eq(top + s)
+                                            m.d.sync += rows_released.eq(Mux(rel < 0, 0, Mux(rel > H, H, rel)))
+                                            m.next = "S_ROW"
+
+        # ---- scanner: one MAC item per non-zero operand ----------------------------------
+        sc_valid = Signal()
+        sc_mask = Signal(8)
+        sc_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        sc_last = Signal()
+        sc_wbase = Signal(32)
+        sc_k0 = Signal(16)
+        item_layout = data.StructLayout({"x": data.ArrayLayout(signed(8), BLOCK), "mac": 1, "last": 1})
+        m.submodules.items = items = SyncFIFOBuffered(width=item_layout.size, depth=self.fifo_depth)
+        item = Signal(item_layout)
+        m.d.comb += items.w_data.eq(item)
+
+        b_word = Signal(word_layout)
+        m.d.comb += b_word.eq(lb_r.data)
+        b_mask = Signal(8)
+        # padding: no operand (sparse) or zero operands (dense mode)
+        m.d.comb += b_mask.eq(Mux(b_inb, b_word.mask, Mux(dense, b_chmask, 0)))
+        dw_lanes_mask = Signal(8)            # the D lanes of this depthwise subgroup, shifted down
+        m.d.comb += dw_lanes_mask.eq((b_mask >> b_dwoff) & ((1 << D) - 1))
+
+        low = Signal(3)
+        for i in reversed(range(BLOCK)):
+            with m.If(sc_mask[i]):
+                m.d.comb += low.eq(i)
+        rest = Signal(8)
+        m.d.comb += rest.eq(sc_mask & (sc_mask - 1))
+        emit = Signal()
+        emit_mac = Signal()
+        consume = Signal()                   # the current word is finished this cycle
+        w_issue_addr = Signal(32)
+        vals_sh = Signal(data.ArrayLayout(signed(8), BLOCK))
+        m.d.comb += vals_sh.eq(sc_vals.as_value() >> (sc_k0[:3] * 8))
+        with m.If(sc_valid):
+            with m.If(dw):
+                m.d.comb += [emit_mac.eq(sc_mask != 0), emit.eq((sc_mask != 0) | sc_last),
+                             w_issue_addr.eq(sc_wbase), item.last.eq(sc_last), item.mac.eq(sc_mask != 0)]
+                for i in range(BLOCK):
+                    m.d.comb += item.x[i].eq(Mux(sc_mask[i], vals_sh[i], 0))
+                ok = items.w_rdy & (~emit_mac | self.w_addr.ready)
+                m.d.comb += consume.eq(ok)
+            with m.Else():
+                m.d.comb += [emit_mac.eq(sc_mask != 0), emit.eq((sc_mask != 0) | sc_last),
+                             w_issue_addr.eq(sc_wbase + low * khkw), item.mac.eq(sc_mask != 0),
+                             item.last.eq(sc_last & (rest == 0)), item.x[0].eq(sc_vals[low])]
+                ok = items.w_rdy & (~emit_mac | self.w_addr.ready)
+                with m.If(ok):
+                    m.d.sync += sc_mask.eq(rest)
+                    m.d.comb += consume.eq(rest == 0)
+        with m.If(run):
+            m.d.comb += [self.w_addr.valid.eq(sc_valid & emit_mac & items.w_rdy),
+                         self.w_addr.payload.eq(w_issue_addr),
+                         items.w_en.eq(sc_valid & emit & (~emit_mac | self.w_addr.ready))]
+        mac_lanes = Signal(range(P + 1))
+        kleft = Signal(signed(18))
+        m.d.comb += kleft.eq(K - sc_k0)
+        with m.If(dw):
+            m.d.comb += mac_lanes.eq(_popcount(sc_mask, BLOCK))
+        with m.Else():
+            m.d.comb += mac_lanes.eq(Mux(kleft < P, kleft, P))
+        with m.If(items.w_en & items.w_rdy & item.mac):
+            m.d.sync += reg["MACS"].eq(reg["MACS"] + mac_lanes)
+
+        m.d.comb += b_take.eq(b_valid & (~sc_valid | consume))
+        with m.If(b_take):
+            mask_in = Mux(dw, dw_lanes_mask, b_mask)
+            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_vals.eq(b_word.values), sc_last.eq(b_last),
+                         sc_wbase.eq(b_wbase), sc_k0.eq(Mux(dw, b_dwoff, b_k0))]
+            # operands skipped: in-range channels / lanes without an operand
+            avail = Signal(8)
+            with m.If(dw):
+                m.d.comb += avail.eq((b_chmask >> b_dwoff) & ((1 << D) - 1))
+            with m.Else():
+                m.d.comb += avail.eq(b_chmask)
+            m.d.sync += reg["VALUES_SKIPPED"].eq(reg["VALUES_SKIPPED"] + _popcount(avail & ~mask_in, 8))
+        with m.Elif(consume):
+            m.d.sync += sc_valid.eq(0)
+        with m.If(run_start):
+            m.d.sync += sc_valid.eq(0)
+
+        # ---- MAC lanes -------------------------------------------------------------------
+        head = Signal(item_layout)
+        m.d.comb += head.eq(items.r_data)
+        acc = [Signal(signed(32), name=f"acc{p}") for p in range(P)]
+        hand_full = Signal()
+        hand = [Signal(signed(32), name=f"hand{p}") for p in range(P)]
+        hand_take = Signal()
+        pop = Signal()
+        m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) & (~head.last | ~hand_full | hand_take))
+        with m.If(run):
+            m.d.comb += [items.r_en.eq(pop), self.w_data.ready.eq(pop & head.mac)]
+        wlane = [self.w_data.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
+        for p in range(P):
+            x = Mux(dw, head.x[p] if p < BLOCK else 0, head.x[0])
+            prod = Signal(signed(32), name=f"prod{p}")
+            m.d.comb += prod.eq(Mux(head.mac, x * wlane[p], 0))
+            total = (acc[p] + prod)[:32].as_signed()
+            with m.If(pop):
+                with m.If(head.last):
+                    m.d.sync += [acc[p].eq(0), hand[p].eq(total)]
+                with m.Else():
+                    m.d.sync += acc[p].eq(total)
+        with m.If(pop & head.last):
+            m.d.sync += hand_full.eq(1)
+        with m.Elif(hand_take):
+            m.d.sync += hand_full.eq(0)
+        with m.If(run_start):
+            m.d.sync += hand_full.eq(0)
+            for p in range(P):
+                m.d.sync += acc[p].eq(0)
+
+        # ---- output stage: bias, requantise, pack, write ---------------------------------
+        # own loop counters mirror the sequencer's order: oy, bg, ox, sg
+        o_oy = Signal(16)
+        o_bg = Signal(16)
+        o_ox = Signal(16)
+        o_sg = Signal(4)
+        o_busy = Signal()
+        o_lane = Signal(range(P + 1))
+        o_acc = [Signal(signed(32), name=f"oacc{p}") for p in range(P)]
+        o_k0 = Signal(16)
+        m.d.comb += o_k0.eq(Mux(dw, o_bg * BLOCK + o_sg * D, o_bg * Q + o_sg * P))
+        m.d.comb += hand_take.eq(hand_full & ~o_busy)
+        with m.If(hand_take):
+            m.d.sync += [o_busy.eq(1), o_lane.eq(0)]
+            for p in range(P):
+                m.d.sync += o_acc[p].eq(hand[p])
+
+        m.submodules.rq = rq = Requantizer()
+        m.d.comb += [rq.lo.eq(lo), rq.hi.eq(hi)]
+        # O1: read the lane's parameters; O2: present them to the requantiser
+        o2_valid = Signal()
+        o2_acc = Signal(signed(32))
+        o2_real = Signal()
+        o_adv = Signal()
+        m.d.comb += [o_adv.eq(~o2_valid | rq.i.ready), pm_r.en.eq(o_adv), pm_r.addr.eq(o_k0 + o_lane)]
+        o_acc_lane = Signal(signed(32))
+        with m.Switch(o_lane):
+            for p in range(P):
+                with m.Case(p):
+                    m.d.comb += o_acc_lane.eq(o_acc[p])
+        with m.If(o_adv):
+            m.d.sync += [o2_valid.eq(o_busy), o2_acc.eq(o_acc_lane), o2_real.eq(o_k0 + o_lane < K)]
+            with m.If(o_busy):
+                with m.If(o_lane + 1 == n_lanes):
+                    m.d.sync += o_busy.eq(0)
+                    with m.If(o_sg + 1 < n_sg):
+                        m.d.sync += o_sg.eq(o_sg + 1)
+                    with m.Else():
+                        m.d.sync += o_sg.eq(0)
+                        with m.If(o_ox + 1 < Wo):
+                            m.d.sync += o_ox.eq(o_ox + 1)
+                        with m.Else():
+                            m.d.sync += o_ox.eq(0)
+                            with m.If(o_bg + 1 < n_bg):
+                                m.d.sync += o_bg.eq(o_bg + 1)
+                            with m.Else():
+                                m.d.sync += [o_bg.eq(0), o_oy.eq(o_oy + 1)]
+                with m.Else():
+                    m.d.sync += o_lane.eq(o_lane + 1)
+        m.d.comb += [
+            rq.i.valid.eq(o2_valid),
+            rq.i.payload.acc.eq(Mux(o2_real, o2_acc + pm_r.data.bias, 0)),
+            rq.i.payload.multiplier.eq(Mux(o2_real, pm_r.data.mult, 0)),
+            rq.i.payload.shift.eq(Mux(o2_real, pm_r.data.shift, 0)),
+        ]
+
+        # packer: 8 values -> one block
+        pk_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        pk_i = Signal(3)
+        pk_j = Signal(4)                     # block within the group of Q channels
+        pk_ox = Signal(16)
+        pk_bg = Signal(16)
+        pk_oy = Signal(16)
+        wr_busy = Signal()
+        wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        wr_mask = Signal(8)
+        wr_cb = Signal(16)
+        wr_pix = Signal(32)
+        wr_i = Signal(4)
+        wr_ptr = Signal(32)
+        wr_start = Signal()
+        pk_done = Signal()
+        block_ready = Signal()
+        blocks_per_bg = Mux(dw, 1, Q // BLOCK)
+        m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
+        m.d.comb += rq.o.ready.eq(~(block_ready & wr_busy))
+        with m.If(rq.o.valid & rq.o.ready):
+            vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+            m.d.comb += vals.eq(pk_vals)
+            m.d.comb += vals[pk_i].eq(rq.o.payload)
+            m.d.sync += [pk_vals.eq(vals), pk_i.eq(pk_i + 1)]
+            with m.If(block_ready):
+                bcb = Signal(16)
+                m.d.comb += bcb.eq(pk_bg * blocks_per_bg + pk_j)
+                omask = Signal(8)
+                for i in range(BLOCK):
+                    v = vals[i]
+                    m.d.comb += omask[i].eq(Mux(out_cmp, Mux(v < 0, -v, v) > eps_out, 1))
+                m.d.sync += [wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
+                             wr_pix.eq(pk_oy * Wo + pk_ox), wr_i.eq(0), wr_start.eq(1)]
+                with m.If(pk_j + 1 < blocks_per_bg):
+                    m.d.sync += pk_j.eq(pk_j + 1)
+                with m.Else():
+                    m.d.sync += pk_j.eq(0)
+                    with m.If(pk_ox + 1 < Wo):
+                        m.d.sync += pk_ox.eq(pk_ox + 1)
+                    with m.Else():
+                        m.d.sync += pk_ox.eq(0)
+                        with m.If(pk_bg + 1 < n_bg):
+                            m.d.sync += pk_bg.eq(pk_bg + 1)
+                        with m.Else():
+                            m.d.sync += [pk_bg.eq(0), pk_oy.eq(pk_oy + 1)]
+                            with m.If(pk_oy + 1 == Ho):
+                                m.d.sync += pk_done.eq(1)
+
+        # writer: one block to memory, a byte a cycle
+        m.d.comb += op_r.addr.eq(wr_cb)
+        dense_addr = Signal(64)
+        m.d.comb += dense_addr.eq(reg["OUT_BASE"] + wr_cb * out_stride + wr_pix * BLOCK + wr_i)
+        with m.If(wr_busy):
+            with m.If(wr_start):
+                m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data)]
+            with m.Elif(out_cmp):
+                # byte 0: bitmap at wr_ptr; then the stored values in lane order
+                lane = Signal(3)
+                for i in reversed(range(BLOCK)):
+                    with m.If(wr_mask[i]):
+                        m.d.comb += lane.eq(i)
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_i),
+                             self.out.payload.data.eq(Mux(wr_i == 0, wr_mask, wr_vals[lane]))]
+                with m.If(self.out.ready):
+                    m.d.sync += wr_i.eq(wr_i + 1)
+                    with m.If(wr_i != 0):
+                        m.d.sync += wr_mask.eq(wr_mask & (wr_mask - 1))
+                    last_byte = Mux(wr_i == 0, wr_mask == 0, (wr_mask & (wr_mask - 1)) == 0)
+                    with m.If(last_byte):
+                        m.d.sync += wr_busy.eq(0)
+                        m.d.comb += [op_w.addr.eq(wr_cb), op_w.data.eq(wr_ptr + wr_i + 1), op_w.en.eq(1)]
+            with m.Else():
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(dense_addr[:32]),
+                             self.out.payload.data.eq(wr_vals[wr_i[:3]])]
+                with m.If(self.out.ready):
+                    m.d.sync += wr_i.eq(wr_i + 1)
+                    with m.If(wr_i == BLOCK - 1):
+                        m.d.sync += wr_busy.eq(0)
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += reg["OUT_BYTES"].eq(reg["OUT_BYTES"] + 1)
+
+        m.d.comb += all_written.eq(pk_done & ~wr_busy)
+        with m.If(run_start):
+            m.d.sync += [o_oy.eq(0), o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0),
+                         pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0),
+                         wr_busy.eq(0), b_valid.eq(0)]
+
+        # ---- counters --------------------------------------------------------------------
+        with m.If(status_busy):
+            m.d.sync += reg["CYCLES"].eq(reg["CYCLES"] + 1)
+            stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
+                       (self.out.valid & ~self.out.ready) | (items.r_rdy & head.mac & ~self.w_data.valid & run) |
+                       (phase_params & (pa_recv < pa_issue) & ~self.w_data.valid))
+            with m.If(stalled):
+                m.d.sync += reg["STALL_CYCLES"].eq(reg["STALL_CYCLES"] + 1)
+        with m.If(self.w_data.valid & self.w_data.ready & run):
+            m.d.sync += reg["WEIGHT_BYTES"].eq(reg["WEIGHT_BYTES"] + P)
+        return m

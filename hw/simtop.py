@@ -1,0 +1,45 @@
+"""The engine with its three memories (hw/simmem.py): the design the simulations run. The host
+loads the memories' initial contents at construction, programs the registers through `csr`,
+starts, and waits; everything per-cycle (memories, stalls) stays inside the design."""
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .engine import CSRSignature, Engine
+from .simmem import ReadMemory, WriteMemory
+
+
+class SimTop(wiring.Component):
+    csr: In(CSRSignature())
+    busy: Out(1)
+    error: Out(1)
+    fm_reads: Out(32)
+    w_reads: Out(32)
+    out_writes: Out(32)
+    oob: Out(32)
+
+    def __init__(self, lanes, fm_init, w_init, out_depth, *, fm_depth=None, w_depth=None,
+                 stall_percent=0, seed=1, **engine_args):
+        self.engine = Engine(lanes, **engine_args)
+        self.fm = ReadMemory(8, fm_depth or max(1, len(fm_init)), fm_init, stall_percent=stall_percent, seed=seed)
+        self.wm = ReadMemory(8 * lanes, w_depth or max(1, len(w_init)), w_init, stall_percent=stall_percent,
+                             seed=seed + 11)
+        self.om = WriteMemory(out_depth, stall_percent=stall_percent, seed=seed + 23)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = e = self.engine
+        m.submodules.fm = self.fm
+        m.submodules.wm = self.wm
+        m.submodules.om = self.om
+        wiring.connect(m, wiring.flipped(self.csr), e.csr)
+        wiring.connect(m, e.fm_addr, self.fm.addr)
+        wiring.connect(m, self.fm.data, e.fm_data)
+        wiring.connect(m, e.w_addr, self.wm.addr)
+        wiring.connect(m, self.wm.data, e.w_data)
+        wiring.connect(m, e.out, self.om.req)
+        m.d.comb += [self.busy.eq(e.busy), self.error.eq(e.error), self.fm_reads.eq(self.fm.reads),
+                     self.w_reads.eq(self.wm.reads), self.out_writes.eq(self.om.writes),
+                     self.oob.eq(self.fm.oob + self.wm.oob + self.om.oob)]
+        return m

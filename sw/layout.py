@@ -1,0 +1,59 @@
+"""How a layer's weights and per-channel parameters sit in the engine's weight memory: the one
+definition used by the host driver, the tests and docs/engine.md.
+
+The weight read port returns words of P bytes (one int8 per lane), addressed in words.
+
+* Standard / pointwise / fc (groups = 1): output channels in groups of P. Word
+  ``((g * C + c) * k + ky) * k + kx`` holds, in lane p, ``w[g*P + p, c, ky, kx]`` (0 past K).
+* Depthwise: output channels in groups of D = min(P, 8). Word ``(g * k + ky) * k + kx`` holds,
+  in lane p < D, ``w[g*D + p, 0, ky, kx]``; lanes D.. are 0.
+* Parameters: channel k occupies ``param_words(P)`` words from ``P_BASE + k * param_words(P)``:
+  12 little-endian bytes bias (int32), multiplier (int32), shift (int32), then zero padding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 8
+PARAM_BYTES = 12
+
+
+def dw_lanes(p: int) -> int:
+    return min(p, BLOCK)
+
+
+def check_lanes(p: int) -> None:
+    if p < 1 or (p < BLOCK and BLOCK % p) or (p > BLOCK and p % BLOCK):
+        raise ValueError(f"lanes P={p}: P must divide 8 (1, 2, 4) or be a multiple of 8")
+
+
+def param_words(p: int) -> int:
+    return -(-PARAM_BYTES // p)
+
+
+def pack_params(bias, multiplier, shift, p: int) -> np.ndarray:
+    """K x param_words(P) x P uint8."""
+    k = len(bias)
+    raw = np.zeros((k, param_words(p) * p), dtype=np.uint8)
+    fields = np.stack([np.asarray(bias, dtype="<i4"), np.asarray(multiplier, dtype="<i4"),
+                       np.asarray(shift, dtype="<i4")], axis=1)
+    raw[:, :PARAM_BYTES] = fields.view(np.uint8).reshape(k, PARAM_BYTES)
+    return raw.reshape(k, param_words(p), p)
+
+
+def pack_weights(w, p: int, depthwise: bool) -> np.ndarray:
+    """int8 K x C/g x k x k -> words x P int8."""
+    w = np.asarray(w, dtype=np.int8)
+    kout, cg, kh, kw = w.shape
+    if depthwise:
+        d = dw_lanes(p)
+        groups = -(-kout // d)
+        padded = np.zeros((groups * d, kh, kw), dtype=np.int8)
+        padded[:kout] = w[:, 0]
+        words = np.zeros((groups, kh, kw, p), dtype=np.int8)
+        words[..., :d] = padded.reshape(groups, d, kh, kw).transpose(0, 2, 3, 1)
+        return words.reshape(-1, p)
+    groups = -(-kout // p)
+    padded = np.zeros((groups * p, cg, kh, kw), dtype=np.int8)
+    padded[:kout] = w
+    return padded.reshape(groups, p, cg, kh, kw).transpose(0, 2, 3, 4, 1).reshape(-1, p)

@@ -1,0 +1,64 @@
+"""Run one layer through the engine in Amaranth's simulator (async testbench): load memories,
+program the registers, start, wait with a cycle budget, read back output and counters."""
+import numpy as np
+from amaranth.sim import Simulator
+
+from fmprune.hw import regs
+from fmprune.hw.simtop import SimTop
+from fmprune.sw import driver
+
+
+async def csr_write(ctx, csr, name, value):
+    ctx.set(csr.addr, regs.ADDR[name])
+    ctx.set(csr.w_data, value)
+    ctx.set(csr.w_stb, 1)
+    await ctx.tick()
+    ctx.set(csr.w_stb, 0)
+
+
+def csr_read(ctx, csr, name):
+    ctx.set(csr.addr, regs.ADDR[name])
+    return ctx.get(csr.r_data)
+
+
+def run_job(job, lanes, *, budget=200_000, stall_percent=0, seed=1, out_pad=64, engine_args=None,
+            vcd=None):
+    top = SimTop(lanes, list(job.fm_image), job.w_words, job.out_bytes + out_pad,
+                 stall_percent=stall_percent, seed=seed, **(engine_args or {}))
+    result = {}
+
+    async def bench(ctx):
+        for name, value in job.regs.items():
+            await csr_write(ctx, top.csr, name, value)
+        await csr_write(ctx, top.csr, "CTRL", 1)
+        await ctx.tick()
+        for cycle in range(budget):
+            if not ctx.get(top.busy):
+                break
+            await ctx.tick()
+        else:
+            result["timeout"] = True
+        status = csr_read(ctx, top.csr, "STATUS")
+        result["status"] = status
+        result["error"] = status >> 8
+        result["counters"] = {n: csr_read(ctx, top.csr, n) for n in regs.COUNTERS}
+        result["memory"] = dict(fm_reads=ctx.get(top.fm_reads), w_reads=ctx.get(top.w_reads),
+                                out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob))
+        mem = top.om.mem.data
+        result["out"] = bytes(ctx.get(mem[i]) for i in range(job.out_bytes + out_pad))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return result
+
+
+def check_output(name, got, want):
+    diff = np.argwhere(got != want)
+    assert diff.size == 0, (f"{name}: {len(diff)} mismatches; first at (k, y, x)={tuple(diff[0])}: "
+                            f"RTL {got[tuple(diff[0])]} != expected {want[tuple(diff[0])]}")
