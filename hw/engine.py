@@ -406,9 +406,11 @@ class Engine(wiring.Component):
         m.d.comb += [iy.eq(top + ky), ix.eq(left + kx)]
         inb = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
         pos_cb = Mux(dw, bg, cb)
-        last_pos = Mux(dw, 1, cb + 1 == cb_in) & (ky + 1 == k) & (kx + 1 == k)
+        group_empty = Signal()               # every channel of this group is past K
+        last_pos = (Mux(dw, 1, cb + 1 == cb_in) & (ky + 1 == k) & (kx + 1 == k)) | group_empty
         k0 = Signal(16)
         m.d.comb += k0.eq(Mux(dw, bg * BLOCK + sg * D, bg * Q + sg * P))
+        m.d.comb += group_empty.eq(k0 >= K)
         chmask = Signal(8)
         for i in range(BLOCK):
             m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
@@ -425,7 +427,8 @@ class Engine(wiring.Component):
         m.d.comb += [a_adv.eq(~b_valid | b_take), lb_r.en.eq(a_adv),
                      lb_r.addr.eq(cur_slot * row_words + ix[:16] * cb_in + pos_cb)]
         with m.If(a_adv):
-            m.d.sync += [b_valid.eq(a_valid), b_inb.eq(inb), b_last.eq(last_pos), b_chmask.eq(chmask),
+            m.d.sync += [b_valid.eq(a_valid), b_inb.eq(inb & ~group_empty), b_last.eq(last_pos),
+                         b_chmask.eq(Mux(group_empty, 0, chmask)),
                          b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
                          b_k0.eq(k0)]
 
@@ -449,16 +452,16 @@ class Engine(wiring.Component):
                 m.d.comb += [a_valid.eq(1), seq_active.eq(1)]
                 with m.If(a_adv):
                     # advance kx, ky, cb, then sg, ox, bg, oy
-                    with m.If(kx + 1 < k):
+                    with m.If((kx + 1 < k) & ~group_empty):
                         m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1)]
                     with m.Else():
                         m.d.sync += kx.eq(0)
-                        with m.If(ky + 1 < k):
+                        with m.If((ky + 1 < k) & ~group_empty):
                             m.d.sync += [ky.eq(ky + 1), kpos.eq(kpos + 1),
                                          cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1))]
                         with m.Else():
                             m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot)]
-                            with m.If(~dw & (cb + 1 < cb_in)):
+                            with m.If(~dw & (cb + 1 < cb_in) & ~group_empty):
                                 m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw)]
                             with m.Else():
                                 m.d.sync += [cb.eq(0), cb_woff.eq(0)]
@@ -542,14 +545,15 @@ class Engine(wiring.Component):
         with m.If(dw):
             m.d.comb += mac_lanes.eq(_popcount(sc_mask, BLOCK))
         with m.Else():
-            m.d.comb += mac_lanes.eq(Mux(kleft < P, kleft, P))
+            m.d.comb += mac_lanes.eq(Mux(kleft <= 0, 0, Mux(kleft < P, kleft, P)))
         with m.If(items.w_en & items.w_rdy & item.mac):
             m.d.sync += reg["MACS"].eq(reg["MACS"] + mac_lanes)
 
         m.d.comb += b_take.eq(b_valid & (~sc_valid | consume))
         with m.If(b_take):
             mask_in = Mux(dw, dw_lanes_mask, b_mask)
-            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_vals.eq(b_word.values), sc_last.eq(b_last),
+            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_vals.eq(Mux(b_inb, b_word.values.as_value(), 0)),
+                         sc_last.eq(b_last),
                          sc_wbase.eq(b_wbase), sc_k0.eq(Mux(dw, b_dwoff, b_k0))]
             # operands skipped: in-range channels / lanes without an operand
             avail = Signal(8)

@@ -1,0 +1,103 @@
+"""The engine's Python model, kept beside the gateware: for a layer and its input it predicts
+exactly what the engine reads, writes and issues (bytes, operands skipped, MACs) and estimates
+its cycles. Tests check the hardware's counters against it."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..sw import fmformat
+from ..sw.layout import BLOCK, dw_lanes, param_words
+from .requant import Requantizer
+
+# fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK, INIT, PARAMS, RUN exit
+SETUP = 6
+
+
+def _windows(x_present, k, s, pad, ho, wo):
+    """present operands per output position and kernel tap: (ho, wo, C, k, k) bool."""
+    c, h, w = x_present.shape
+    padded = np.zeros((c, h + 2 * pad, w + 2 * pad), dtype=bool)
+    padded[:, pad:pad + h, pad:pad + w] = x_present
+    out = np.zeros((ho, wo, c, k, k), dtype=bool)
+    for ky in range(k):
+        for kx in range(k):
+            out[:, :, :, ky, kx] = padded[:, ky:ky + s * ho:s, kx:kx + s * wo:s].transpose(1, 2, 0)
+    return out
+
+
+def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
+            out_layout: str = "compressed", eps_out: int = 0, expected=None) -> dict:
+    """Counters the engine will report for `spec` (a driver.LayerSpec). `expected` (the golden
+    output) is needed for OUT_BYTES in the compressed layout."""
+    x = spec.input
+    c, h, w = x.shape
+    kout, _, k, _ = spec.weight.shape
+    _, ho, wo = spec.out_shape
+    P, D = lanes, dw_lanes(lanes)
+    Q = max(P, BLOCK)
+    cb_in, cb_out = -(-c // BLOCK), -(-kout // BLOCK)
+    _, traffic = fmformat.encode(x, in_layout, eps=0)
+    stored = np.abs(x.astype(np.int16)) > eps
+    present = np.ones_like(stored) if dense_mode else stored
+    inb = np.ones((c, h, w), dtype=bool)
+    win = _windows(present, k, spec.stride, spec.padding, ho, wo)         # operands present
+    inwin = _windows(inb, k, spec.stride, spec.padding, ho, wo)           # in bounds
+    if dense_mode:
+        win = np.ones_like(win)
+        inwin = np.ones_like(inwin)
+    r = dict(FM_BITMAP_BYTES=traffic.bitmap_bytes, FM_VALUE_BYTES=traffic.value_bytes,
+             PARAM_BYTES=kout * param_words(P) * P)
+    if spec.depthwise:
+        n_groups = cb_out * (BLOCK // D)
+        items = macs = skipped = scan = 0
+        for g in range(n_groups):
+            ch = [g * D + p for p in range(D) if g * D + p < c]
+            if not ch:
+                scan += ho * wo
+                continue
+            wg = win[:, :, ch]                                             # ho, wo, lanes, k, k
+            any_lane = wg.any(axis=2)
+            items += int(any_lane.sum())
+            macs += int(wg.sum())
+            skipped += int((~wg).sum())
+            scan += ho * wo * k * k
+        words_per_group = k * k
+        groups_out = n_groups
+        lanes_out = D
+    else:
+        n_groups = -(-kout // Q) * (Q // P)
+        per_window = win.sum(axis=(2, 3, 4))                               # ho, wo
+        # words: per (cb, ky, kx); a word costs max(1, operands in it) scanner cycles
+        padc = np.zeros((ho, wo, cb_in * BLOCK, k, k), dtype=bool)
+        padc[:, :, :c] = win
+        per_word = padc.reshape(ho, wo, cb_in, BLOCK, k, k).sum(axis=3)    # ho, wo, cb, k, k
+        scan_window = int(np.maximum(per_word, 1).sum())
+        items = int(per_window.sum()) * sum(1 for g in range(n_groups) if g * P < kout)
+        real = sum(max(0, min(P, kout - g * P)) for g in range(n_groups))
+        macs = int(per_window.sum()) * real
+        skipped = int((ho * wo * c * k * k - per_window.sum()) * sum(1 for g in range(n_groups) if g * P < kout))
+        real_groups = sum(1 for g in range(n_groups) if g * P < kout)
+        scan = scan_window * real_groups + (n_groups - real_groups) * ho * wo
+        words_per_group = cb_in * k * k
+        groups_out = n_groups
+        lanes_out = P
+    r.update(MACS=macs, VALUES_SKIPPED=skipped, WEIGHT_BYTES=items * P)
+    blocks = cb_out * ho * wo
+    if out_layout == "compressed":
+        if expected is None:
+            raise ValueError("the compressed output's size needs the expected output")
+        nnz_out = int((np.abs(expected.astype(np.int16)) > eps_out).sum())
+        r["OUT_BYTES"] = blocks + nnz_out
+    else:
+        r["OUT_BYTES"] = blocks * BLOCK
+    # cycle estimate: the slowest of the concurrent stages, plus set-up and pipeline fill
+    loader = (traffic.bitmap_bytes * 3 + traffic.value_bytes) if in_layout == "compressed" else \
+        cb_in * h * w * (BLOCK + 2)
+    output = groups_out * ho * wo * lanes_out
+    writer = r["OUT_BYTES"] + blocks
+    setup = SETUP + 17 + max(cb_in, cb_out) + kout * param_words(P) + 4
+    r["cycles_estimate"] = int(max(scan, output, writer, loader) + setup + ho + Requantizer.LATENCY)
+    r["scanner_cycles"] = int(scan)
+    r["items"] = items
+    r["words_per_group"] = words_per_group
+    return r
