@@ -1,0 +1,184 @@
+"""The engine in Amaranth's simulator against the golden model, bit for bit, with its counters
+checked against the Python model and against the memories' own transaction counts."""
+import numpy as np
+import pytest
+
+from enginetb import check_output, run_job
+from fmprune.hw import regs
+from fmprune.hw.model import predict
+from fmprune.sw import driver, quant
+from fmprune.sw.golden import QLayer
+
+SMALL = dict(linebuf_depth=512, max_channels=64, max_blocks=16)
+
+
+def make_spec(seed, c, h, w, k_out, k, s, p, dw, act="relu", zero=0.5, name="rand"):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (c, h, w)).astype(np.int8)
+    x[rng.random(x.shape) < zero] = 0
+    wt = rng.integers(-127, 128, (k_out, 1 if dw else c, k, k)).astype(np.int8)
+    b = rng.integers(-2 ** 12, 2 ** 12, k_out).astype(np.int32)
+    mult = rng.integers(1 << 30, 2 ** 31 - 1, k_out).astype(np.int32)
+    depth = int(np.log2(max(2, c // (k_out if dw else 1) * k * k)))
+    shift = rng.integers(-10 - depth // 2, -7 - depth // 2, k_out).astype(np.int32)
+    a = quant.Activation.make(act, 0.05)
+    return driver.LayerSpec(name, x, wt, b, mult, shift, s, p, dw, a.lo, a.hi), a
+
+
+def golden(spec, act, eps=0):
+    c = spec.input.shape[0]
+    layer = QLayer(spec.name, "", "", spec.weight, spec.bias, spec.multiplier, spec.shift, spec.stride,
+                   spec.padding, c if spec.depthwise else 1, act, 1.0, np.ones(len(spec.bias)), 1.0)
+    return layer.forward(spec.input, eps)
+
+
+def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_layout="compressed",
+                  out_layout="compressed", stall=0, seed=1, budget=60_000):
+    want = golden(spec, act, eps)
+    job = driver.prepare(spec, lanes, eps=eps, eps_out=eps_out, dense_mode=dense_mode,
+                         in_layout=in_layout, out_layout=out_layout)
+    r = run_job(job, lanes, budget=budget, stall_percent=stall, seed=seed, engine_args=SMALL)
+    assert not r.get("timeout"), f"{spec.name}: still busy after {budget} cycles"
+    assert r["error"] == 0, f"{spec.name}: error {regs.ERRORS[r['error']][0]}"
+    got = driver.decode_output(job, r["out"])
+    if out_layout == "compressed" and eps_out:
+        want = quant.prune(want, eps_out)
+    check_output(f"{spec.name} P={lanes}", got, want)
+    cn, mem = r["counters"], r["memory"]
+    # against the memories' own counts
+    assert mem["oob"] == 0, "a read or write outside the memories"
+    assert cn["FM_VALUE_BYTES"] + cn["FM_BITMAP_BYTES"] == mem["fm_reads"]
+    assert cn["WEIGHT_BYTES"] + cn["PARAM_BYTES"] == mem["w_reads"] * lanes
+    assert cn["OUT_BYTES"] == mem["out_writes"]
+    assert r["out"][job.out_bytes:] == bytes(len(r["out"]) - job.out_bytes), "wrote past the output region"
+    # against the model
+    pr = predict(spec, lanes, eps=eps, dense_mode=dense_mode, in_layout=in_layout, out_layout=out_layout,
+                 eps_out=eps_out, expected=golden(spec, act, eps))
+    for name in ("FM_BITMAP_BYTES", "FM_VALUE_BYTES", "PARAM_BYTES", "MACS", "VALUES_SKIPPED",
+                 "WEIGHT_BYTES", "OUT_BYTES"):
+        assert cn[name] == pr[name], f"{spec.name} P={lanes}: {name} RTL {cn[name]} != model {pr[name]}"
+    if not stall:
+        assert cn["STALL_CYCLES"] <= cn["CYCLES"] // 2
+    return r, pr
+
+
+KINDS = {
+    #               C   H   W   K  k  s  p  dw
+    "std3x3":     (6, 5, 6, 10, 3, 1, 1, False),
+    "std5x5s2":   (3, 9, 8, 5, 5, 2, 2, False),
+    "std11x11s4": (3, 15, 15, 4, 11, 4, 2, False),
+    "pointwise":  (20, 4, 5, 12, 1, 1, 0, False),
+    "pw_s2":      (9, 5, 5, 8, 1, 2, 0, False),
+    "depthwise":  (12, 5, 5, 12, 3, 1, 1, True),
+    "dw_s2":      (16, 7, 6, 16, 3, 2, 1, True),
+    "fc":         (40, 1, 1, 9, 1, 1, 0, False),
+}
+
+
+@pytest.mark.parametrize("lanes", [1, 4, 8, 16])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_layer_kinds(kind, lanes):
+    c, h, w, ko, k, s, p, dw = KINDS[kind]
+    if lanes == 1 and kind in ("std11x11s4", "fc"):
+        ko = 3
+    spec, act = make_spec(hash((kind, lanes)) & 0xFFFF, c, h, w, ko, k, s, p, dw, name=kind)
+    stall = 25 if (lanes in (4, 16)) else 0          # random stalls on every port
+    run_and_check(spec, act, lanes, stall=stall, seed=lanes + 3)
+
+
+@pytest.mark.parametrize("case", ["all_zero", "no_zeros", "eps3", "extremes_none", "relu6", "odd_k_not_multiple",
+                                  "dense_layouts", "dense_mode", "dense_mode_dw", "eps_out2", "mixed_layouts"])
+def test_data_cases(case):
+    lanes = 4
+    args = {}
+    if case == "all_zero":
+        spec, act = make_spec(1, 8, 4, 4, 8, 3, 1, 1, False, zero=1.0)
+    elif case == "no_zeros":
+        spec, act = make_spec(2, 8, 4, 4, 8, 3, 1, 1, False, zero=0.0)
+        spec.input[spec.input == 0] = 1
+    elif case == "eps3":
+        spec, act = make_spec(3, 8, 4, 4, 8, 3, 1, 1, False, zero=0.3)
+        spec.input[::2] //= 32                                         # many values within +-3
+        args = dict(eps=3)
+    elif case == "extremes_none":
+        spec, act = make_spec(4, 8, 4, 4, 8, 3, 1, 1, False, act="none", zero=0.2)
+        spec.input[:4] = np.where(spec.input[:4] > 0, 127, -128)
+        spec.weight[:, :4] = np.where(spec.weight[:, :4] > 0, 127, -127)
+        spec.shift[:] = -8                                             # saturates both ways
+    elif case == "relu6":
+        spec, act = make_spec(5, 8, 4, 4, 8, 3, 1, 1, False, act="relu6")
+    elif case == "odd_k_not_multiple":
+        spec, act = make_spec(6, 7, 7, 5, 5, 3, 2, 1, False)
+    elif case == "dense_layouts":
+        spec, act = make_spec(7, 10, 5, 5, 9, 3, 1, 1, False)
+        args = dict(in_layout="dense", out_layout="dense")
+    elif case == "dense_mode":
+        spec, act = make_spec(8, 10, 5, 5, 9, 3, 1, 1, False)
+        args = dict(dense_mode=True)
+    elif case == "dense_mode_dw":
+        spec, act = make_spec(9, 8, 5, 5, 8, 3, 2, 1, True)
+        args = dict(dense_mode=True, in_layout="dense")
+    elif case == "eps_out2":
+        spec, act = make_spec(10, 8, 4, 4, 16, 3, 1, 1, False, act="none")
+        args = dict(eps_out=2)
+    elif case == "mixed_layouts":
+        spec, act = make_spec(11, 8, 4, 4, 16, 1, 1, 0, False)
+        args = dict(in_layout="dense", out_layout="compressed")
+    spec.name = case
+    r, pr = run_and_check(spec, act, lanes, **args)
+    out = golden(spec, act, args.get("eps", 0))
+    if case in ("extremes_none",):
+        assert out.min() == -128 and out.max() == 127
+    if case == "all_zero":
+        assert r["counters"]["MACS"] == 0 and r["counters"]["FM_VALUE_BYTES"] == 0
+
+
+def test_dense_mode_is_the_baseline():
+    """Same hardware, skipping off: same output, every MAC issued, more cycles."""
+    spec, act = make_spec(12, 16, 5, 5, 16, 3, 1, 1, False, zero=0.6)
+    sparse, _ = run_and_check(spec, act, 8)
+    dense, _ = run_and_check(spec, act, 8, dense_mode=True)
+    macs = 16 * 16 * 9 * 25
+    assert dense["counters"]["MACS"] == macs and dense["counters"]["VALUES_SKIPPED"] == 0
+    assert sparse["counters"]["MACS"] < 0.6 * macs
+    assert sparse["counters"]["CYCLES"] < dense["counters"]["CYCLES"]
+
+
+def test_compressed_reads_are_the_limit():
+    """Compressed input: the engine reads the bitmap bytes and each stored value exactly once."""
+    spec, act = make_spec(13, 24, 6, 6, 8, 3, 1, 1, False, zero=0.7)
+    r, _ = run_and_check(spec, act, 8)
+    nnz = int(np.count_nonzero(spec.input))
+    assert r["counters"]["FM_VALUE_BYTES"] == nnz
+    assert r["counters"]["FM_BITMAP_BYTES"] == 3 * 6 * 6
+
+
+BAD = {
+    "zero_channels": (dict(IN_C=0), "ZERO_SIZE"),
+    "zero_stride": (dict(STRIDE=0), "ZERO_SIZE"),
+    "kernel_12": (dict(KERNEL=12), "RANGE"),
+    "stride_5": (dict(STRIDE=5), "RANGE"),
+    "pad_ge_kernel": (dict(PAD=3), "RANGE"),
+    "clamp_lo_positive": (dict(CLAMP_LO=5), "RANGE"),
+    "wrong_out_h": (dict(OUT_H=5), "SHAPE"),
+    "kernel_larger_than_input": (dict(KERNEL=9, PAD=0), "SHAPE"),
+    "depthwise_k_ne_c": (dict(DEPTHWISE=1), "GROUPS"),
+    "line_buffer": (dict(IN_W=4000, OUT_W=4000), "LINE_BUFFER"),
+    "too_many_channels": (dict(OUT_K=65), "CHANNELS"),
+    "output_overflow": (dict(OUT_BASE=0xFFFF_FFA0), "ADDRESS"),   # 144-byte region
+    "input_overflow": (dict(IN_BASE=0xFFFF_FFF0), "ADDRESS"),
+    "weights_overflow": (dict(W_BASE=0xFFFF_FFFF), "ADDRESS"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_illegal_descriptor(case):
+    spec, act = make_spec(14, 6, 4, 4, 8, 3, 1, 1, False)
+    job = driver.prepare(spec, 4)
+    change, code = BAD[case]
+    job.regs.update(change)
+    r = run_job(job, 4, budget=200, engine_args=SMALL)
+    assert not r.get("timeout"), f"{case}: no error within 200 cycles"
+    assert r["error"] == regs.ERROR_CODE[code], f"{case}: error {r['error']} != {code}"
+    assert r["status"] & 0b11 == 0b10                      # idle and done
+    assert r["memory"] == dict(fm_reads=0, w_reads=0, out_writes=0, oob=0)
