@@ -33,11 +33,11 @@ def golden(spec, act, eps=0):
 
 
 def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_layout="compressed",
-                  out_layout="compressed", stall=0, seed=1, budget=60_000):
+                  out_layout="compressed", stall=0, seed=1, budget=60_000, engine_args=SMALL):
     want = golden(spec, act, eps)
     job = driver.prepare(spec, lanes, eps=eps, eps_out=eps_out, dense_mode=dense_mode,
                          in_layout=in_layout, out_layout=out_layout)
-    r = run_job(job, lanes, budget=budget, stall_percent=stall, seed=seed, engine_args=SMALL)
+    r = run_job(job, lanes, budget=budget, stall_percent=stall, seed=seed, engine_args=engine_args)
     assert not r.get("timeout"), f"{spec.name}: still busy after {budget} cycles"
     assert r["error"] == 0, f"{spec.name}: error {regs.ERRORS[r['error']][0]}"
     got = driver.decode_output(job, r["out"])
