@@ -119,6 +119,7 @@ def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: i
                          f"{cfg.fm_depth} bytes, weights {len(job.w_words)} of {cfg.w_depth} words, output "
                          f"{job.out_bytes} of {cfg.out_depth} bytes)")
     bdir, build_s = build(cfg)
+    run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     fm_hex, w_hex, out_hex = run_dir / "fm.hex", run_dir / "w.hex", run_dir / "out.hex"
     _write_hex(fm_hex, job.fm_image, 8)

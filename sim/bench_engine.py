@@ -1,0 +1,98 @@
+"""Engine benchmark on real layers (figures, no asserts): each layer runs on Verilator with
+zero skipping (compressed input and output) and in dense mode (skipping off, same hardware).
+`python -m fmprune.sim.bench_engine [--lanes P] [LAYER ...]`; writes build/bench/engine.json."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..sw import driver
+from ..sw.golden import QuantizedNetwork, split_layer_name
+from .runner import SimConfig, run
+
+DEFAULT_LAYERS = ["mobilenet.conv1", "mobilenet.conv2", "mobilenet.conv3", "mobilenet.conv4",
+                  "mobilenet.conv5", "mobilenet.conv6", "vgg16.conv13"]
+
+
+def nonzero_macs(x, layer, eps):
+    """MACs whose activation operand survives eps pruning (independent of the engine's model)."""
+    nz = torch.from_numpy((np.abs(x.astype(np.int16)) > eps).astype(np.float64))[None]
+    k_out, cg, kh, kw = layer.weight.shape
+    groups = layer.groups
+    ones = torch.ones(groups, cg, kh, kw, dtype=torch.float64)
+    per_group = F.conv2d(nz, ones, None, layer.stride, layer.padding, 1, groups)[0]   # groups x H' x W'
+    return int(round(float(per_group.sum()))) * (k_out // groups)
+
+
+def bench_layer(full, qnets, lanes, eps, out_root):
+    net, short = split_layer_name(full)
+    if net not in qnets:
+        qnets[net] = QuantizedNetwork(net)
+    q = qnets[net]
+    layer = q.layer(short)
+    _, (x, y) = q.run_image("china", eps, capture=short)
+    x, want = x[0], y[0]
+    spec = driver.LayerSpec(full, x, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.stride,
+                            layer.padding, layer.kind == "depthwise", layer.act.lo, layer.act.hi)
+    cfg = SimConfig(lanes=lanes)
+    row = dict(layer=full, kind=layer.kind, lanes=lanes, eps=eps, weights=q.weights_desc, macs=layer.macs)
+    for mode in ("sparse", "dense"):
+        job = driver.prepare(spec, lanes, eps=eps, dense_mode=(mode == "dense"))
+        r = run(job, cfg, out_root / full / mode)
+        got = driver.decode_output(job, r["out"])
+        c = r["counters"]
+        row[mode] = dict(cycles=c["CYCLES"], bit_exact=bool(np.array_equal(got, want)), counters=c,
+                         memory=r["memory"], wall_s=round(r["wall_s"], 2), build_s=round(r["build_s"], 2),
+                         sim_cycles_per_s=round(c["CYCLES"] / r["wall_s"]))
+    nz = nonzero_macs(x, layer, eps)
+    limit = job.in_traffic.bitmap_bytes + int((np.abs(x.astype(np.int16)) > 0).sum())
+    sp, dn = row["sparse"], row["dense"]
+    row.update(
+        nonzero_macs=nz,
+        cycles_sparse_bound=math.ceil(nz / lanes), cycles_dense_bound=math.ceil(layer.macs / lanes),
+        utilisation=round(math.ceil(nz / lanes) / sp["cycles"], 4),
+        dense_utilisation=round(math.ceil(layer.macs / lanes) / dn["cycles"], 4),
+        speedup=round(dn["cycles"] / sp["cycles"], 3),
+        fm_bytes_dense=int(-(-x.shape[0] // 8) * 8 * x.shape[1] * x.shape[2]),
+        fm_bytes_read=sp["counters"]["FM_VALUE_BYTES"] + sp["counters"]["FM_BITMAP_BYTES"],
+        fm_bytes_limit=limit,
+        input_zero_fraction=round(float(np.mean(x == 0)), 4))
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fmprune.sim.bench_engine", description=__doc__)
+    ap.add_argument("layers", nargs="*", default=DEFAULT_LAYERS)
+    ap.add_argument("--lanes", type=int, default=16)
+    ap.add_argument("--eps", type=int, default=0)
+    ap.add_argument("--out", default="build/bench/engine.json")
+    args = ap.parse_args(argv)
+    rows, qnets = [], {}
+    hdr = f"{'layer':18s} {'kind':10s} {'cycles':>10s} {'sparse bd':>10s} {'util':>6s} {'dense cyc':>10s} " \
+          f"{'dense util':>10s} {'speedup':>8s} {'fm read':>9s} {'fm limit':>9s} {'fm dense':>9s} exact"
+    print(hdr)
+    t = time.perf_counter()
+    for full in args.layers:
+        r = bench_layer(full, qnets, args.lanes, args.eps, Path("build/bench/engine"))
+        rows.append(r)
+        print(f"{r['layer']:18s} {r['kind']:10s} {r['sparse']['cycles']:10d} {r['cycles_sparse_bound']:10d} "
+              f"{r['utilisation']:6.3f} {r['dense']['cycles']:10d} {r['dense_utilisation']:10.3f} "
+              f"{r['speedup']:8.2f} {r['fm_bytes_read']:9d} {r['fm_bytes_limit']:9d} {r['fm_bytes_dense']:9d} "
+              f"{r['sparse']['bit_exact'] and r['dense']['bit_exact']}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(rows=rows, wall_s=round(time.perf_counter() - t, 1)), indent=2) + "\n")
+    print(f"weights: {rows[0]['weights'] if rows else '-'}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
