@@ -49,11 +49,20 @@ def _env():
 
 
 def engine_verilog(cfg: SimConfig, out_dir: Path) -> Path:
-    """The engine alone as Verilog (module fmprune_engine), from Amaranth's built-in Yosys."""
+    """The engine alone as Verilog (module fmprune_engine), from Amaranth's built-in Yosys.
+
+    For Icarus, each module's `dump_module` trigger register (which Yosys adds so that
+    combinational `always @*` blocks run at time 0) is toggled at 1 ns: Icarus does not treat its
+    initialiser as an event, so those blocks would otherwise keep x until an input changes
+    (amaranth-lang/amaranth#1629). Reset is held for the first cycles, so nothing is lost."""
     os.environ["AMARANTH_USE_YOSYS"] = "builtin"
     from amaranth.back import verilog
     from ..hw.engine import Engine
     text = verilog.convert(Engine(cfg.lanes, **cfg.engine_args()), name="fmprune_engine")
+    if cfg.simulator == "icarus":
+        import re
+        text = re.sub(r"(  reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;\n)",
+                      lambda mt: mt.group(1) + f"  initial #1 {mt.group(2)} = 1;\n", text)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "fmprune_engine.v"
     if not path.exists() or path.read_text() != text:
@@ -63,7 +72,7 @@ def engine_verilog(cfg: SimConfig, out_dir: Path) -> Path:
 
 def _hw_hash(cfg: SimConfig) -> str:
     h = hashlib.sha256(repr(cfg).encode())
-    for f in sorted((ROOT / "hw").glob("*.py")) + sorted(RTL.glob("*.v")) + [ROOT / "sw" / "layout.py"]:
+    for f in sorted((ROOT / "hw").glob("*.py")) + sorted(RTL.glob("*.v")) + [ROOT / "sw" / "layout.py", Path(__file__)]:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 

@@ -28,11 +28,13 @@ module fmprune_readmem #(
     end
 
     // LFSRs: one for the address side, one for the data side
+    localparam [15:0] SEED_A = SEED | 1;
+    localparam [15:0] SEED_D = (SEED * 7 + 3) | 1;
     reg [15:0] la, ld;
     always @(posedge clk) begin
         if (rst) begin
-            la <= SEED[15:0] | 16'h1;
-            ld <= (SEED[15:0] * 16'd7 + 16'd3) | 16'h1;
+            la <= SEED_A;
+            ld <= SEED_D;
         end else begin
             la <= (la >> 1) ^ ({16{la[0]}} & 16'hB400);
             ld <= (ld >> 1) ^ ({16{ld[0]}} & 16'hB400);

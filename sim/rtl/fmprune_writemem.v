@@ -25,9 +25,10 @@ module fmprune_writemem #(
     initial begin
         for (i = 0; i < DEPTH; i = i + 1) mem[i] = 8'h00;
     end
+    localparam [15:0] SEED_S = SEED | 1;
     reg [15:0] ls;
     always @(posedge clk) begin
-        if (rst) ls <= SEED[15:0] | 16'h1;
+        if (rst) ls <= SEED_S;
         else ls <= (ls >> 1) ^ ({16{ls[0]}} & 16'hB400);
     end
     assign req_ready = !(ls[7:0] < stall_threshold);
