@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-all layers golden bench-golden clean distclean
+.PHONY: help setup test test-slow test-all layers golden bench-golden bench-engine clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ golden: setup ## export LAYER's test vector to build/golden/LAYER (make golden L
 
 bench-golden: setup ## time the integer golden model per network; writes build/bench/golden.json
 	$(BIN)/python -m fmprune.sw.bench
+
+bench-engine: setup ## engine on real layers, Verilator, P=16: cycles, utilisation, bytes; build/bench/engine.json
+	$(BIN)/python -m fmprune.sim.bench_engine --lanes $(or $(P),16)
 
 clean: ## remove build outputs
 	rm -rf build .pytest_cache

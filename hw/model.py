@@ -11,6 +11,12 @@ from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK, INIT, PARAMS, RUN exit
 SETUP = 6
+ROW_OVERHEAD = 3          # S_ROW and the refill of the line-buffer read and scanner stages
+
+
+def groups_rows(spec, lanes):
+    """Output rows are separated by a sequencer state; one per row."""
+    return 1
 
 
 def _windows(x_present, k, s, pad, ho, wo):
@@ -61,6 +67,7 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
             macs += int(wg.sum())
             skipped += int((~wg).sum())
             scan += ho * wo * k * k
+        paced = n_groups * ho * wo * max(k * k, D)
         words_per_group = k * k
         groups_out = n_groups
         lanes_out = D
@@ -72,12 +79,15 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
         padc[:, :, :c] = win
         per_word = padc.reshape(ho, wo, cb_in, BLOCK, k, k).sum(axis=3)    # ho, wo, cb, k, k
         scan_window = int(np.maximum(per_word, 1).sum())
+        scan_pixel = np.maximum(per_word, 1).sum(axis=(2, 3, 4))          # ho, wo: cycles a window
         items = int(per_window.sum()) * sum(1 for g in range(n_groups) if g * P < kout)
         real = sum(max(0, min(P, kout - g * P)) for g in range(n_groups))
         macs = int(per_window.sum()) * real
         skipped = int((ho * wo * c * k * k - per_window.sum()) * sum(1 for g in range(n_groups) if g * P < kout))
         real_groups = sum(1 for g in range(n_groups) if g * P < kout)
         scan = scan_window * real_groups + (n_groups - real_groups) * ho * wo
+        # the scanner and the output stage (P cycles a group) overlap through a one-deep hand-off
+        paced = int(np.maximum(scan_pixel, P).sum()) * real_groups + (n_groups - real_groups) * ho * wo * P
         words_per_group = cb_in * k * k
         groups_out = n_groups
         lanes_out = P
@@ -96,7 +106,8 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     output = groups_out * ho * wo * lanes_out
     writer = r["OUT_BYTES"] + blocks
     setup = SETUP + 17 + max(cb_in, cb_out) + kout * param_words(P) + 4
-    r["cycles_estimate"] = int(max(scan, output, writer, loader) + setup + ho + Requantizer.LATENCY)
+    r["cycles_estimate"] = int(max(paced, output, writer, loader) + setup + ROW_OVERHEAD * ho * groups_rows(spec, P)
+                               + Requantizer.LATENCY)
     r["scanner_cycles"] = int(scan)
     r["items"] = items
     r["words_per_group"] = words_per_group
