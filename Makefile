@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-all layers golden bench-golden bench-engine clean distclean
+.PHONY: help setup test test-slow test-all layers golden sim run regress bench-golden bench-engine clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,11 +49,23 @@ layers: setup ## list the layers of NET (make layers NET=vgg16)
 golden: setup ## export LAYER's test vector to build/golden/LAYER (make golden LAYER=mobilenet.conv3 EPS=0)
 	$(FMPRUNE) golden $(LAYER) --eps $(EPS) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
+SIM ?= verilator
+P ?= 16
+sim: setup ## one layer through the RTL: make sim LAYER=mobilenet.conv3 [SIM=icarus] [EPS=1] [P=8] [DENSE=1] [WAVES=1] [WEIGHTS=FILE] [CROP=N]
+	$(FMPRUNE) sim $(LAYER) --sim $(SIM) --eps $(EPS) --lanes $(P) $(if $(filter 1,$(DENSE)),--dense) \
+		$(if $(filter 1,$(WAVES)),--waves) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(CROP),--crop $(CROP))
+
+run: setup ## a whole network through the simulated engine: make run NET=mobilenet [EPS=1] [SIM=icarus]
+	$(FMPRUNE) run $(NET) --sim $(SIM) --eps $(EPS) --lanes $(P) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+regress: setup ## every mobilenet conv + one layer of each other network, whole, on Verilator; build/regress/
+	$(BIN)/python -m fmprune.sim.regress $(SIM)
+
 bench-golden: setup ## time the integer golden model per network; writes build/bench/golden.json
 	$(BIN)/python -m fmprune.sw.bench
 
 bench-engine: setup ## engine on real layers, Verilator, P=16: cycles, utilisation, bytes; build/bench/engine.json
-	$(BIN)/python -m fmprune.sim.bench_engine --lanes $(or $(P),16)
+	$(BIN)/python -m fmprune.sim.bench_engine --lanes $(P)
 
 clean: ## remove build outputs
 	rm -rf build .pytest_cache

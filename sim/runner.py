@@ -28,6 +28,7 @@ class SimConfig:
     linebuf_depth: int = 8192
     max_channels: int = 4096
     max_blocks: int = 4096
+    waves: bool = False                # build with waveform tracing (WAVES=1)
 
     def engine_args(self):
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks)
@@ -72,7 +73,8 @@ def engine_verilog(cfg: SimConfig, out_dir: Path) -> Path:
 
 def _hw_hash(cfg: SimConfig) -> str:
     h = hashlib.sha256(repr(cfg).encode())
-    for f in sorted((ROOT / "hw").glob("*.py")) + sorted(RTL.glob("*.v")) + [ROOT / "sw" / "layout.py", Path(__file__)]:
+    gateware = [ROOT / "hw" / n for n in ("engine.py", "requant.py", "regs.py", "simmem.py")]
+    for f in gateware + sorted(RTL.glob("*.v")) + [ROOT / "sw" / "layout.py", ROOT / "sw" / "quant.py", Path(__file__)]:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
@@ -81,7 +83,7 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     """Build (or reuse) the simulator for `cfg`. Returns (build dir, seconds spent building)."""
     if cfg.simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {cfg.simulator!r}; use one of {', '.join(SIMULATORS)}")
-    bdir = build_root / f"{cfg.simulator}-P{cfg.lanes}-{_hw_hash(cfg)}"
+    bdir = build_root / f"{cfg.simulator}-P{cfg.lanes}{'-waves' if cfg.waves else ''}-{_hw_hash(cfg)}"
     stamp = bdir / ".built"
     if stamp.exists():
         return bdir, 0.0
@@ -93,7 +95,7 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     src = [engine_verilog(cfg, bdir / "rtl"), RTL / "fmprune_readmem.v", RTL / "fmprune_writemem.v", RTL / "sim_top.v"]
     runner = get_runner(cfg.simulator)
     params = dict(LANES=cfg.lanes, FM_DEPTH=cfg.fm_depth, W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
-    kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True)
+    kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True, waves=cfg.waves)
     if cfg.simulator == "verilator":
         kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
     else:
@@ -121,12 +123,16 @@ def _read_hex(path: Path, n: int) -> bytes:
 
 
 def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: int = 50_000_000,
-        waves: bool = False) -> dict:
+        waves: bool | None = None) -> dict:
     """Run one driver.Job. Returns the result dict (counters, memory counts, output bytes, timing)."""
     if len(job.fm_image) > cfg.fm_depth or len(job.w_words) > cfg.w_depth or job.out_bytes > cfg.out_depth:
         raise ValueError(f"layer does not fit the simulated memories (feature map {len(job.fm_image)} of "
                          f"{cfg.fm_depth} bytes, weights {len(job.w_words)} of {cfg.w_depth} words, output "
                          f"{job.out_bytes} of {cfg.out_depth} bytes)")
+    waves = cfg.waves if waves is None else waves
+    if waves and not cfg.waves:
+        from dataclasses import replace
+        cfg = replace(cfg, waves=True)
     bdir, build_s = build(cfg)
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -157,4 +163,18 @@ def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: i
     result = json.loads(result_path.read_text())
     result["out"] = _read_hex(out_hex, job.out_bytes)
     result.update(wall_s=wall, build_s=build_s, simulator=cfg.simulator, build_dir=str(bdir))
+    if waves:
+        found = sorted(p for p in run_dir.glob("*") if p.suffix in (".fst", ".vcd"))
+        result["waves"] = str(found[0]) if found else None
     return result
+
+
+class SimTransport:
+    """The driver's transport for the simulated engine (sw/driver.py's Transport)."""
+
+    def __init__(self, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: int = 200_000_000,
+                 waves: bool | None = None):
+        self.cfg, self.run_dir, self.stall_percent, self.budget, self.waves = cfg, Path(run_dir), stall_percent, budget, waves
+
+    def execute(self, job) -> dict:
+        return run(job, self.cfg, self.run_dir, stall_percent=self.stall_percent, budget=self.budget, waves=self.waves)

@@ -11,6 +11,8 @@ EPILOG = """examples:
   fmprune layers mobilenet
   fmprune golden mobilenet.conv3 --out build/golden/mobilenet.conv3
   fmprune golden vgg16.conv5 --eps 2 --weights vgg16-397923af.pth
+  fmprune sim mobilenet.conv3 --sim verilator --lanes 16
+  fmprune run mobilenet --eps 1
 """
 
 
@@ -60,6 +62,31 @@ def cmd_golden(args) -> int:
     return 0
 
 
+def cmd_sim(args) -> int:
+    from ..sim.layer import simulate_layer
+    report = simulate_layer(args.layer, simulator=args.sim, lanes=args.lanes, eps=args.eps, dense=args.dense,
+                            waves=args.waves, weights=args.weights, crop=args.crop, stall=args.stall,
+                            out_dir=args.out, budget=args.budget)
+    return 0 if report["bit_exact"] and report["counters_agree_with_memories"] else 1
+
+
+def cmd_run(args) -> int:
+    from ..sim.network import run_network
+    result = run_network(args.net, image=args.image, weights=args.weights, eps=args.eps, lanes=args.lanes,
+                         simulator=args.sim, out=args.out)
+    return 0 if result["top5_identical"] and result["bit_exact"] else 1
+
+
+def _lanes(s):
+    from .layout import check_lanes
+    v = _int_range(1, 64)(s)
+    try:
+        check_lanes(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fmprune",
@@ -94,6 +121,41 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default china)")
     s.add_argument("--out", metavar="DIR", help="output folder (default build/golden/LAYER)")
     s.set_defaults(func=cmd_golden)
+
+    s = sub.add_parser("sim", help="run one layer through the engine's RTL and compare with the golden model",
+                       description="Export LAYER's test vector (as `fmprune golden`) to OUT, run it through the "
+                                   "generated Verilog of the engine on Verilator or Icarus (cocotb), compare the "
+                                   "output value by value with the golden model, print a summary and write "
+                                   "OUT/report.json and OUT/output.npy. Exit status 1 on any mismatch.")
+    s.add_argument("layer", metavar="LAYER", help="NET.convN or NET.fcN, e.g. mobilenet.conv3")
+    s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="simulator (default verilator)")
+    s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P: 1, 2, 4 or a multiple of 8 (default 16)")
+    s.add_argument("--eps", type=_int_range(0, 127), default=0, help="prune |x| <= EPS in every layer (default 0)")
+    s.add_argument("--dense", action="store_true", help="dense mode: zero skipping off (the baseline)")
+    s.add_argument("--waves", action="store_true", help="write a waveform and print its path")
+    s.add_argument("--weights", metavar="FILE", help="checkpoint; default: deterministic seeded weights")
+    s.add_argument("--crop", type=_int_range(1, 4096), metavar="N",
+                   help="simulate only the centre N x N of the input (default: the whole layer)")
+    s.add_argument("--stall", type=_int_range(0, 90), default=0, metavar="PCT",
+                   help="random memory stalls on every port, percent of cycles (default 0)")
+    s.add_argument("--budget", type=_int_range(1, 2 ** 40), default=200_000_000, help="cycle budget")
+    s.add_argument("--out", metavar="DIR", help="folder (default build/sim/LAYER)")
+    s.set_defaults(func=cmd_sim)
+
+    s = sub.add_parser("run", help="stream a whole network through the simulated engine",
+                       description="Run every convolution and fully-connected layer of NET through the "
+                                   "simulated engine, layer by layer (each layer's compressed output feeds the "
+                                   "next); pooling, residual adds and concatenation run in the golden model on "
+                                   "the host. Ends with the RTL's top-5 against the golden model's and a "
+                                   "per-layer table, also written as JSON. Exit status 1 unless bit-exact.")
+    s.add_argument("net", metavar="NET", help=f"network: {', '.join(zoo.NETWORKS)}")
+    s.add_argument("--image", default="china", help="'china', 'flower' or an image file (default china)")
+    s.add_argument("--weights", metavar="FILE", help="checkpoint; default: deterministic seeded weights")
+    s.add_argument("--eps", type=_int_range(0, 127), default=0, help="prune |x| <= EPS in every layer (default 0)")
+    s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P (default 16)")
+    s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="simulator (default verilator)")
+    s.add_argument("--out", metavar="FILE", help="JSON result (default build/run/NET.json)")
+    s.set_defaults(func=cmd_run)
     return p
 
 
@@ -103,7 +165,7 @@ def main(argv=None) -> int:
     from .weights import UnknownNameError, WeightsError
     try:
         return args.func(args)
-    except (UnknownNameError, WeightsError, UnsupportedError, FileNotFoundError, ValueError) as e:
+    except (UnknownNameError, WeightsError, UnsupportedError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"fmprune: error: {e}", file=sys.stderr)
         return 2
 

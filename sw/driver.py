@@ -33,6 +33,33 @@ class LayerSpec:
         return (self.weight.shape[0], (h + 2 * self.padding - k) // self.stride + 1,
                 (w + 2 * self.padding - k) // self.stride + 1)
 
+    def golden(self, eps: int = 0) -> np.ndarray:
+        """The expected output: the golden arithmetic (sw/quant.py) on this spec."""
+        from . import quant
+        from .golden import conv2d_int
+        acc = conv2d_int(quant.prune(self.input, eps), self.weight, self.bias, self.stride, self.padding,
+                         self.input.shape[0] if self.depthwise else 1)
+        return quant.requantize(acc, self.multiplier, self.shift, quant.Activation("clamp", self.clamp_lo, self.clamp_hi))
+
+    def crop(self, size: int) -> "LayerSpec":
+        """The centre size x size of the input (a shorter simulation of the same layer)."""
+        c, h, w = self.input.shape
+        k = self.weight.shape[-1]
+        size = max(size, k - 2 * self.padding)
+        if size >= h and size >= w:
+            return self
+        y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
+        x = np.ascontiguousarray(self.input[:, y0:y0 + size, x0:x0 + size])
+        return LayerSpec(f"{self.name}[crop {x.shape[1]}x{x.shape[2]}]", x, self.weight, self.bias, self.multiplier,
+                         self.shift, self.stride, self.padding, self.depthwise, self.clamp_lo, self.clamp_hi)
+
+    @classmethod
+    def from_qlayer(cls, name: str, layer, x) -> "LayerSpec":
+        """The engine's part of a golden-model layer. Leaky ReLU is not fused: the engine clamps to
+        [-128, 127] (as the golden model does before the slope) and the host applies the slope."""
+        return cls(name, x, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.stride, layer.padding,
+                   layer.kind == "depthwise", layer.act.lo, layer.act.hi)
+
     @classmethod
     def from_files(cls, folder) -> "LayerSpec":
         import json
@@ -92,3 +119,27 @@ def prepare(spec: LayerSpec, lanes: int, *, eps: int = 0, dense_mode: bool = Fal
 def decode_output(job: Job, out_memory: bytes) -> np.ndarray:
     base = job.extra["out_base"]
     return fmformat.decode(out_memory[base:base + job.out_bytes], *job.extra["out_shape"], job.extra["out_layout"])
+
+
+class Transport:
+    """Executes a prepared Job on an engine: loads the memory images, writes the registers,
+    starts, waits (with a cycle budget), reads back. Returns a dict with at least `out` (bytes of
+    the output region), `counters` (register name -> value), `error`, `timeout`."""
+
+    def execute(self, job: Job) -> dict:
+        raise NotImplementedError
+
+
+def run_layer(spec: LayerSpec, transport: Transport, lanes: int, **options) -> tuple[np.ndarray, dict]:
+    """Encode, run, decode: the engine's output tensor and the transport's result."""
+    job = prepare(spec, lanes, **options)
+    result = transport.execute(job)
+    if result.get("timeout"):
+        raise RuntimeError(f"{spec.name}: the engine was still busy when the cycle budget ran out")
+    if result.get("error"):
+        code = result["error"]
+        name = regs.ERRORS.get(code, ("UNKNOWN", ""))[0]
+        raise RuntimeError(f"{spec.name}: the engine refused the layer: error {code} {name} "
+                           f"({regs.ERRORS.get(code, ('', 'unknown'))[1]})")
+    result["job"] = job
+    return decode_output(job, result["out"]), result

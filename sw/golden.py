@@ -375,10 +375,11 @@ class QuantizedNetwork:
     def quantize_input(self, x: torch.Tensor) -> np.ndarray:
         return quant.quantize_tensor(x.numpy(), self.scale[self.ops[0].name])
 
-    def run_int(self, xq: np.ndarray, eps: int = 0, capture=None):
+    def run_int(self, xq: np.ndarray, eps: int = 0, capture=None, conv=None):
         """Integer inference on int8 N x 3 x H x W. Returns int8 logits (N x classes) and, when
         `capture` names a layer, that layer's (input, output); when it is a collection of
-        names, a dict of them."""
+        names, a dict of them. `conv(op, x, eps)`, when given, computes the conv / fc layers
+        instead of the golden model (the engine, in `fmprune run`)."""
         env: dict[str, np.ndarray] = {}
         many = capture is not None and not isinstance(capture, str)
         captured = {} if many else None
@@ -387,7 +388,7 @@ class QuantizedNetwork:
             if op.kind == "input":
                 y = np.asarray(xq, dtype=np.int8)
             elif op.kind == "conv":
-                y = self.layers[op.layer].forward(ins[0], eps)
+                y = conv(op, ins[0], eps) if conv else self.layers[op.layer].forward(ins[0], eps)
                 if many and op.layer in capture:
                     captured[op.layer] = (ins[0], y)
                 elif op.layer == capture:

@@ -1,0 +1,76 @@
+"""`fmprune sim LAYER`: one layer through the RTL, compared value by value with the golden model,
+with a report beside the golden files."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..sw import driver, fmformat
+from ..sw.golden import export_layer
+from .bench_engine import nonzero_macs
+from .runner import SimConfig, SimTransport
+
+
+class _Geometry:
+    """What nonzero_macs needs of a layer."""
+    def __init__(self, spec):
+        self.weight, self.stride, self.padding = spec.weight, spec.stride, spec.padding
+        self.groups = spec.input.shape[0] if spec.depthwise else 1
+
+
+def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=False, waves=False, weights=None,
+                   crop=None, stall=0, out_dir=None, budget=200_000_000, echo=print) -> dict:
+    out = Path(out_dir) if out_dir else Path("build") / "sim" / layer
+    t0 = time.perf_counter()
+    meta = export_layer(layer, out, eps=eps, weights=weights)
+    spec = driver.LayerSpec.from_files(out)
+    if crop:
+        spec = spec.crop(crop)
+    want = spec.golden(eps)
+    if not crop:
+        assert np.array_equal(want, np.load(out / "expected.npy")), "golden files disagree with the spec"
+    cfg = SimConfig(lanes=lanes, simulator=simulator, waves=waves)
+    transport = SimTransport(cfg, out / f"run-{simulator}-P{lanes}", stall_percent=stall, budget=budget)
+    got, r = driver.run_layer(spec, transport, lanes, eps=eps, dense_mode=dense)
+    np.save(out / "output.npy", got)
+    c, mem = r["counters"], r["memory"]
+    diff = np.argwhere(got != want)
+    x = spec.input
+    macs = int(np.prod(spec.out_shape)) * int(np.prod(spec.weight.shape[1:]))
+    nz = nonzero_macs(x, _Geometry(spec), eps)
+    _, traffic = fmformat.encode(x, "compressed")
+    agree = dict(fm=c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"] == mem["fm_reads"],
+                 weights=c["WEIGHT_BYTES"] + c["PARAM_BYTES"] == mem["w_reads"] * lanes,
+                 out=c["OUT_BYTES"] == mem["out_writes"], oob=mem["oob"] == 0)
+    report = dict(
+        layer=layer if not crop else spec.name, simulator=simulator, lanes=lanes, eps=eps, dense_mode=dense,
+        weights=meta["weights"], macs=macs, nonzero_macs=nz, cycles=c["CYCLES"],
+        cycles_sparse_bound=math.ceil(nz / lanes), cycles_dense_bound=math.ceil(macs / lanes),
+        utilisation=round(math.ceil((macs if dense else nz) / lanes) / max(1, c["CYCLES"]), 4),
+        fm_bytes_dense=fmformat.region_bytes(*x.shape, "dense"),
+        fm_bytes_read=c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"], fm_bytes_limit=traffic.total,
+        values_skipped=c["VALUES_SKIPPED"], mismatches=int(len(diff)), bit_exact=bool(len(diff) == 0),
+        wall_s=round(time.perf_counter() - t0, 2), build_s=round(r["build_s"], 2),
+        sim_cycles_per_s=round(r["sim_cycles"] / r["wall_s"]) if r["wall_s"] else None,
+        counters=c, memory_counts=mem, counters_agree_with_memories=all(agree.values()), waves=r.get("waves"))
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    echo(f"{report['layer']} on {simulator}, P={lanes}, eps={eps}{', dense mode' if dense else ''}: "
+         f"{'BIT-EXACT' if report['bit_exact'] else f'{len(diff)} MISMATCHES'}")
+    echo(f"  cycles {c['CYCLES']:,} (sparse bound {report['cycles_sparse_bound']:,}, dense bound "
+         f"{report['cycles_dense_bound']:,}), utilisation {report['utilisation']:.3f}")
+    echo(f"  feature-map bytes read {report['fm_bytes_read']:,} (limit {report['fm_bytes_limit']:,}, dense "
+         f"{report['fm_bytes_dense']:,}); values skipped {c['VALUES_SKIPPED']:,}; MACs issued {c['MACS']:,}")
+    echo(f"  counters agree with the memories' own counts: {report['counters_agree_with_memories']}")
+    echo(f"  wall {report['wall_s']} s (build {report['build_s']} s), {report['sim_cycles_per_s']:,} simulated cycles/s")
+    echo(f"  weights: {meta['weights']}")
+    for idx in diff[:10]:
+        k, yy, xx = map(int, idx)
+        echo(f"  mismatch at (k={k}, y={yy}, x={xx}): RTL {int(got[k, yy, xx])} expected {int(want[k, yy, xx])}")
+    if r.get("waves"):
+        echo(f"  waveform: {r['waves']}")
+    echo(f"  wrote {out}/report.json and output.npy")
+    return report
