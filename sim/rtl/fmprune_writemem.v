@@ -1,3 +1,4 @@
+`timescale 1ns/1ps
 // Simulation write memory for the fmprune engine: byte writes {addr, data} with random stalls
 // and its own count of writes; on `dump`, $writememh of the first +<PLUSARG>_len=N bytes to the
 // file named by +<PLUSARG>=FILE.

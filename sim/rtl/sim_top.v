@@ -1,13 +1,17 @@
+`timescale 1ns/1ps
 // The simulated system: the Amaranth-generated engine (fmprune_engine) and three memory models.
 // Python loads the memories through plusargs, writes the registers, starts, and waits.
 `default_nettype none
 module sim_top #(
+    parameter INTERNAL_CLOCK = 1,      // 1: the clock is generated here (10 ns), keeping the
+                                       // testbench out of the per-cycle path; 0: input `clk`
     parameter LANES = 16,
     parameter FM_DEPTH = 1 << 20,
     parameter W_DEPTH = 1 << 18,
     parameter OUT_DEPTH = 1 << 20
 ) (
-    input  wire        clk,
+    input  wire        clk_in,
+    output wire        clk,
     input  wire        rst,
     input  wire [5:0]  csr_addr,
     input  wire [31:0] csr_w_data,
@@ -22,6 +26,14 @@ module sim_top #(
     output wire [31:0] out_writes,
     output wire [31:0] oob
 );
+    reg clk_gen = 1'b0;
+    generate
+        if (INTERNAL_CLOCK) begin : gen_clock
+            always #5 clk_gen = ~clk_gen;
+        end
+    endgenerate
+    assign clk = INTERNAL_CLOCK ? clk_gen : clk_in;
+
     wire fm_addr_valid, fm_addr_ready, fm_data_valid, fm_data_ready;
     wire [31:0] fm_addr_payload;
     wire [7:0] fm_data_payload;
