@@ -37,7 +37,7 @@ iverilog: ## Icarus Verilog from Debian (installed with apt-get when root)
 test: setup ## default test tier (about 10 minutes on 2 cores)
 	$(BIN)/python -m pytest
 
-test-slow: setup ## the slow tier only (every network end to end)
+test-slow: setup ## the slow tier: every network's error bounds; MobileNet and SqueezeNet 1.1 through the RTL
 	$(BIN)/python -m pytest -m slow
 
 test-all: setup ## both tiers

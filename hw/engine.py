@@ -35,6 +35,19 @@ def _popcount(v, n):
     return sum(v[i] for i in range(n))
 
 
+def _step(m, counters):
+    """Advance nested loop counters by one: [(innermost, limit), ..., (outermost, None)]."""
+    sig, limit = counters[0]
+    if limit is None:
+        m.d.sync += sig.eq(sig + 1)
+        return
+    with m.If(sig + 1 < limit):
+        m.d.sync += sig.eq(sig + 1)
+    with m.Else():
+        m.d.sync += sig.eq(0)
+        _step(m, counters[1:])
+
+
 class Engine(wiring.Component):
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
         check_lanes(lanes)
@@ -633,18 +646,7 @@ class Engine(wiring.Component):
             with m.If(o_busy):
                 with m.If(o_lane + 1 == n_lanes):
                     m.d.sync += o_busy.eq(0)
-                    with m.If(o_sg + 1 < n_sg):
-                        m.d.sync += o_sg.eq(o_sg + 1)
-                    with m.Else():
-                        m.d.sync += o_sg.eq(0)
-                        with m.If(o_ox + 1 < Wo):
-                            m.d.sync += o_ox.eq(o_ox + 1)
-                        with m.Else():
-                            m.d.sync += o_ox.eq(0)
-                            with m.If(o_bg + 1 < n_bg):
-                                m.d.sync += o_bg.eq(o_bg + 1)
-                            with m.Else():
-                                m.d.sync += [o_bg.eq(0), o_oy.eq(o_oy + 1)]
+                    _step(m, [(o_sg, n_sg), (o_ox, Wo), (o_bg, n_bg), (o_oy, None)])
                 with m.Else():
                     m.d.sync += o_lane.eq(o_lane + 1)
         m.d.comb += [
@@ -688,20 +690,9 @@ class Engine(wiring.Component):
                     m.d.comb += omask[i].eq(Mux(out_cmp, Mux(v < 0, -v, v) > eps_out, 1))
                 m.d.sync += [wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
                              wr_pix.eq(pk_oy * Wo + pk_ox), wr_i.eq(0), wr_start.eq(1)]
-                with m.If(pk_j + 1 < blocks_per_bg):
-                    m.d.sync += pk_j.eq(pk_j + 1)
-                with m.Else():
-                    m.d.sync += pk_j.eq(0)
-                    with m.If(pk_ox + 1 < Wo):
-                        m.d.sync += pk_ox.eq(pk_ox + 1)
-                    with m.Else():
-                        m.d.sync += pk_ox.eq(0)
-                        with m.If(pk_bg + 1 < n_bg):
-                            m.d.sync += pk_bg.eq(pk_bg + 1)
-                        with m.Else():
-                            m.d.sync += [pk_bg.eq(0), pk_oy.eq(pk_oy + 1)]
-                            with m.If(pk_oy + 1 == Ho):
-                                m.d.sync += pk_done.eq(1)
+                _step(m, [(pk_j, blocks_per_bg), (pk_ox, Wo), (pk_bg, n_bg), (pk_oy, None)])
+                with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg) & (pk_oy + 1 == Ho)):
+                    m.d.sync += pk_done.eq(1)
 
         # writer: one block to memory, a byte a cycle
         m.d.comb += op_r.addr.eq(wr_cb)

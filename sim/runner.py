@@ -99,6 +99,7 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     params = dict(LANES=cfg.lanes, FM_DEPTH=cfg.fm_depth, W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
     kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True, waves=cfg.waves)
     if cfg.simulator == "verilator":
+        # waves: VCD (Verilator's FST writer needs the lz4 headers, which are not installed here)
         kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--timing"]
     else:
         kw["timescale"] = ("1ns", "1ps")

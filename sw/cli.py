@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P: 1, 2, 4 or a multiple of 8 (default 16)")
     s.add_argument("--eps", type=_int_range(0, 127), default=0, help="prune |x| <= EPS in every layer (default 0)")
     s.add_argument("--dense", action="store_true", help="dense mode: zero skipping off (the baseline)")
-    s.add_argument("--waves", action="store_true", help="write a waveform and print its path")
+    s.add_argument("--waves", action="store_true", help="write a VCD waveform and print its path")
     s.add_argument("--weights", metavar="FILE", help="checkpoint; default: deterministic seeded weights")
     s.add_argument("--crop", type=_int_range(1, 4096), metavar="N",
                    help="simulate only the centre N x N of the input (default: the whole layer)")

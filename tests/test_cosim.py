@@ -5,7 +5,7 @@ import pytest
 
 from fmprune.sim.runner import SimConfig, run
 from fmprune.sw import driver
-from test_engine import golden, make_spec
+from test_engine import check_counters_against_memories, golden, make_spec
 
 pytestmark = pytest.mark.cosim
 
@@ -35,11 +35,7 @@ def test_cosim_layer(simulator, case, tmp_path):
     diff = np.argwhere(got != want)
     assert diff.size == 0, (f"{case} on {simulator}: first mismatch at (k, y, x)={tuple(diff[0])}: "
                             f"RTL {got[tuple(diff[0])]} != expected {want[tuple(diff[0])]}")
-    cn, mem = r["counters"], r["memory"]
-    assert mem["oob"] == 0
-    assert cn["FM_VALUE_BYTES"] + cn["FM_BITMAP_BYTES"] == mem["fm_reads"]
-    assert cn["WEIGHT_BYTES"] + cn["PARAM_BYTES"] == mem["w_reads"] * 8
-    assert cn["OUT_BYTES"] == mem["out_writes"]
+    check_counters_against_memories(r["counters"], r["memory"], 8)
 
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])

@@ -27,6 +27,14 @@ def make_spec(seed, c, h, w, k_out, k, s, p, dw, act="relu", zero=0.5, name="ran
     return driver.LayerSpec(name, x, wt, b, mult, shift, s, p, dw, a.lo, a.hi), a
 
 
+def check_counters_against_memories(cn, mem, lanes):
+    """The engine's counters against the memory models' own transaction counts."""
+    assert mem["oob"] == 0, "a read or write outside the memories"
+    assert cn["FM_VALUE_BYTES"] + cn["FM_BITMAP_BYTES"] == mem["fm_reads"]
+    assert cn["WEIGHT_BYTES"] + cn["PARAM_BYTES"] == mem["w_reads"] * lanes
+    assert cn["OUT_BYTES"] == mem["out_writes"]
+
+
 def golden(spec, act, eps=0):
     c = spec.input.shape[0]
     layer = QLayer(spec.name, "", "", spec.weight, spec.bias, spec.multiplier, spec.shift, spec.stride,
@@ -46,12 +54,8 @@ def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_la
     if out_layout == "compressed" and eps_out:
         want = quant.prune(want, eps_out)
     check_output(f"{spec.name} P={lanes}", got, want)
-    cn, mem = r["counters"], r["memory"]
-    # against the memories' own counts
-    assert mem["oob"] == 0, "a read or write outside the memories"
-    assert cn["FM_VALUE_BYTES"] + cn["FM_BITMAP_BYTES"] == mem["fm_reads"]
-    assert cn["WEIGHT_BYTES"] + cn["PARAM_BYTES"] == mem["w_reads"] * lanes
-    assert cn["OUT_BYTES"] == mem["out_writes"]
+    cn = r["counters"]
+    check_counters_against_memories(cn, r["memory"], lanes)
     assert r["out"][job.out_bytes:] == bytes(len(r["out"]) - job.out_bytes), "wrote past the output region"
     # against the model
     pr = predict(spec, lanes, eps=eps, dense_mode=dense_mode, in_layout=in_layout, out_layout=out_layout,
