@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-all layers golden sim run regress bench-golden bench-engine bench-sim clean distclean
+.PHONY: help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ sim: setup ## one layer through the RTL: make sim LAYER=mobilenet.conv3 [SIM=ica
 
 run: setup ## a whole network through the simulated engine: make run NET=mobilenet [EPS=1] [SIM=icarus]
 	$(FMPRUNE) run $(NET) --sim $(SIM) --eps $(EPS) --lanes $(P) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+verilog: setup ## the engine alone as build/verilog/fmprune_engine.v (make verilog P=16), ports, lint
+	$(FMPRUNE) verilog --lanes $(P)
 
 regress: setup ## every mobilenet conv + one layer of each other network, whole, on Verilator; build/regress/
 	$(BIN)/python -m fmprune.sim.regress $(SIM)

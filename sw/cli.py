@@ -77,6 +77,20 @@ def cmd_run(args) -> int:
     return 0 if result["top5_identical"] and result["bit_exact"] else 1
 
 
+def cmd_verilog(args) -> int:
+    from ..hw.verilog import generate, lint
+    path, ports = generate(args.lanes, args.out)
+    print(f"wrote {path} (module fmprune_engine, P={args.lanes})")
+    for direction, width, name, doc in ports:
+        print(f"  {direction:6s} {width:4d}  {name:18s} {doc}")
+    problems = lint(path)
+    print(f"Verilator -Wall lint (waivers and their reasons in hw/lint.vlt): "
+          f"{'clean' if not problems else f'{len(problems)} warnings'}")
+    for ln in problems[:20]:
+        print("  " + ln)
+    return 0 if not problems else 1
+
+
 def _lanes(s):
     from .layout import check_lanes
     v = _int_range(1, 64)(s)
@@ -141,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=_int_range(1, 2 ** 40), default=200_000_000, help="cycle budget")
     s.add_argument("--out", metavar="DIR", help="folder (default build/sim/LAYER)")
     s.set_defaults(func=cmd_sim)
+
+    s = sub.add_parser("verilog", help="write the engine as one Verilog file and list its ports",
+                       description="Generate the engine alone (module fmprune_engine) with Amaranth's built-in "
+                                   "Yosys, write OUT/fmprune_engine.v, print its ports and lint it with "
+                                   "Verilator -Wall (waivers explained in hw/lint.vlt).")
+    s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P (default 16)")
+    s.add_argument("--out", default="build/verilog", metavar="DIR", help="folder (default build/verilog)")
+    s.set_defaults(func=cmd_verilog)
 
     s = sub.add_parser("run", help="stream a whole network through the simulated engine",
                        description="Run every convolution and fully-connected layer of NET through the "
