@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import zoo
 
@@ -91,6 +92,37 @@ def cmd_verilog(args) -> int:
     return 0 if not problems else 1
 
 
+def cmd_analyze(args) -> int:
+    from .analyze import analyze, analyze_all, print_table
+    try:
+        eps = [int(e) for e in args.eps.split(",") if e.strip()]
+    except ValueError:
+        raise ValueError(f"--eps takes integers separated by commas, e.g. 0,1,2,4,8; got {args.eps!r}") from None
+    kw = dict(weights=args.weights, images_dir=args.images, eps_list=eps, channel_threshold=args.channel_threshold)
+    if args.all:
+        if args.weights:
+            raise ValueError("--all runs six networks: give --weights only with a single NET")
+        res = analyze_all(**kw)
+        e = res["summary"][0]
+        eps_sorted = sorted(set(eps))
+        print(f"{'network':12s} {'fm share':>8s} {'w=0':>6s} " + " ".join(f"{'<=' + str(x):>6s}" for x in eps_sorted)
+              + "  weights")
+        for srow in res["summary"]:
+            print(f"{srow['network']:12s} {srow['input_share']:8.1%} {srow['zero_weights']:6.1%} "
+                  + " ".join(f"{srow[f'within_eps{x}']:6.1%}" for x in eps_sorted) + f"  {srow['weights']}")
+        print("NOTE: deterministic (seeded, untrained) weights: zero fractions are not those of trained ImageNet "
+              "weights; with --weights (per network) the study is the paper's.")
+        print(f"wrote build/analysis/summary.json, summary.csv, summary.png and one folder per network")
+        del e
+        return 0
+    if not args.net:
+        raise ValueError("give a network (fmprune analyze mobilenet) or --all")
+    res = analyze(args.net, **kw)
+    print_table(res)
+    print(f"wrote build/analysis/{args.net}/analysis.json, analysis.csv, " + ", ".join(Path(p).name for p in res["plots"]))
+    return 0
+
+
 def _lanes(s):
     from .layout import check_lanes
     v = _int_range(1, 64)(s)
@@ -163,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P (default 16)")
     s.add_argument("--out", default="build/verilog", metavar="DIR", help="folder (default build/verilog)")
     s.set_defaults(func=cmd_verilog)
+
+    s = sub.add_parser("analyze", help="sparsity and bandwidth study of a network (Liang et al.)",
+                       description="Run NET on real images and report, per layer: input feature map, weight and "
+                                   "output bytes and their shares of the traffic; zero weights; input activations "
+                                   "that are zero and within each eps; input channels the channel-granular rule "
+                                   "prunes; the bytes the compressed layout reads against dense; MACs skipped. "
+                                   "Writes build/analysis/NET/{analysis.json,analysis.csv,traffic.png,zeros.png,eps.png}.")
+    s.add_argument("net", metavar="NET", nargs="?", help=f"network: {', '.join(zoo.NETWORKS)}")
+    s.add_argument("--all", action="store_true", help="the paper's six networks side by side")
+    s.add_argument("--weights", metavar="FILE", help="checkpoint; default: deterministic seeded weights")
+    s.add_argument("--images", metavar="DIR", help="folder of images (default: the scikit-learn sample photographs)")
+    s.add_argument("--eps", default="0,1,2,4,8", help="eps values, comma-separated (default 0,1,2,4,8)")
+    s.add_argument("--channel-threshold", type=float, default=0.99, metavar="F",
+                   help="a channel is pruned when at least this fraction of its values is within eps (default 0.99)")
+    s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("run", help="stream a whole network through the simulated engine",
                        description="Run every convolution and fully-connected layer of NET through the "
