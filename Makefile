@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
+.PHONY: train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,15 @@ run: setup ## a whole network through the simulated engine: make run NET=mobilen
 
 verilog: setup ## the engine alone as build/verilog/fmprune_engine.v (make verilog P=16), ports, lint
 	$(FMPRUNE) verilog --lanes $(P)
+
+train: setup ## train the digit network here (deterministic, a minute on the CPU); build/train/digitnet.pt
+	$(BIN)/python -m fmprune.sw.train
+
+sweep-eps: setup ## accuracy against eps on the trained network; build/sweep/
+	$(FMPRUNE) sweep-eps
+
+analyze: setup ## sparsity / bandwidth study: make analyze NET=mobilenet (or NET=--all)
+	$(FMPRUNE) analyze $(NET)
 
 regress: setup ## every mobilenet conv + one layer of each other network, whole, on Verilator; build/regress/
 	$(BIN)/python -m fmprune.sim.regress $(SIM)

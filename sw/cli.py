@@ -123,6 +123,12 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import sweep
+    sweep(max_drop=args.max_drop, channel_threshold=args.channel_threshold)
+    return 0
+
+
 def _lanes(s):
     from .layout import check_lanes
     v = _int_range(1, 64)(s)
@@ -210,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channel-threshold", type=float, default=0.99, metavar="F",
                    help="a channel is pruned when at least this fraction of its values is within eps (default 0.99)")
     s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("sweep-eps", help="accuracy of the network trained here against eps pruning",
+                       description="On the digit network trained by `make train` (trained first if missing): for "
+                                   "eps = 0, 1, 2, ... until top-1 falls by more than MAX_DROP, the integer model's "
+                                   "held-out top-1 against the feature-map values, bytes (compressed layout) and MACs "
+                                   "removed, for value-granular skipping and for the paper's channel-granular rule. "
+                                   "Writes build/sweep/sweep.json and sweep.png.")
+    s.add_argument("--max-drop", type=float, default=0.05, help="stop after top-1 falls by this much (default 0.05)")
+    s.add_argument("--channel-threshold", type=float, default=0.99, metavar="F",
+                   help="channel rule: prune a channel with at least this fraction within eps (default 0.99)")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("run", help="stream a whole network through the simulated engine",
                        description="Run every convolution and fully-connected layer of NET through the "

@@ -306,9 +306,15 @@ ADD_LEFT_SHIFT = 20        # TFLite's add: inputs scaled up by 2**20 before resc
 class QuantizedNetwork:
     """A zoo network quantised to int8, with its float twin for comparison."""
 
-    def __init__(self, net: str, weights=None, calib_images: torch.Tensor | None = None):
+    def __init__(self, net: str, weights=None, calib_images: torch.Tensor | None = None, *, model=None,
+                 weights_desc: str | None = None):
+        """A zoo network by name (weights from `weights` or seeded), or any traceable `model`
+        (with `weights_desc`) calibrated on `calib_images`."""
         self.net = net
-        self.model, self.weights_desc = build_model(net, weights)
+        if model is None:
+            self.model, self.weights_desc = build_model(net, weights)
+        else:
+            self.model, self.weights_desc = model.eval(), weights_desc or "given model"
         self.ops = fuse(self.model)
         calib = calibration_batch() if calib_images is None else calib_images
         self._calibrate(calib)
