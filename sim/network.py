@@ -15,14 +15,13 @@ from ..sw.zoo import INPUT_SIZE
 from .runner import SimConfig, SimTransport
 
 
-def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator="verilator", out=None,
-                echo=print) -> dict:
-    t0 = time.perf_counter()
-    q = QuantizedNetwork(net, weights)
-    xq = q.quantize_input(preprocess(load_image(image), INPUT_SIZE)[None])
-    golden_logits, _ = q.run_int(xq, eps)
+def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo=print, t0=None):
+    """Run the quantised network `q` on int8 input `xq` (1 x C x H x W) with every conv / fc layer
+    on the simulated engine. Returns (logits, per-layer rows)."""
+    t0 = time.perf_counter() if t0 is None else t0
     cfg = SimConfig(lanes=lanes, simulator=simulator)
-    run_root = Path("build") / "run" / net
+    run_root = Path(run_root) if run_root else Path("build") / "run" / q.net
+    net = q.net
     engine_images: dict[int, tuple] = {}         # id of an engine output array -> (array, compressed image)
     rows = []
     n_layers = len(q.layers)
@@ -43,6 +42,8 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
             y = np.where(y < 0, quant.mbqm(y, layer.act.neg_multiplier, layer.act.neg_shift), y).astype(np.int8)
         want = layer.forward(x[0], eps_)
         c = r["counters"]
+        from ..hw.model import predict
+        model = predict(spec, lanes, eps=eps_, expected=want if layer.act.kind != "leaky" else y)
         nz = int(c["MACS"])
         _, traffic = fmformat.encode(spec.input, "compressed")
         rows.append(dict(layer=full, kind=layer.kind, cycles=c["CYCLES"], macs=layer.macs, nonzero_macs=nz,
@@ -50,6 +51,8 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
                          fm_bytes_read=c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"],
                          fm_bytes_dense=fmformat.region_bytes(*spec.input.shape, "dense"),
                          fm_bytes_limit=traffic.total, chained_input=chained,
+                         model_fm_bytes=model["FM_VALUE_BYTES"] + model["FM_BITMAP_BYTES"],
+                         model_macs=model["MACS"], cycles_estimate=model["cycles_estimate"],
                          bit_exact=bool(np.array_equal(y, want)), wall_s=round(r["wall_s"], 2)))
         row = rows[-1]
         total = sum(rw["cycles"] for rw in rows)
@@ -63,7 +66,17 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
             engine_images[id(y)] = (y, out_img)
         return y
 
-    rtl_logits, _ = q.run_int(xq, eps, conv=engine_conv)
+    logits, _ = q.run_int(xq, eps, conv=engine_conv)
+    return logits, rows
+
+
+def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator="verilator", out=None,
+                echo=print) -> dict:
+    t0 = time.perf_counter()
+    q = QuantizedNetwork(net, weights)
+    xq = q.quantize_input(preprocess(load_image(image), INPUT_SIZE)[None])
+    golden_logits, _ = q.run_int(xq, eps)
+    rtl_logits, rows = stream(q, xq, eps=eps, lanes=lanes, simulator=simulator, echo=echo, t0=t0)
     top_rtl = np.argsort(-rtl_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     top_gold = np.argsort(-golden_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     result = dict(network=net, image=image, eps=eps, lanes=lanes, simulator=simulator, weights=q.weights_desc,
@@ -84,4 +97,41 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
          f"{'bit-exact' if result['bit_exact'] else 'NOT bit-exact'}; {result['wall_s']} s")
     echo(f"weights: {q.weights_desc}")
     echo(f"wrote {path}")
+    return result
+
+
+def hardware_check(eps: int, n_images: int = 5, *, lanes=16, simulator="verilator", echo=print) -> dict:
+    """The trained digit network on `n_images` held-out images through the simulated engine at
+    `eps`: predictions against the golden model, measured bytes / MACs / cycles against the model."""
+    from ..sw import train
+    model, desc = train.load()
+    q = train.quantise(model, desc)
+    _, _, xte, yte = train.digits()
+    xq = q.quantize_input(xte[:n_images])
+    golden_logits, _ = q.run_int(xq, eps)
+    preds, all_rows = [], []
+    for i in range(n_images):
+        logits, rows = stream(q, xq[i:i + 1], eps=eps, lanes=lanes, simulator=simulator,
+                              run_root=Path("build") / "run" / "digitnet", echo=lambda *a, **k: None)
+        preds.append(int(logits[0].argmax()))
+        all_rows += rows
+        echo(f"image {i}: label {int(yte[i])}, RTL {preds[-1]}, golden {int(golden_logits[i].argmax())}, "
+             f"{sum(r['cycles'] for r in rows):,} cycles, {'bit-exact' if all(r['bit_exact'] for r in rows) else 'MISMATCH'}")
+    tot = {k: sum(r[k] for r in all_rows) for k in ("cycles", "cycles_estimate", "fm_bytes_read", "model_fm_bytes",
+                                                     "nonzero_macs", "model_macs")}
+    result = dict(eps=eps, images=n_images, weights=desc, rtl_predictions=preds,
+                  golden_predictions=[int(v) for v in golden_logits.argmax(1)],
+                  labels=[int(v) for v in yte[:n_images]], bit_exact=all(r["bit_exact"] for r in all_rows), **tot,
+                  fm_bytes_error=tot["fm_bytes_read"] / tot["model_fm_bytes"] - 1,
+                  macs_error=tot["nonzero_macs"] / tot["model_macs"] - 1,
+                  cycles_vs_estimate=tot["cycles"] / tot["cycles_estimate"])
+    result["predictions_identical"] = result["rtl_predictions"] == result["golden_predictions"]
+    echo(f"predictions identical to the golden model: {result['predictions_identical']}; feature-map bytes "
+         f"{tot['fm_bytes_read']:,} vs estimate {tot['model_fm_bytes']:,} ({result['fm_bytes_error']:+.2%}); MACs "
+         f"{tot['nonzero_macs']:,} vs {tot['model_macs']:,} ({result['macs_error']:+.2%}); cycles {tot['cycles']:,} "
+         f"= {result['cycles_vs_estimate']:.2f} x the cycle model's estimate")
+    out = Path("build") / "sweep" / "hardware.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    echo(f"wrote {out}")
     return result

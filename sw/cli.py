@@ -125,8 +125,16 @@ def cmd_analyze(args) -> int:
 
 def cmd_sweep(args) -> int:
     from .sweep import sweep
-    sweep(max_drop=args.max_drop, channel_threshold=args.channel_threshold)
-    return 0
+    r = sweep(max_drop=args.max_drop, channel_threshold=args.channel_threshold)
+    if not args.hardware:
+        return 0
+    from ..sim.network import hardware_check
+    base = r["base_accuracy"]
+    eps = args.hw_eps if args.hw_eps is not None else max(row["eps"] for row in r["rows"]
+                                                          if row["value"]["accuracy"] >= base)
+    print(f"through the simulated engine at eps {eps}:")
+    h = hardware_check(eps, args.hardware)
+    return 0 if h["predictions_identical"] and h["bit_exact"] else 1
 
 
 def _lanes(s):
@@ -226,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-drop", type=float, default=0.05, help="stop after top-1 falls by this much (default 0.05)")
     s.add_argument("--channel-threshold", type=float, default=0.99, metavar="F",
                    help="channel rule: prune a channel with at least this fraction within eps (default 0.99)")
+    s.add_argument("--hardware", type=_int_range(0, 359), default=0, metavar="N",
+                   help="then run N held-out images through the simulated engine at the largest eps without "
+                        "accuracy loss (or --hw-eps) and compare predictions, bytes, MACs and cycles")
+    s.add_argument("--hw-eps", type=_int_range(0, 127), default=None, help="eps for --hardware")
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("run", help="stream a whole network through the simulated engine",

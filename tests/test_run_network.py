@@ -18,3 +18,13 @@ def test_run_network_bit_exact(net, tmp_path, capsys):
     assert len(r["layers"]) > 20
     assert any(layer["chained_input"] for layer in r["layers"])   # compressed output fed straight in
     assert r["fm_bytes_read"] < r["fm_bytes_dense"]
+
+
+def test_trained_network_through_the_engine(tmp_path, monkeypatch):
+    from fmprune.sim.network import hardware_check
+    from fmprune.sw import train
+    monkeypatch.setattr(train, "CHECKPOINT", tmp_path / "digitnet.pt")
+    train.train(epochs=3, out=train.CHECKPOINT, echo=None)
+    r = hardware_check(3, 2, echo=lambda *a: None)
+    assert r["predictions_identical"] and r["bit_exact"]
+    assert r["fm_bytes_read"] == r["model_fm_bytes"] and r["nonzero_macs"] == r["model_macs"]
