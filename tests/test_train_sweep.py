@@ -32,3 +32,12 @@ def test_sweep_on_a_short_training(tmp_path, monkeypatch):
     assert (tmp_path / "sweep" / "sweep.png").exists()
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["summary"]["value_no_loss"] >= saved["summary"]["channel_no_loss"]
+
+
+@pytest.mark.slow
+def test_full_training(tmp_path):
+    r = train.train(out=tmp_path / "digitnet.pt", echo=None)
+    assert r["float_accuracy"] > 0.97
+    q = train.quantise(r["model"], "full")
+    _, _, xte, yte = train.digits()
+    assert train.int_accuracy(q, xte, yte) > r["float_accuracy"] - 0.01
