@@ -14,6 +14,9 @@ EPILOG = """examples:
   fmprune golden vgg16.conv5 --eps 2 --weights vgg16-397923af.pth
   fmprune sim mobilenet.conv3 --sim verilator --lanes 16
   fmprune run mobilenet --eps 1
+  fmprune verilog --lanes 16
+  fmprune analyze --all
+  fmprune sweep-eps --hardware 3
 """
 
 
@@ -150,8 +153,9 @@ def _lanes(s):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fmprune",
-        description="Dynamic runtime feature-map pruning in hardware: model zoo, bit-exact "
-                    "int8 golden model and layer test vectors for the fmprune engine.",
+        description="Dynamic runtime feature-map pruning in hardware: the model zoo and its bit-exact "
+                    "int8 golden model, the zero-skipping engine's RTL co-simulated layer by layer or "
+                    "network by network, its Verilog, and the paper's sparsity study.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
