@@ -158,7 +158,8 @@ def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: i
                 test_dir=run_dir, plusargs=[f"+fm_mem={fm_hex}", f"+w_mem={w_hex}", f"+out_mem={out_hex}",
                                              f"+out_mem_len={job.out_bytes}"],
                 extra_env=dict(FMPRUNE_JOB=str(run_dir / "job.json"),
-                               COCOTB_REWRITE_ASSERTION_FILES=str(Path(__file__).parent / "cocotb_layer.py")),
+                               COCOTB_REWRITE_ASSERTION_FILES=str(Path(__file__).parent / "cocotb_layer.py"),
+                               COCOTB_LOG_LEVEL=os.environ.get("COCOTB_LOG_LEVEL", "WARNING")),
                 waves=waves, results_xml=str(run_dir / "results.xml"))
     wall = time.perf_counter() - t
     if not result_path.exists():
