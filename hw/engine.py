@@ -117,7 +117,7 @@ class Engine(wiring.Component):
         C, H, W = reg["IN_C"], reg["IN_H"], reg["IN_W"]
         K, Ho, Wo = reg["OUT_K"], reg["OUT_H"], reg["OUT_W"]
 
-        # ---- derived descriptor values (registered in VALIDATE) ------------------------------
+        # ---- derived descriptor values (registered in the DERIVE states) ----------------------
         cb_in = Signal(14)
         cb_out = Signal(14)
         khkw = Signal(8)
@@ -290,7 +290,6 @@ class Engine(wiring.Component):
         l_recv = Signal(4)
         l_need = Signal(4)                   # values to read for this word
         l_remain = Signal(8)                 # compressed: bitmap lanes still to receive
-        l_bitmap = Signal(8)
         l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         l_ptr = Signal(32)
         lanes_valid = Signal(8)              # channels 8*lcb + i < C
@@ -321,7 +320,6 @@ class Engine(wiring.Component):
                         m.d.sync += [l_slot.eq(l_slot + 1), l_slot_base.eq(l_slot_base + row_words)]
             return mask
 
-        fm_wait = Signal()
         with m.FSM():
             with m.State("L_IDLE"):
                 with m.If(run_start):
@@ -338,8 +336,7 @@ class Engine(wiring.Component):
                     m.next = "L_WORD"
             with m.State("L_WORD"):
                 with m.If(in_cmp):
-                    m.d.comb += [ip_r.addr.eq(lcb), self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_r.data),
-                                 fm_wait.eq(1)]
+                    m.d.comb += [ip_r.addr.eq(lcb), self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_r.data)]
                     with m.If(self.fm_addr.ready):
                         m.d.sync += l_ptr.eq(ip_r.data)
                         m.next = "L_BITMAP"
@@ -347,10 +344,10 @@ class Engine(wiring.Component):
                     m.d.sync += [l_need.eq(BLOCK), l_ptr.eq(reg["IN_BASE"] + l_cboff + l_pix8)]
                     m.next = "L_VALUES"
             with m.State("L_BITMAP"):
-                m.d.comb += [self.fm_data.ready.eq(1), fm_wait.eq(1)]
+                m.d.comb += self.fm_data.ready.eq(1)
                 with m.If(self.fm_data.valid):
                     bm = self.fm_data.payload & lanes_valid
-                    m.d.sync += [l_bitmap.eq(bm), l_remain.eq(bm), l_need.eq(_popcount(bm, 8)),
+                    m.d.sync += [l_remain.eq(bm), l_need.eq(_popcount(bm, 8)),
                                  l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0),
                                  reg["FM_BITMAP_BYTES"].eq(reg["FM_BITMAP_BYTES"] + 1)]
                     with m.If(bm == 0):
@@ -360,7 +357,6 @@ class Engine(wiring.Component):
                     with m.Else():
                         m.next = "L_VALUES"
             with m.State("L_VALUES"):
-                m.d.comb += fm_wait.eq(1)
                 m.d.comb += [self.fm_addr.valid.eq(l_issue < l_need), self.fm_addr.payload.eq(l_ptr + l_issue),
                              self.fm_data.ready.eq(1)]
                 with m.If(self.fm_addr.valid & self.fm_addr.ready):
@@ -407,8 +403,6 @@ class Engine(wiring.Component):
         g_stride = Signal(32)
         cb_woff = Signal(32)                 # 8 * cb * k * k
         kpos = Signal(8)                     # ky * k + kx
-        seq_active = Signal()
-        seq_done = Signal()
         need_rows = Signal(signed(18))
         m.d.comb += need_rows.eq(Mux(top + k > H, H, top + k))
 
@@ -452,17 +446,17 @@ class Engine(wiring.Component):
                                  top.eq(-pad), left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
                                  cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
                                  g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0),
-                                 rows_released.eq(0), seq_done.eq(0)]
+                                 rows_released.eq(0)]
                     m.next = "S_ROW"
             with m.State("S_ROW"):
                 with m.If(~run):
                     m.next = "S_IDLE"
                 with m.Elif(oy == Ho):
-                    m.d.sync += [seq_done.eq(1), rows_released.eq(H)]
+                    m.d.sync += rows_released.eq(H)
                 with m.Elif(rows_loaded >= need_rows):
                     m.next = "S_POS"
             with m.State("S_POS"):
-                m.d.comb += [a_valid.eq(1), seq_active.eq(1)]
+                m.d.comb += a_valid.eq(1)
                 with m.If(a_adv):
                     # advance kx, ky, cb, then sg, ox, bg, oy
                     with m.If((kx + 1 < k) & ~group_empty):
