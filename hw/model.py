@@ -14,11 +14,6 @@ SETUP = 6
 ROW_OVERHEAD = 3          # S_ROW and the refill of the line-buffer read and scanner stages
 
 
-def groups_rows(spec, lanes):
-    """Output rows are separated by a sequencer state; one per row."""
-    return 1
-
-
 def _windows(x_present, k, s, pad, ho, wo):
     """present operands per output position and kernel tap: (ho, wo, C, k, k) bool."""
     c, h, w = x_present.shape
@@ -43,54 +38,38 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     Q = max(P, BLOCK)
     cb_in, cb_out = -(-c // BLOCK), -(-kout // BLOCK)
     _, traffic = fmformat.encode(x, in_layout, eps=0)
-    stored = np.abs(x.astype(np.int16)) > eps
-    present = np.ones_like(stored) if dense_mode else stored
-    inb = np.ones((c, h, w), dtype=bool)
+    present = np.abs(x.astype(np.int16)) > eps
     win = _windows(present, k, spec.stride, spec.padding, ho, wo)         # operands present
-    inwin = _windows(inb, k, spec.stride, spec.padding, ho, wo)           # in bounds
-    if dense_mode:
+    if dense_mode:                                                         # every tap, padding included
         win = np.ones_like(win)
-        inwin = np.ones_like(inwin)
     r = dict(FM_BITMAP_BYTES=traffic.bitmap_bytes, FM_VALUE_BYTES=traffic.value_bytes,
              PARAM_BYTES=kout * param_words(P) * P)
     if spec.depthwise:
         n_groups = cb_out * (BLOCK // D)
-        items = macs = skipped = scan = 0
+        items = macs = skipped = 0
         for g in range(n_groups):
             ch = [g * D + p for p in range(D) if g * D + p < c]
-            if not ch:
-                scan += ho * wo
-                continue
-            wg = win[:, :, ch]                                             # ho, wo, lanes, k, k
-            any_lane = wg.any(axis=2)
-            items += int(any_lane.sum())
-            macs += int(wg.sum())
-            skipped += int((~wg).sum())
-            scan += ho * wo * k * k
+            if ch:
+                wg = win[:, :, ch]                                         # ho, wo, lanes, k, k
+                items += int(wg.any(axis=2).sum())
+                macs += int(wg.sum())
+                skipped += int((~wg).sum())
+        # one scanner cycle a tap, D output lanes a group
         paced = n_groups * ho * wo * max(k * k, D)
-        words_per_group = k * k
-        groups_out = n_groups
-        lanes_out = D
     else:
         n_groups = -(-kout // Q) * (Q // P)
-        per_window = win.sum(axis=(2, 3, 4))                               # ho, wo
-        # words: per (cb, ky, kx); a word costs max(1, operands in it) scanner cycles
+        real_groups = sum(1 for g in range(n_groups) if g * P < kout)     # groups past K: one bubble each
+        per_window = int(win.sum())
+        items = per_window * real_groups
+        macs = per_window * sum(max(0, min(P, kout - g * P)) for g in range(n_groups))
+        skipped = (ho * wo * c * k * k - per_window) * real_groups
+        # a word (block, ky, kx) costs max(1, operands in it) scanner cycles; the scanner and the
+        # output stage (P cycles a group) overlap through a one-deep hand-off
         padc = np.zeros((ho, wo, cb_in * BLOCK, k, k), dtype=bool)
         padc[:, :, :c] = win
         per_word = padc.reshape(ho, wo, cb_in, BLOCK, k, k).sum(axis=3)    # ho, wo, cb, k, k
-        scan_window = int(np.maximum(per_word, 1).sum())
         scan_pixel = np.maximum(per_word, 1).sum(axis=(2, 3, 4))          # ho, wo: cycles a window
-        items = int(per_window.sum()) * sum(1 for g in range(n_groups) if g * P < kout)
-        real = sum(max(0, min(P, kout - g * P)) for g in range(n_groups))
-        macs = int(per_window.sum()) * real
-        skipped = int((ho * wo * c * k * k - per_window.sum()) * sum(1 for g in range(n_groups) if g * P < kout))
-        real_groups = sum(1 for g in range(n_groups) if g * P < kout)
-        scan = scan_window * real_groups + (n_groups - real_groups) * ho * wo
-        # the scanner and the output stage (P cycles a group) overlap through a one-deep hand-off
         paced = int(np.maximum(scan_pixel, P).sum()) * real_groups + (n_groups - real_groups) * ho * wo * P
-        words_per_group = cb_in * k * k
-        groups_out = n_groups
-        lanes_out = P
     r.update(MACS=macs, VALUES_SKIPPED=skipped, WEIGHT_BYTES=items * P)
     blocks = cb_out * ho * wo
     if out_layout == "compressed":
@@ -103,12 +82,7 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     # cycle estimate: the slowest of the concurrent stages, plus set-up and pipeline fill
     loader = (traffic.bitmap_bytes * 3 + traffic.value_bytes) if in_layout == "compressed" else \
         cb_in * h * w * (BLOCK + 2)
-    output = groups_out * ho * wo * lanes_out
     writer = r["OUT_BYTES"] + blocks
     setup = SETUP + 17 + max(cb_in, cb_out) + kout * param_words(P) + 4
-    r["cycles_estimate"] = int(max(paced, output, writer, loader) + setup + ROW_OVERHEAD * ho * groups_rows(spec, P)
-                               + Requantizer.LATENCY)
-    r["scanner_cycles"] = int(scan)
-    r["items"] = items
-    r["words_per_group"] = words_per_group
+    r["cycles_estimate"] = int(max(paced, writer, loader) + setup + ROW_OVERHEAD * ho + Requantizer.LATENCY)
     return r
