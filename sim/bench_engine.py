@@ -10,25 +10,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..sw import driver
+from ..sw.analyze import nonzero_macs
 from ..sw.golden import QuantizedNetwork, split_layer_name
 from .runner import SimConfig, run
 
 DEFAULT_LAYERS = ["mobilenet.conv1", "mobilenet.conv2", "mobilenet.conv3", "mobilenet.conv4",
                   "mobilenet.conv5", "mobilenet.conv6", "vgg16.conv13"]
-
-
-def nonzero_macs(x, layer, eps):
-    """MACs whose activation operand survives eps pruning (independent of the engine's model)."""
-    nz = torch.from_numpy((np.abs(x.astype(np.int16)) > eps).astype(np.float64))[None]
-    k_out, cg, kh, kw = layer.weight.shape
-    groups = layer.groups
-    ones = torch.ones(groups, cg, kh, kw, dtype=torch.float64)
-    per_group = F.conv2d(nz, ones, None, layer.stride, layer.padding, 1, groups)[0]   # groups x H' x W'
-    return int(round(float(per_group.sum()))) * (k_out // groups)
 
 
 def bench_layer(full, qnets, lanes, eps, out_root):
@@ -51,7 +40,7 @@ def bench_layer(full, qnets, lanes, eps, out_root):
         row[mode] = dict(cycles=c["CYCLES"], bit_exact=bool(np.array_equal(got, want)), counters=c,
                          memory=r["memory"], wall_s=round(r["wall_s"], 2), build_s=round(r["build_s"], 2),
                          sim_cycles_per_s=round(c["CYCLES"] / r["wall_s"]))
-    nz = nonzero_macs(x, layer, eps)
+    nz = nonzero_macs(x, layer.weight.shape, layer.stride, layer.padding, layer.groups, eps)
     limit = job.in_traffic.bitmap_bytes + int((np.abs(x.astype(np.int16)) > 0).sum())
     sp, dn = row["sparse"], row["dense"]
     row.update(

@@ -10,16 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..sw import driver, fmformat
+from ..sw.analyze import nonzero_macs
 from ..sw.golden import export_layer
-from .bench_engine import nonzero_macs
 from .runner import SimConfig, SimTransport
-
-
-class _Geometry:
-    """What nonzero_macs needs of a layer."""
-    def __init__(self, spec):
-        self.weight, self.stride, self.padding = spec.weight, spec.stride, spec.padding
-        self.groups = spec.input.shape[0] if spec.depthwise else 1
 
 
 def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=False, waves=False, weights=None,
@@ -41,7 +34,7 @@ def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=
     diff = np.argwhere(got != want)
     x = spec.input
     macs = int(np.prod(spec.out_shape)) * int(np.prod(spec.weight.shape[1:]))
-    nz = nonzero_macs(x, _Geometry(spec), eps)
+    nz = nonzero_macs(x, spec.weight.shape, spec.stride, spec.padding, x.shape[0] if spec.depthwise else 1, eps)
     _, traffic = fmformat.encode(x, "compressed")
     agree = dict(fm=c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"] == mem["fm_reads"],
                  weights=c["WEIGHT_BYTES"] + c["PARAM_BYTES"] == mem["w_reads"] * lanes,

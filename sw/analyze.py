@@ -34,13 +34,19 @@ def image_list(images_dir=None) -> list[str]:
     return files
 
 
-def _skipped_macs(x, layer, eps):
-    """MACs whose activation operand is within eps (pruned), for one C x H x W input."""
+def nonzero_macs(x, weight_shape, stride, padding, groups, eps=0) -> int:
+    """MACs whose activation operand survives eps pruning, for one C x H x W int8 input
+    (a convolution of the survivors' indicator; independent of the engine's model)."""
     keep = torch.from_numpy((np.abs(x.astype(np.int16)) > eps).astype(np.float64))[None]
-    k_out, cg, kh, kw = layer.weight.shape
-    ones = torch.ones(layer.groups, cg, kh, kw, dtype=torch.float64)
-    kept = float(F.conv2d(keep, ones, None, layer.stride, layer.padding, 1, layer.groups).sum()) * (k_out // layer.groups)
-    return layer.macs - int(round(kept))
+    k_out, cg, kh, kw = weight_shape
+    ones = torch.ones(groups, cg, kh, kw, dtype=torch.float64)
+    kept = float(F.conv2d(keep, ones, None, stride, padding, 1, groups).sum())
+    return int(round(kept)) * (k_out // groups)
+
+
+def skipped_macs(x, layer, eps) -> int:
+    """MACs of a golden-model layer whose activation operand is within eps."""
+    return layer.macs - nonzero_macs(x, layer.weight.shape, layer.stride, layer.padding, layer.groups, eps)
 
 
 def layer_stats(x, layer, eps_list, channel_threshold):
@@ -55,7 +61,7 @@ def layer_stats(x, layer, eps_list, channel_threshold):
         row[f"channels_pruned_eps{e}"] = float(np.mean(per_channel >= channel_threshold))
         stored = int((~within).sum())
         row[f"fm_bytes_compressed_eps{e}"] = fmformat.blocks(c) * h * w + stored
-        row[f"macs_skipped_eps{e}"] = _skipped_macs(x, layer, e)
+        row[f"macs_skipped_eps{e}"] = skipped_macs(x, layer, e)
     return row
 
 

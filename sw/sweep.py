@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fmformat, train
-from .analyze import _skipped_macs
+from .analyze import skipped_macs
 
 
 class _Counter:
@@ -42,7 +42,7 @@ class _Counter:
         else:                                      # whole channels not fetched, the rest dense
             d["bytes_read"] += int((~removed).sum())
         d["macs"] += n * layer.macs
-        d["skipped"] += sum(_skipped_macs(xin[i], layer, use_eps) for i in range(n))
+        d["skipped"] += sum(skipped_macs(xin[i], layer, use_eps) for i in range(n))
         return y
 
 

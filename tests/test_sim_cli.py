@@ -28,6 +28,9 @@ def test_sim_cli(tmp_path, capsys, simulator, layer, extra):
     assert report["simulator"] == simulator
     if "--dense" not in extra:
         assert report["fm_bytes_read"] == report["fm_bytes_limit"]
+        assert report["counters"]["MACS"] == report["nonzero_macs"]      # independent count of non-zero MACs
+    else:
+        assert report["counters"]["MACS"] == report["macs"]
     out_arr = np.load(tmp_path / "output.npy")
     assert out_arr.dtype == np.int8 and out_arr.ndim == 3
     assert "BIT-EXACT" in out
