@@ -121,6 +121,14 @@ def analyze(net, *, weights=None, images_dir=None, eps_list=(0, 1, 2, 4, 8), cha
     return result
 
 
+def _save(fig, path: Path, paths: list) -> None:
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    paths.append(str(path))
+
+
 def _plots(result, out: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -141,10 +149,7 @@ def _plots(result, out: Path) -> list[str]:
     ax.set_ylabel("share of the layer's traffic")
     ax.set_title(f"{result['network']}: traffic per layer (S standard, D depthwise, P pointwise, F fc)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    paths.append(str(out / "traffic.png"))
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    _save(fig, out / "traffic.png", paths)
     fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.28), 4))
     ax.bar(idx, [r["zero"] for r in rows], label="input activations = 0")
     ax.plot(idx, [r["zero_weights"] for r in rows], "k.", label="weights = 0")
@@ -153,10 +158,7 @@ def _plots(result, out: Path) -> list[str]:
     ax.set_ylim(0, 1)
     ax.set_title(f"{result['network']}: zero fraction per layer", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(str(out / "zeros.png"))
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    _save(fig, out / "zeros.png", paths)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     eps = result["eps"]
     t = result["totals"]
@@ -169,10 +171,7 @@ def _plots(result, out: Path) -> list[str]:
     ax.set_ylim(0, 1)
     ax.set_title(f"{result['network']}: pruning against eps", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(str(out / "eps.png"))
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    _save(fig, out / "eps.png", paths)
     return paths
 
 

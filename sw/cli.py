@@ -106,7 +106,6 @@ def cmd_analyze(args) -> int:
         if args.weights:
             raise ValueError("--all runs six networks: give --weights only with a single NET")
         res = analyze_all(**kw)
-        e = res["summary"][0]
         eps_sorted = sorted(set(eps))
         print(f"{'network':12s} {'fm share':>8s} {'w=0':>6s} " + " ".join(f"{'<=' + str(x):>6s}" for x in eps_sorted)
               + "  weights")
@@ -115,8 +114,7 @@ def cmd_analyze(args) -> int:
                   + " ".join(f"{srow[f'within_eps{x}']:6.1%}" for x in eps_sorted) + f"  {srow['weights']}")
         print("NOTE: deterministic (seeded, untrained) weights: zero fractions are not those of trained ImageNet "
               "weights; with --weights (per network) the study is the paper's.")
-        print(f"wrote build/analysis/summary.json, summary.csv, summary.png and one folder per network")
-        del e
+        print("wrote build/analysis/summary.json, summary.csv, summary.png and one folder per network")
         return 0
     if not args.net:
         raise ValueError("give a network (fmprune analyze mobilenet) or --all")

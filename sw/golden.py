@@ -400,10 +400,9 @@ class QuantizedNetwork:
                 elif op.layer == capture:
                     captured = (ins[0], y)
             elif op.kind == "relu":
-                lo = 0 if op.act in ("relu", "relu6") else quant.INT8_MIN
                 if op.act != "relu":
                     raise UnsupportedError(f"standalone {op.act} is not supported")
-                y = np.maximum(ins[0], lo).astype(np.int8)
+                y = np.maximum(ins[0], 0).astype(np.int8)
             elif op.kind == "maxpool":
                 p = op.params
                 t = F.max_pool2d(torch.from_numpy(ins[0].astype(np.float32)), p["kernel"], p["stride"],
