@@ -148,6 +148,31 @@ def _lanes(s):
     return v
 
 
+WEIGHTS_HELP = ("checkpoint (state_dict; torchvision names where torchvision has the network); "
+                "default: deterministic seeded weights")
+
+
+def _common(s, *names):
+    """The options several commands share, with one wording each."""
+    for name in names:
+        if name == "eps":
+            s.add_argument("--eps", type=_int_range(0, 127), default=0,
+                           help="prune input activations with |x| <= EPS (int8 units) in every layer; "
+                                "0 = exact zeros only (default 0)")
+        elif name == "weights":
+            s.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
+        elif name == "image":
+            s.add_argument("--image", default="china",
+                           help="'china' or 'flower' (scikit-learn's sample photographs) or an image file "
+                                "(default china)")
+        elif name == "lanes":
+            s.add_argument("--lanes", "-P", type=_lanes, default=16,
+                           help="MAC lanes P: 1, 2, 4 or a multiple of 8 (default 16)")
+        elif name == "sim":
+            s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
+                           help="simulator (default verilator)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fmprune",
@@ -172,15 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "expected.npy (int8 KxH'xW') and meta.json.")
     s.add_argument("layer", metavar="LAYER", help="NET.convN or NET.fcN, e.g. mobilenet.conv3 "
                                                  "(see `fmprune layers NET`)")
-    s.add_argument("--eps", type=_int_range(0, 127), default=0,
-                   help="prune input activations with |x| <= EPS (int8 units) in every layer; "
-                        "0 = exact zeros only (default 0)")
-    s.add_argument("--weights", metavar="FILE",
-                   help="checkpoint (state_dict; torchvision names where torchvision has the network); "
-                        "default: deterministic seeded weights")
-    s.add_argument("--image", default="china",
-                   help="'china' or 'flower' (scikit-learn's sample photographs) or an image file "
-                        "(default china)")
+    _common(s, "eps", "weights", "image")
     s.add_argument("--out", metavar="DIR", help="output folder (default build/golden/LAYER)")
     s.set_defaults(func=cmd_golden)
 
@@ -190,12 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output value by value with the golden model, print a summary and write "
                                    "OUT/report.json and OUT/output.npy. Exit status 1 on any mismatch.")
     s.add_argument("layer", metavar="LAYER", help="NET.convN or NET.fcN, e.g. mobilenet.conv3")
-    s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="simulator (default verilator)")
-    s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P: 1, 2, 4 or a multiple of 8 (default 16)")
-    s.add_argument("--eps", type=_int_range(0, 127), default=0, help="prune |x| <= EPS in every layer (default 0)")
+    _common(s, "sim", "lanes", "eps", "weights")
     s.add_argument("--dense", action="store_true", help="dense mode: zero skipping off (the baseline)")
     s.add_argument("--waves", action="store_true", help="write a VCD waveform and print its path")
-    s.add_argument("--weights", metavar="FILE", help="checkpoint; default: deterministic seeded weights")
     s.add_argument("--crop", type=_int_range(1, 4096), metavar="N",
                    help="simulate only the centre N x N of the input (default: the whole layer)")
     s.add_argument("--stall", type=_int_range(0, 90), default=0, metavar="PCT",
@@ -208,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate the engine alone (module fmprune_engine) with Amaranth's built-in "
                                    "Yosys, write OUT/fmprune_engine.v, print its ports and lint it with "
                                    "Verilator -Wall (waivers explained in hw/lint.vlt).")
-    s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P (default 16)")
+    _common(s, "lanes")
     s.add_argument("--out", default="build/verilog", metavar="DIR", help="folder (default build/verilog)")
     s.set_defaults(func=cmd_verilog)
 
@@ -220,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Writes build/analysis/NET/{analysis.json,analysis.csv,traffic.png,zeros.png,eps.png}.")
     s.add_argument("net", metavar="NET", nargs="?", help=f"network: {', '.join(zoo.NETWORKS)}")
     s.add_argument("--all", action="store_true", help="the paper's six networks side by side")
-    s.add_argument("--weights", metavar="FILE", help="checkpoint; default: deterministic seeded weights")
+    _common(s, "weights")
     s.add_argument("--images", metavar="DIR", help="folder of images (default: the scikit-learn sample photographs)")
     s.add_argument("--eps", default="0,1,2,4,8", help="eps values, comma-separated (default 0,1,2,4,8)")
     s.add_argument("--channel-threshold", type=float, default=0.99, metavar="F",
@@ -249,11 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the host. Ends with the RTL's top-5 against the golden model's and a "
                                    "per-layer table, also written as JSON. Exit status 1 unless bit-exact.")
     s.add_argument("net", metavar="NET", help=f"network: {', '.join(zoo.NETWORKS)}")
-    s.add_argument("--image", default="china", help="'china', 'flower' or an image file (default china)")
-    s.add_argument("--weights", metavar="FILE", help="checkpoint; default: deterministic seeded weights")
-    s.add_argument("--eps", type=_int_range(0, 127), default=0, help="prune |x| <= EPS in every layer (default 0)")
-    s.add_argument("--lanes", "-P", type=_lanes, default=16, help="MAC lanes P (default 16)")
-    s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator", help="simulator (default verilator)")
+    _common(s, "image", "weights", "eps", "lanes", "sim")
     s.add_argument("--out", metavar="FILE", help="JSON result (default build/run/NET.json)")
     s.set_defaults(func=cmd_run)
     return p
