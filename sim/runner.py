@@ -63,14 +63,20 @@ def engine_verilog(cfg: SimConfig, out_dir: Path) -> Path:
     from ..hw.engine import Engine
     text = verilog.convert(Engine(cfg.lanes, **cfg.engine_args()), name="fmprune_engine")
     if cfg.simulator == "icarus":
-        import re
-        text = re.sub(r"(  reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;\n)",
-                      lambda mt: mt.group(1) + f"  initial #1 {mt.group(2)} = 1;\n", text)
+        text = icarus_time_zero(text)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "fmprune_engine.v"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
+
+
+def icarus_time_zero(text: str) -> str:
+    """Toggle each module's Yosys `dump_module` trigger register at 1 ns, so that Icarus runs the
+    combinational `always @*` blocks at all (amaranth-lang/amaranth#1629)."""
+    import re
+    return re.sub(r"(  reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;\n)",
+                  lambda mt: mt.group(1) + f"  initial #1 {mt.group(2)} = 1;\n", text)
 
 
 def _hw_hash(cfg: SimConfig) -> str:

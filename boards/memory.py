@@ -1,0 +1,101 @@
+"""On-chip memories of a board: each has the engine's stream port on one side and a byte-wide host
+port (the UART bridge's) on the other. Both share the memory's one address, so a memory is a
+single-port RAM (block RAM on the ECP5; SPRAM on the iCE40UP5K, which has only one port): the
+host may use it only while the engine is idle, which the bridge guarantees."""
+from amaranth import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..hw.simmem import WriteReq
+
+
+class HostPort(wiring.Signature):
+    """Byte access from the bridge: `addr` a byte address; `we` writes `w_data`; `re` reads, and
+    `r_data` holds the byte from the cycle after."""
+    def __init__(self, addr_width):
+        super().__init__({"addr": Out(addr_width), "w_data": Out(8), "we": Out(1), "re": Out(1), "r_data": In(8)})
+
+
+def _log2(n):
+    if n < 1 or n & (n - 1):
+        raise ValueError(f"{n} is not a power of two")
+    return n.bit_length() - 1
+
+
+class BoardMemory(wiring.Component):
+    """`depth` words of `word_bytes` bytes. `kind` "read": the engine reads units of
+    `unit_bytes` (1: feature map, P: weights) through `addr` / `data`; "write": the engine writes
+    bytes through `req`. A unit address past the end reads 0; a write past the end is dropped
+    (the driver checks that each job fits)."""
+
+    def __init__(self, kind, depth, word_bytes, unit_bytes=1, max_pending=4):
+        assert kind in ("read", "write")
+        if word_bytes % unit_bytes:
+            raise ValueError("a memory word must hold a whole number of engine units")
+        self.kind, self.depth, self.word_bytes, self.unit_bytes = kind, depth, word_bytes, unit_bytes
+        self.max_pending = max_pending
+        self.size = depth * word_bytes                       # bytes
+        self.units = self.size // unit_bytes
+        self.mem = Memory(shape=8 * word_bytes, depth=depth, init=[])
+        ports = {"host": In(HostPort(max(1, (self.size - 1).bit_length())))}
+        if kind == "read":
+            ports.update(addr=In(stream.Signature(32)), data=Out(stream.Signature(8 * unit_bytes)))
+        else:
+            ports.update(req=In(stream.Signature(WriteReq())))
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = self.mem
+        wb, ub = self.word_bytes, self.unit_bytes
+        wp = mem.write_port(granularity=8)
+        rp = mem.read_port()
+        addr = Signal(range(self.depth))                    # the one address
+        m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr)]
+        host_lane = Signal(range(wb))
+        host_word = self.host.addr >> _log2(wb)
+        m.d.sync += host_lane.eq(self.host.addr[:_log2(wb)] if wb > 1 else 0)
+        m.d.comb += self.host.r_data.eq(rp.data.word_select(host_lane, 8))
+        host_active = self.host.we | self.host.re
+
+        if self.kind == "read":
+            upw = wb // ub                                  # engine units per memory word
+            m.submodules.fifo = fifo = SyncFIFOBuffered(width=8 * ub, depth=self.max_pending)
+            inflight = Signal()
+            sub = Signal(range(upw))
+            oob = Signal()
+            room = fifo.level + inflight < self.max_pending
+            take = Signal()
+            m.d.comb += [self.addr.ready.eq(room & ~host_active), take.eq(self.addr.valid & self.addr.ready)]
+            m.d.sync += [inflight.eq(take), oob.eq(self.addr.payload >= self.units),
+                         sub.eq(self.addr.payload[:_log2(upw)] if upw > 1 else 0)]
+            word = rp.data.word_select(sub, 8 * ub)
+            m.d.comb += [fifo.w_data.eq(Mux(oob, 0, word)), fifo.w_en.eq(inflight),
+                         self.data.payload.eq(fifo.r_data), self.data.valid.eq(fifo.r_rdy),
+                         fifo.r_en.eq(self.data.ready)]
+            with m.If(host_active):
+                m.d.comb += addr.eq(host_word)
+            with m.Else():
+                m.d.comb += addr.eq(self.addr.payload >> _log2(upw))
+        else:
+            byte = self.req.payload.addr
+            m.d.comb += self.req.ready.eq(~host_active)
+            with m.If(host_active):
+                m.d.comb += addr.eq(host_word)
+            with m.Else():
+                m.d.comb += addr.eq(byte >> _log2(wb))
+            lane = Mux(host_active, self.host.addr, byte)[:_log2(wb)] if wb > 1 else 0
+            value = Mux(host_active, self.host.w_data, self.req.payload.data)
+            write = Mux(host_active, self.host.we, self.req.valid & (byte < self.size))
+            m.d.comb += wp.data.eq(value.replicate(wb))
+            for i in range(wb):
+                m.d.comb += wp.en[i].eq(write & (lane == i))
+        if self.kind == "read":
+            with m.If(self.host.we):
+                lane = self.host.addr[:_log2(wb)] if wb > 1 else 0
+                m.d.comb += wp.data.eq(self.host.w_data.replicate(wb))
+                for i in range(wb):
+                    m.d.comb += wp.en[i].eq(lane == i)
+        return m

