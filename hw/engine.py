@@ -152,10 +152,10 @@ class Engine(wiring.Component):
         pm_r = params.read_port()
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         ip_w = in_ptr.write_port()
-        ip_r = in_ptr.read_port(domain="comb")
+        ip_r = in_ptr.read_port()           # synchronous (block RAM): addressed by lcb, read a cycle ahead
         m.submodules.out_ptr = out_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         op_w = out_ptr.write_port()
-        op_r = out_ptr.read_port(domain="comb")
+        op_r = out_ptr.read_port()
 
         # ---- control ---------------------------------------------------------------------
         init_i = Signal(14)
@@ -295,6 +295,8 @@ class Engine(wiring.Component):
         lanes_valid = Signal(8)              # channels 8*lcb + i < C
         for i in range(BLOCK):
             m.d.comb += lanes_valid[i].eq(lcb * BLOCK + i < C)
+        # the block's pointer, read while lcb is settled (L_ROW, L_ROW_CHECK) for use in L_WORD
+        m.d.comb += ip_r.addr.eq(lcb)
 
         def store_word(vals):
             mask = Signal(8)
@@ -336,7 +338,7 @@ class Engine(wiring.Component):
                     m.next = "L_WORD"
             with m.State("L_WORD"):
                 with m.If(in_cmp):
-                    m.d.comb += [ip_r.addr.eq(lcb), self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_r.data)]
+                    m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_r.data)]
                     with m.If(self.fm_addr.ready):
                         m.d.sync += l_ptr.eq(ip_r.data)
                         m.next = "L_BITMAP"
@@ -670,14 +672,17 @@ class Engine(wiring.Component):
         blocks_per_bg = Mux(dw, 1, Q // BLOCK)
         m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
         m.d.comb += rq.o.ready.eq(~(block_ready & wr_busy))
+        bcb = Signal(16)
+        m.d.comb += bcb.eq(pk_bg * blocks_per_bg + pk_j)
+        pk_fire = rq.o.valid & rq.o.ready & block_ready
+        # the output pointer table is read synchronously: address the next block as it is handed over
+        m.d.comb += op_r.addr.eq(Mux(pk_fire, bcb, wr_cb))
         with m.If(rq.o.valid & rq.o.ready):
             vals = Signal(data.ArrayLayout(signed(8), BLOCK))
             m.d.comb += vals.eq(pk_vals)
             m.d.comb += vals[pk_i].eq(rq.o.payload)
             m.d.sync += [pk_vals.eq(vals), pk_i.eq(pk_i + 1)]
             with m.If(block_ready):
-                bcb = Signal(16)
-                m.d.comb += bcb.eq(pk_bg * blocks_per_bg + pk_j)
                 omask = Signal(8)
                 for i in range(BLOCK):
                     v = vals[i]
@@ -689,7 +694,6 @@ class Engine(wiring.Component):
                     m.d.sync += pk_done.eq(1)
 
         # writer: one block to memory, a byte a cycle
-        m.d.comb += op_r.addr.eq(wr_cb)
         dense_addr = Signal(64)
         m.d.comb += dense_addr.eq(reg["OUT_BASE"] + wr_cb * out_stride + wr_pix * BLOCK + wr_i)
         with m.If(wr_busy):
