@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
+.PHONY: bitstream train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,3 +87,7 @@ clean: ## remove build outputs
 
 distclean: clean ## also remove .venv
 	rm -rf $(VENV)
+
+BOARD ?= ulx3s
+bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..]; build/boards/BOARD/report.json
+	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ))

@@ -40,7 +40,7 @@ def session(job: Job, lanes: int, *, budget: int, poll_every: int = 1):
     """The exchange for one job. Yields (request, reply length); returns the result dict of
     driver.Transport.execute. The run is abandoned (timeout) once the engine's CYCLES counter
     passes `budget` cycles while it is still busy."""
-    info = protocol.parse_info((yield protocol.info(), 28))
+    info = protocol.parse_info((yield protocol.info(), protocol.INFO_BYTES))
     check_fits(job, lanes, info)
     weights = b"".join(int(w).to_bytes(lanes, "little") for w in job.w_words)
     for mem, image in ((protocol.MEM["FM"], job.fm_image), (protocol.MEM["WEIGHTS"], weights)):
@@ -109,7 +109,7 @@ class SerialTransport(Transport):
         return reply
 
     def info(self) -> dict:
-        return protocol.parse_info(self.exchange(protocol.info(), 28))
+        return protocol.parse_info(self.exchange(protocol.info(), protocol.INFO_BYTES))
 
     def execute(self, job: Job) -> dict:
         t = time.perf_counter()

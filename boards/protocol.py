@@ -31,11 +31,14 @@ COMMANDS = [
             "then `count` data bytes, stored from byte `addr` of memory `mem`; waits while the engine is busy"),
     Command(0x04, "READ_MEM", (("mem", 1), ("addr", 4), ("count", 4)), "`count` bytes",
             "bytes from byte `addr` of memory `mem`; waits while the engine is busy"),
-    Command(0x05, "INFO", (), "7 words (28 bytes)",
-            "magic 0xF9B0B0A7, lanes P, feature-map bytes, weight bytes, output bytes, clock Hz, baud"),
+    Command(0x05, "INFO", (), "10 words (40 bytes)",
+            "magic 0xF9B0B0A7, lanes P, feature-map bytes, weight bytes, output bytes, clock Hz, baud, "
+            "line-buffer words, parameter-buffer channels, block-pointer entries"),
 ]
 CMD = {c.name: c for c in COMMANDS}
-INFO_FIELDS = ("magic", "lanes", "fm_bytes", "w_bytes", "out_bytes", "clk_hz", "baud")
+INFO_FIELDS = ("magic", "lanes", "fm_bytes", "w_bytes", "out_bytes", "clk_hz", "baud", "linebuf_words",
+               "max_channels", "max_blocks")
+INFO_BYTES = 4 * len(INFO_FIELDS)
 
 MEMORIES = {0: ("FM", "feature-map memory, byte addresses (the engine's IN_BASE space)"),
             1: ("WEIGHTS", "weight memory, byte address = word * P + lane (W_BASE / P_BASE space, in words)"),
@@ -64,7 +67,7 @@ def info() -> bytes:
 
 
 def parse_info(reply: bytes) -> dict:
-    d = dict(zip(INFO_FIELDS, struct.unpack("<7I", reply)))
+    d = dict(zip(INFO_FIELDS, struct.unpack(f"<{len(INFO_FIELDS)}I", reply)))
     if d["magic"] != INFO_MAGIC:
         raise RuntimeError(f"the board answered INFO with magic 0x{d['magic']:08X}, not 0x{INFO_MAGIC:08X}: "
                            f"is this an fmprune bitstream, and is the baud rate right?")

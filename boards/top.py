@@ -62,6 +62,7 @@ class ULX3STop(Elaboratable):
         clk25 = platform.request("clk25", 0)
         m.domains.sync = ClockDomain("sync")
         locked = Signal()
+        clk = Signal()                        # the PLL's output: the engine clock
         pll = self.pll
         m.submodules.pll = Instance(
             "EHXPLLL",
@@ -71,10 +72,11 @@ class ULX3STop(Elaboratable):
             p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
             p_CLKI_DIV=pll["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll["CLKOP_DIV"],
             p_CLKOP_CPHASE=pll["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=pll["CLKFB_DIV"],
-            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=ClockSignal("sync"), i_CLKFB=ClockSignal("sync"),
+            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=clk, i_CLKFB=clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
             i_ENCLKOP=0, o_LOCK=locked)
-        platform.add_clock_constraint(ClockSignal("sync"), self.cfg.clk_hz)
+        m.d.comb += ClockSignal("sync").eq(clk)
+        platform.add_clock_constraint(clk, self.cfg.clk_hz)
         m.submodules.rst = ResetSynchronizer(~locked, domain="sync")
         m.submodules.system = s = BoardSystem(self.cfg)
         uart = platform.request("uart", 0)

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sw import driver, fmformat, quant
+from ..sw import driver, fmformat, quant, tiling
 from ..sw.data import load_image, preprocess
 from ..sw.golden import QuantizedNetwork
 from ..sw.zoo import INPUT_SIZE
 from .runner import SimConfig, SimTransport
 
 
-def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo=print, t0=None):
+def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo=print, t0=None, board=None):
     """Run the quantised network `q` on int8 input `xq` (1 x C x H x W) with every conv / fc layer
-    on the simulated engine. Returns (logits, per-layer rows)."""
+    on the simulated engine, or, with `board` = (transport, tiling.Limits), on that engine tile by
+    tile (a board's memories hold one tile, not one layer). Returns (logits, per-layer rows)."""
     t0 = time.perf_counter() if t0 is None else t0
     cfg = SimConfig(lanes=lanes, simulator=simulator)
     run_root = Path(run_root) if run_root else Path("build") / "run" / q.net
@@ -30,14 +31,20 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
         layer = q.layers[op.layer]
         full = f"{net}.{op.layer}"
         spec = driver.LayerSpec.from_qlayer(full, layer, np.ascontiguousarray(x[0]))
-        job = driver.prepare(spec, lanes, eps=eps_)
-        chained = id(x) in engine_images and engine_images[id(x)][0] is x
-        if chained:                               # the previous layer's compressed output, as written
-            job.fm_image = engine_images[id(x)][1]
-        r = SimTransport(cfg, run_root / op.layer).execute(job)
-        if r.get("timeout") or r.get("error"):
-            raise RuntimeError(f"{full}: the engine stopped with error {r.get('error')} (timeout {r.get('timeout')})")
-        y = driver.decode_output(job, r["out"])
+        t_layer = time.perf_counter()
+        if board:
+            y, r = tiling.run_tiled(spec, board[0], board[1], eps=eps_)
+            chained = False
+        else:
+            job = driver.prepare(spec, lanes, eps=eps_)
+            chained = id(x) in engine_images and engine_images[id(x)][0] is x
+            if chained:                           # the previous layer's compressed output, as written
+                job.fm_image = engine_images[id(x)][1]
+            r = SimTransport(cfg, run_root / op.layer).execute(job)
+            if r.get("timeout") or r.get("error"):
+                raise RuntimeError(f"{full}: the engine stopped with error {r.get('error')} "
+                                   f"(timeout {r.get('timeout')})")
+            y = driver.decode_output(job, r["out"])
         if layer.act.kind == "leaky":             # the slope on the host, after the engine's clamp
             y = np.where(y < 0, quant.mbqm(y, layer.act.neg_multiplier, layer.act.neg_shift), y).astype(np.int8)
         want = layer.forward(x[0], eps_)
@@ -53,17 +60,17 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
                          fm_bytes_limit=traffic.total, chained_input=chained,
                          model_fm_bytes=model["FM_VALUE_BYTES"] + model["FM_BITMAP_BYTES"],
                          model_macs=model["MACS"], cycles_estimate=model["cycles_estimate"],
-                         bit_exact=bool(np.array_equal(y, want)), wall_s=round(r["wall_s"], 2)))
+                         bit_exact=bool(np.array_equal(y, want)), tiles=r.get("tiles", 1),
+                         wall_s=round(time.perf_counter() - t_layer, 2)))
         row = rows[-1]
         total = sum(rw["cycles"] for rw in rows)
         echo(f"[{len(rows):3d}/{n_layers}] {full:22s} {row['kind']:9s} cycles {row['cycles']:>11,}  "
              f"util {row['utilisation']:.3f}  fm {row['fm_bytes_read']:>9,}/{row['fm_bytes_dense']:>9,} B  "
              f"{'exact' if row['bit_exact'] else 'MISMATCH'}  | total {total:,} cycles, "
              f"{time.perf_counter() - t0:.0f} s", flush=True)
-        out_img = bytes(r["out"])
         y = np.ascontiguousarray(y[None])
-        if layer.act.kind != "leaky":
-            engine_images[id(y)] = (y, out_img)
+        if layer.act.kind != "leaky" and not board:
+            engine_images[id(y)] = (y, bytes(r["out"]))
         return y
 
     logits, _ = q.run_int(xq, eps, conv=engine_conv)
@@ -71,12 +78,22 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
 
 
 def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator="verilator", out=None,
-                echo=print) -> dict:
+                echo=print, port=None, baud=None) -> dict:
+    """`port`: run on the board on that serial port instead of the simulator."""
     t0 = time.perf_counter()
+    board = None
+    if port:
+        from ..boards.host import SerialTransport
+        transport = SerialTransport(port, lanes, baud=baud or 1_000_000)
+        info = transport.info()
+        if info["lanes"] != lanes:
+            raise ValueError(f"the board on {port} has P={info['lanes']} lanes: pass --lanes {info['lanes']}")
+        board = (transport, tiling.Limits.from_info(info))
+        simulator = f"board on {port} ({info['clk_hz'] / 1e6:g} MHz, {info['baud']:,} baud)"
     q = QuantizedNetwork(net, weights)
     xq = q.quantize_input(preprocess(load_image(image), INPUT_SIZE)[None])
     golden_logits, _ = q.run_int(xq, eps)
-    rtl_logits, rows = stream(q, xq, eps=eps, lanes=lanes, simulator=simulator, echo=echo, t0=t0)
+    rtl_logits, rows = stream(q, xq, eps=eps, lanes=lanes, simulator=simulator, echo=echo, t0=t0, board=board)
     top_rtl = np.argsort(-rtl_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     top_gold = np.argsort(-golden_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     result = dict(network=net, image=image, eps=eps, lanes=lanes, simulator=simulator, weights=q.weights_desc,

@@ -15,6 +15,8 @@ EPILOG = """examples:
   fmprune sim mobilenet.conv3 --sim verilator --lanes 16
   fmprune run mobilenet --eps 1
   fmprune verilog --lanes 16
+  fmprune bitstream ulx3s
+  fmprune run mobilenet --port /dev/ttyUSB0
   fmprune analyze --all
   fmprune sweep-eps --hardware 3
 """
@@ -77,7 +79,7 @@ def cmd_sim(args) -> int:
 def cmd_run(args) -> int:
     from ..sim.network import run_network
     result = run_network(args.net, image=args.image, weights=args.weights, eps=args.eps, lanes=args.lanes,
-                         simulator=args.sim, out=args.out)
+                         simulator=args.sim, out=args.out, port=args.port, baud=args.baud)
     return 0 if result["top5_identical"] and result["bit_exact"] else 1
 
 
@@ -93,6 +95,17 @@ def cmd_verilog(args) -> int:
     for ln in problems[:20]:
         print("  " + ln)
     return 0 if not problems else 1
+
+
+def cmd_bitstream(args) -> int:
+    from ..boards.top import build
+    r = build(args.board, lanes=args.lanes, clk_mhz=args.clk_mhz, program=args.program)
+    u = r["utilisation"]
+    print("  ".join(f"{k} {v['used']:,}/{v['total']:,}" for k, v in u.items()))
+    print(f"engine clock {r['clock']}: max {r['fmax_mhz']} MHz post-route against {r['clk_target_mhz']:g} MHz: "
+          f"timing {'met' if r['timing_met'] else 'NOT met'}; {r['build_s']} s")
+    print(f"wrote {r['bitstream']} and {Path(r['bitstream']).parent / 'report.json'}")
+    return 0 if r["timing_met"] else 1
 
 
 def cmd_analyze(args) -> int:
@@ -226,6 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="build/verilog", metavar="DIR", help="folder (default build/verilog)")
     s.set_defaults(func=cmd_verilog)
 
+    s = sub.add_parser("bitstream", help="build a board's bitstream with the open toolchain (YoWASP)",
+                       description="Build BOARD's top-level (engine, on-chip memories, UART bridge; "
+                                   "docs/boards.md) with Yosys and nextpnr from PyPI (YoWASP) into build/boards/"
+                                   "BOARD and write report.json there: device, lanes, LUT / FF / DSP / block-RAM "
+                                   "use and totals, post-route maximum frequency, whether timing met, build "
+                                   "time. Programs the board only with --program. Exit status 1 if timing "
+                                   "was not met.")
+    s.add_argument("board", metavar="BOARD", choices=["ulx3s", "icebreaker"], help="ulx3s or icebreaker")
+    s.add_argument("--lanes", "-P", type=_lanes, default=None,
+                   help="MAC lanes P (default: the board's, 16 on the ULX3S, 2 on the iCEBreaker)")
+    s.add_argument("--clk-mhz", type=float, default=None,
+                   help="engine clock (ULX3S, from its PLL; default 100). The iCEBreaker runs at 12 MHz")
+    s.add_argument("--program", action="store_true", help="program the board afterwards (openFPGALoader / iceprog)")
+    s.set_defaults(func=cmd_bitstream)
+
     s = sub.add_parser("analyze", help="sparsity and bandwidth study of a network (Liang et al.)",
                        description="Run NET on real images and report, per layer: input feature map, weight and "
                                    "output bytes and their shares of the traffic; zero weights; input activations "
@@ -256,15 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hw-eps", type=_int_range(0, 127), default=None, help="eps for --hardware")
     s.set_defaults(func=cmd_sweep)
 
-    s = sub.add_parser("run", help="stream a whole network through the simulated engine",
+    s = sub.add_parser("run", help="stream a whole network through the simulated engine (or a board)",
                        description="Run every convolution and fully-connected layer of NET through the "
                                    "simulated engine, layer by layer (each layer's compressed output feeds the "
-                                   "next); pooling, residual adds and concatenation run in the golden model on "
+                                   "next), or with --port through a board, tile by tile; pooling, residual adds and concatenation run in the golden model on "
                                    "the host. Ends with the RTL's top-5 against the golden model's and a "
                                    "per-layer table, also written as JSON. Exit status 1 unless bit-exact.")
     s.add_argument("net", metavar="NET", help=f"network: {', '.join(zoo.NETWORKS)}")
     _common(s, "image", "weights", "eps", "lanes", "sim")
     s.add_argument("--out", metavar="FILE", help="JSON result (default build/run/NET.json)")
+    s.add_argument("--port", metavar="DEV", help="run on the board on this serial port (e.g. /dev/ttyUSB0) "
+                                                 "instead of the simulator, tile by tile; --lanes must match")
+    s.add_argument("--baud", type=int, default=1_000_000, help="baud rate with --port (default 1000000)")
     s.set_defaults(func=cmd_run)
     return p
 

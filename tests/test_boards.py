@@ -1,0 +1,180 @@
+"""Boards: the UART, the bridge and the host session over the board system's pins (co-simulated),
+the tiled driver on the RTL, the PLL solver, and smoke builds of both bitstreams."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.sim import Simulator
+
+from fmprune.boards import protocol
+from fmprune.boards.host import check_fits
+from fmprune.boards.top import BOARDS, build, ecp5_pll, parse_nextpnr_log
+from fmprune.boards.uart import UARTRx, UARTTx
+from fmprune.sw import driver, tiling
+from fmprune.sw.analyze import nonzero_macs
+from test_engine import golden, make_spec
+
+
+def assert_layer_equal(name, got, want):
+    if not np.array_equal(got, want):
+        bad = np.argwhere(got != want)
+        k, y, x = bad[0]
+        raise AssertionError(f"{name}: {len(bad)} values differ; first at (k={k}, y={y}, x={x}): "
+                             f"engine {got[k, y, x]}, golden {want[k, y, x]}")
+    np.testing.assert_array_equal(got, want)
+
+
+# ---- UART (Amaranth simulation) ---------------------------------------------------------------
+
+def test_uart_loopback():
+    """Bytes through the transmitter's pin into the receiver, back to back."""
+    m = Module()
+    m.submodules.tx = tx = UARTTx(5)
+    m.submodules.rx = rx = UARTRx(5)
+    m.d.comb += rx.rx.eq(tx.tx)
+    sent = [0x00, 0xFF, 0x55, 0xA5, 0x01, 0x80]
+    got = []
+    overruns = []
+
+    async def bench(ctx):
+        for b in sent:
+            ctx.set(tx.data.payload, b)
+            ctx.set(tx.data.valid, 1)
+            await ctx.tick().until(tx.data.ready)
+            ctx.set(tx.data.valid, 0)
+        ctx.set(rx.data.ready, 1)
+
+    async def sink(ctx):
+        ctx.set(rx.data.ready, 1)
+        for _ in range(2000):
+            await ctx.tick()
+            if ctx.get(rx.data.valid):
+                got.append(ctx.get(rx.data.payload))
+                if len(got) == len(sent):
+                    overruns.append(ctx.get(rx.overruns))
+                    return
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_testbench(sink)
+    sim.run()
+    assert got == sent
+    assert overruns == [0]
+
+
+def test_uart_divisor_checked():
+    with pytest.raises(ValueError, match="divisor"):
+        UARTRx(3)
+
+
+# ---- the host session over the board system's UART pins (cocotb) ---------------------------
+
+UART_CASES = {
+    # board config (memories shrunk for a short build), simulator, layer (C H W K k s p dw)
+    "icebreaker-icarus": ("icebreaker", None, "icarus", (8, 6, 6, 8, 3, 1, 1, False)),
+    "ulx3s-verilator": ("ulx3s", 8 << 10, "verilator", (16, 5, 5, 16, 3, 1, 1, True)),
+}
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("case", list(UART_CASES))
+def test_uart_layer(case, tmp_path):
+    from fmprune.sim import uart
+    board, mem, simulator, shape = UART_CASES[case]
+    cfg = BOARDS[board].system
+    if mem:
+        cfg = replace(cfg, fm_bytes=mem, w_bytes=mem, out_bytes=mem)
+    cfg = uart.sim_config(cfg, divisor=8)
+    c, h, w, k_out, k, s, p, dw = shape
+    spec, act = make_spec(len(case), c, h, w, k_out, k, s, p, dw, name=case)
+    want = golden(spec, act)
+    job = driver.prepare(spec, cfg.lanes)
+    r = uart.run(job, cfg, simulator, tmp_path)
+    assert not r["timeout"] and r["error"] == 0, r
+    assert r["info"]["lanes"] == cfg.lanes and r["info"]["fm_bytes"] == cfg.fm_bytes
+    assert_layer_equal(spec.name, driver.decode_output(job, r["out"]), want)
+    assert r["counters"]["MACS"] == nonzero_macs(spec.input, spec.weight.shape, spec.stride, spec.padding,
+                                                 spec.input.shape[0] if dw else 1)
+
+
+def test_host_refuses_a_layer_that_does_not_fit():
+    spec, _ = make_spec(3, 64, 20, 20, 64, 3, 1, 1, False)
+    job = driver.prepare(spec, 16)
+    info = dict(BOARDS["ulx3s"].system.info(), fm_bytes=1024)
+    with pytest.raises(ValueError, match="feature map .* of 1,024 bytes.*tiled"):
+        check_fits(job, 16, info)
+    with pytest.raises(ValueError, match="pass --lanes 16"):
+        check_fits(job, 8, BOARDS["ulx3s"].system.info())
+
+
+# ---- tiles on the RTL ----------------------------------------------------------------------
+
+TILE_LIMITS = tiling.Limits(lanes=8, fm_bytes=1200, w_bytes=2048, out_bytes=1200, linebuf_words=256,
+                            max_channels=16, max_blocks=8)
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("shape", [(12, 13, 11, 24, 3, 1, 1, False), (24, 12, 12, 24, 3, 2, 1, True)],
+                         ids=["standard", "depthwise_s2"])
+def test_tiled_layer(shape, tmp_path):
+    from fmprune.sim.runner import SimConfig, SimTransport
+    c, h, w, k_out, k, s, p, dw = shape
+    spec, act = make_spec(sum(shape[:5]), c, h, w, k_out, k, s, p, dw, name="tiled")
+    kt, th, tw = tiling.plan(spec, TILE_LIMITS)
+    n_tiles = len(list(tiling.tiles(spec, TILE_LIMITS)))
+    assert n_tiles > 2, (kt, th, tw)
+    cfg = SimConfig(lanes=8, fm_depth=1 << 12, w_depth=1 << 10, out_depth=1 << 12, linebuf_depth=256,
+                    max_channels=16, max_blocks=8)
+    y, info = tiling.run_tiled(spec, SimTransport(cfg, tmp_path), TILE_LIMITS)
+    assert info["tiles"] == n_tiles
+    assert_layer_equal(spec.name, y, golden(spec, act))
+
+
+def test_tiling_refuses_what_cannot_fit():
+    spec, _ = make_spec(4, 16, 8, 8, 8, 3, 1, 1, False)
+    with pytest.raises(ValueError, match="even one output pixel"):
+        tiling.plan(spec, replace(TILE_LIMITS, linebuf_words=4))
+    big, _ = make_spec(4, 64, 8, 8, 8, 3, 1, 1, False)
+    with pytest.raises(ValueError, match="weights of even 8 output channels"):
+        tiling.plan(big, TILE_LIMITS)
+
+
+# ---- PLL and reports -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("f", [100.0, 50.0, 62.5, 75.0])
+def test_ecp5_pll(f):
+    p = ecp5_pll(25.0, f)
+    assert p["f_out_mhz"] == pytest.approx(f)
+    assert p["f_out_mhz"] == pytest.approx(25.0 / p["CLKI_DIV"] * p["CLKFB_DIV"])
+    assert 400 <= p["f_out_mhz"] * p["CLKOP_DIV"] <= 800
+
+
+def test_protocol_table_in_docs():
+    from pathlib import Path
+    text = (Path(__file__).parent.parent / "docs" / "boards.md").read_text()
+    assert protocol.markdown() in text, "docs/boards.md: regenerate the table with python -m fmprune.boards.protocol"
+
+
+SMOKE = {"ulx3s": 1, "icebreaker": 1}
+
+
+@pytest.mark.bitstream
+@pytest.mark.parametrize("board", list(SMOKE))
+def test_bitstream_smoke(board, tmp_path):
+    """A real build with a small P: the report holds the tools' own figures."""
+    r = build(board, lanes=SMOKE[board], build_root=tmp_path, echo=lambda *a: None)
+    saved = json.loads((tmp_path / board / "report.json").read_text())
+    assert saved == r
+    assert r["device"] == BOARDS[board].device and r["lanes"] == SMOKE[board]
+    for kind in ("luts", "dsps", "brams"):
+        u = r["utilisation"][kind]
+        assert 0 <= u["used"] <= u["total"] and u["total"] > 0, (kind, u)
+    assert 0 < r["utilisation"]["luts"]["used"]
+    tim = (tmp_path / board / "top.tim").read_text()
+    again = parse_nextpnr_log(tim, BOARDS[board].resources)
+    assert r["fmax_mhz"] == again["clocks"][r["clock"]]["fmax_mhz"] > 0
+    assert r["timing_met"] == (r["fmax_mhz"] >= r["clk_target_mhz"])
+    assert r["build_s"] > 0 and r["bitstream_bytes"] > 10_000
