@@ -48,6 +48,28 @@ def _step(m, counters):
         _step(m, counters[1:])
 
 
+class _SeqMul(wiring.Component):
+    """p = a * b by shift-and-add, one bit of b a cycle (done when b's remaining bits are 0)."""
+
+    def __init__(self, a_width, b_width):
+        self.a_width, self.b_width = a_width, b_width
+        super().__init__({"a": In(a_width), "b": In(b_width), "start": In(1),
+                          "p": Out(a_width + b_width), "done": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        a = Signal(self.a_width + self.b_width)
+        b = Signal(self.b_width)
+        m.d.comb += self.done.eq((b == 0) & ~self.start)
+        with m.If(self.start):
+            m.d.sync += [a.eq(self.a), b.eq(self.b), self.p.eq(0)]
+        with m.Elif(b != 0):
+            with m.If(b[0]):
+                m.d.sync += self.p.eq(self.p + a)
+            m.d.sync += [a.eq(a << 1), b.eq(b >> 1)]
+        return m
+
+
 class Engine(wiring.Component):
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
         check_lanes(lanes)
@@ -135,11 +157,17 @@ class Engine(wiring.Component):
         rows = Signal(5)                    # line-buffer rows R
         rows_acc = Signal(32)
         shape_ok = Signal()
-        m.d.comb += shape_ok.eq(
-            ((Ho - 1) * s + k <= H + 2 * pad) & (Ho * s + k > H + 2 * pad) &
-            ((Wo - 1) * s + k <= W + 2 * pad) & (Wo * s + k > W + 2 * pad))
-        fm_mult_in = Mux(in_cmp, 1 + BLOCK, BLOCK)
-        fm_mult_out = Mux(out_cmp, 1 + BLOCK, BLOCK)
+        span_h = Signal(20)                 # (Ho - 1) * s + k: input rows the output needs
+        span_w = Signal(20)
+        in_h = Signal(18)                   # H + 2 pad
+        in_w = Signal(18)
+        hw_ = Signal(32)                    # H * W
+        howo = Signal(32)
+        in_size = Signal(48)                # cb_in * in_stride
+        out_size = Signal(48)
+        bg_stride = Signal(36)              # weight words per block group: n_sg * (k k or C k k)
+        w_size = Signal(52)
+        m.submodules.mul = mul = _SeqMul(40, 16)
 
         # ---- memories --------------------------------------------------------------------
         word_layout = data.StructLayout({"values": data.ArrayLayout(signed(8), BLOCK), "mask": 8})
@@ -178,30 +206,42 @@ class Engine(wiring.Component):
                     for name in regs.COUNTERS:
                         m.d.sync += reg[name].eq(0)
                     m.next = "DERIVE"
-            with m.State("DERIVE"):
+            with m.State("DERIVE"):          # cheap terms; the products follow, one at a time
                 m.d.sync += [
                     cb_in.eq((C + 7) >> 3), cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
-                    in_stride.eq(H * W * fm_mult_in), out_stride.eq(Ho * Wo * fm_mult_out),
-                    rows.eq(0), rows_acc.eq(0),
-                ]
-                m.next = "DERIVE2"
-            with m.State("DERIVE2"):
-                m.d.sync += [
-                    row_words.eq(W * cb_in), c_khkw.eq(C * khkw),
-                    in_end.eq(reg["IN_BASE"] + cb_in * in_stride),
-                    out_end.eq(reg["OUT_BASE"] + cb_out * out_stride),
-                    p_end.eq(reg["P_BASE"] + K * PW),
+                    rows.eq(0), rows_acc.eq(0), p_end.eq(reg["P_BASE"] + K * PW),
+                    span_h.eq((Ho - 1) * s + k), span_w.eq((Wo - 1) * s + k),
+                    in_h.eq(H + 2 * pad), in_w.eq(W + 2 * pad),
                 ]
                 with m.If(dw):
-                    m.d.sync += [n_bg.eq(cb_out), n_sg.eq(BLOCK // D), n_lanes.eq(D)]
+                    m.d.sync += [n_bg.eq((K + 7) >> 3), n_sg.eq(BLOCK // D), n_lanes.eq(D)]
                 with m.Else():
                     m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P)]
-                m.next = "DERIVE3"
-            with m.State("DERIVE3"):
-                with m.If(dw):
-                    m.d.sync += w_end.eq(reg["W_BASE"] + n_bg * n_sg * khkw)
-                with m.Else():
-                    m.d.sync += w_end.eq(reg["W_BASE"] + n_bg * n_sg * c_khkw)
+                m.next = "MUL0"
+            # every product is a shift-and-add over the narrower operand's bits (hw/engine.py
+            # _SeqMul): a few cycles once per layer, instead of wide multipliers on the clock path
+            steps = [
+                (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_in), (c_khkw, C, khkw),
+                (in_size, in_stride, cb_in), (out_size, out_stride, cb_out),
+                (bg_stride, Mux(dw, khkw, c_khkw), n_sg), (w_size, bg_stride, n_bg),
+            ]
+            for i, (dest, a, b) in enumerate(steps):
+                with m.State(f"MUL{i}"):
+                    m.d.comb += [mul.a.eq(a), mul.b.eq(b), mul.start.eq(1)]
+                    m.next = f"MUL{i}_WAIT"
+                with m.State(f"MUL{i}_WAIT"):
+                    with m.If(mul.done):
+                        m.d.sync += dest.eq(mul.p)
+                        if dest is hw_:
+                            m.d.sync += in_stride.eq((mul.p << 3) + Mux(in_cmp, mul.p, 0))
+                        if dest is howo:
+                            m.d.sync += out_stride.eq((mul.p << 3) + Mux(out_cmp, mul.p, 0))
+                        m.next = f"MUL{i + 1}" if i + 1 < len(steps) else "ENDS"
+            with m.State("ENDS"):
+                m.d.sync += [in_end.eq(reg["IN_BASE"] + in_size), out_end.eq(reg["OUT_BASE"] + out_size),
+                             w_end.eq(reg["W_BASE"] + w_size),
+                             shape_ok.eq((span_h <= in_h) & (span_h + s > in_h) &
+                                         (span_w <= in_w) & (span_w + s > in_w))]
                 m.next = "ROWS"
             with m.State("ROWS"):            # R = rows that fit the line buffer, at most 16
                 with m.If((rows < 16) & (rows_acc + row_words <= self.linebuf_depth) & (row_words != 0)):
@@ -483,8 +523,8 @@ class Engine(wiring.Component):
                                     with m.Else():
                                         m.d.sync += [ox.eq(0), left.eq(-pad)]
                                         with m.If(bg + 1 < n_bg):
-                                            m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + n_sg * g_stride),
-                                                         g_off.eq(bg_off + n_sg * g_stride)]
+                                            m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride),
+                                                         g_off.eq(bg_off + bg_stride)]
                                         with m.Else():
                                             nts = Signal(6)
                                             m.d.comb += nts.eq(top_slot + s)

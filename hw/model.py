@@ -26,6 +26,20 @@ def _windows(x_present, k, s, pad, ho, wo):
     return out
 
 
+def derive_cycles(spec, P: int) -> int:
+    """The engine's descriptor products (hw/engine.py, MULn states): two cycles each plus one per
+    bit of the narrower operand."""
+    c, h, w = spec.input.shape
+    ko, ho, wo = spec.out_shape
+    k = spec.weight.shape[-1]
+    d = min(P, BLOCK)
+    q = max(P, BLOCK)
+    n_sg = BLOCK // d if spec.depthwise else q // P
+    n_bg = -(-ko // BLOCK) if spec.depthwise else -(-ko // q)
+    bs = [w, wo, -(-c // BLOCK), k * k, -(-c // BLOCK), -(-ko // BLOCK), n_sg, n_bg]
+    return sum(2 + int(b).bit_length() for b in bs)
+
+
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
             out_layout: str = "compressed", eps_out: int = 0, expected=None) -> dict:
     """Counters the engine will report for `spec` (a driver.LayerSpec). `expected` (the golden
@@ -83,6 +97,6 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     loader = (traffic.bitmap_bytes * 3 + traffic.value_bytes) if in_layout == "compressed" else \
         cb_in * h * w * (BLOCK + 2)
     writer = r["OUT_BYTES"] + blocks
-    setup = SETUP + 17 + max(cb_in, cb_out) + kout * param_words(P) + 4
+    setup = SETUP + 17 + derive_cycles(spec, P) + max(cb_in, cb_out) + kout * param_words(P) + 4
     r["cycles_estimate"] = int(max(paced, writer, loader) + setup + ROW_OVERHEAD * ho + Requantizer.LATENCY)
     return r
