@@ -206,7 +206,9 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     t0 = time.perf_counter()
     echo(f"{b.title} ({b.device}): P={cfg.lanes}, engine clock {cfg.clk_hz / 1e6:g} MHz, "
          f"UART {cfg.baud:,} baud; building in {out}")
-    plan = platform.prepare(b.top(cfg), name="top")
+    # a design that misses timing still gets its figures (and a bitstream): the report says so
+    plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
+                            synth_opts="-dsp" if b.family == "ice40" else "")
     plan.extract(str(out))
     script = "build_top.sh"
     log_path = out / "build.log"

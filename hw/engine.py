@@ -168,6 +168,10 @@ class Engine(wiring.Component):
         bg_stride = Signal(36)              # weight words per block group: n_sg * (k k or C k k)
         w_size = Signal(52)
         m.submodules.mul = mul = _SeqMul(40, 16)
+        pad_words = Signal(40)              # pad * row_words: line-buffer words of the top padding rows
+        s_words = Signal(40)                # stride * row_words
+        pad_cb = Signal(20)                 # pad * cb_in: line-buffer words of the left padding columns
+        s_cb = Signal(20)                   # stride * cb_in
 
         # ---- memories --------------------------------------------------------------------
         word_layout = data.StructLayout({"values": data.ArrayLayout(signed(8), BLOCK), "mask": 8})
@@ -224,6 +228,7 @@ class Engine(wiring.Component):
                 (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_in), (c_khkw, C, khkw),
                 (in_size, in_stride, cb_in), (out_size, out_stride, cb_out),
                 (bg_stride, Mux(dw, khkw, c_khkw), n_sg), (w_size, bg_stride, n_bg),
+                (pad_words, row_words, pad), (s_words, row_words, s), (pad_cb, cb_in, pad), (s_cb, cb_in, s),
             ]
             for i, (dest, a, b) in enumerate(steps):
                 with m.State(f"MUL{i}"):
@@ -445,6 +450,13 @@ class Engine(wiring.Component):
         g_stride = Signal(32)
         cb_woff = Signal(32)                 # 8 * cb * k * k
         kpos = Signal(8)                     # ky * k + kx
+        # the line-buffer address cur_slot * row_words + ix * cb_in + cb, kept as running sums
+        # (modulo the buffer's address width: only in-bounds positions are read)
+        LBW = max(1, (self.linebuf_depth - 1).bit_length())
+        cur_base = Signal(LBW)               # cur_slot * row_words
+        top_base = Signal(LBW)               # top_slot * row_words
+        left_cb = Signal(LBW)                # left * cb_in
+        ix_cb = Signal(LBW)                  # (left + kx) * cb_in
         need_rows = Signal(signed(18))
         m.d.comb += need_rows.eq(Mux(top + k > H, H, top + k))
 
@@ -474,7 +486,7 @@ class Engine(wiring.Component):
         b_k0 = Signal(16)
         b_take = Signal()
         m.d.comb += [a_adv.eq(~b_valid | b_take), lb_r.en.eq(a_adv),
-                     lb_r.addr.eq(cur_slot * row_words + ix[:16] * cb_in + pos_cb)]
+                     lb_r.addr.eq(cur_base + ix_cb + pos_cb)]
         with m.If(a_adv):
             m.d.sync += [b_valid.eq(a_valid), b_inb.eq(inb & ~group_empty), b_last.eq(last_pos),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
@@ -487,6 +499,9 @@ class Engine(wiring.Component):
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
                                  top.eq(-pad), left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
                                  cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
+                                 top_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
+                                 cur_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
+                                 left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb),
                                  g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0),
                                  rows_released.eq(0)]
                     m.next = "S_ROW"
@@ -502,14 +517,15 @@ class Engine(wiring.Component):
                 with m.If(a_adv):
                     # advance kx, ky, cb, then sg, ox, bg, oy
                     with m.If((kx + 1 < k) & ~group_empty):
-                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1)]
+                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_in)]
                     with m.Else():
-                        m.d.sync += kx.eq(0)
+                        m.d.sync += [kx.eq(0), ix_cb.eq(left_cb)]
                         with m.If((ky + 1 < k) & ~group_empty):
                             m.d.sync += [ky.eq(ky + 1), kpos.eq(kpos + 1),
-                                         cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1))]
+                                         cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1)),
+                                         cur_base.eq(Mux(cur_slot + 1 == rows, 0, cur_base + row_words))]
                         with m.Else():
-                            m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot)]
+                            m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base)]
                             with m.If(~dw & (cb + 1 < cb_in) & ~group_empty):
                                 m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw)]
                             with m.Else():
@@ -519,9 +535,10 @@ class Engine(wiring.Component):
                                 with m.Else():
                                     m.d.sync += [sg.eq(0), g_off.eq(bg_off)]
                                     with m.If(ox + 1 < Wo):
-                                        m.d.sync += [ox.eq(ox + 1), left.eq(left + s)]
+                                        m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
+                                                     ix_cb.eq(left_cb + s_cb)]
                                     with m.Else():
-                                        m.d.sync += [ox.eq(0), left.eq(-pad)]
+                                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb)]
                                         with m.If(bg + 1 < n_bg):
                                             m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride),
                                                          g_off.eq(bg_off + bg_stride)]
@@ -529,8 +546,10 @@ class Engine(wiring.Component):
                                             nts = Signal(6)
                                             m.d.comb += nts.eq(top_slot + s)
                                             new_slot = Mux(nts >= rows, nts - rows, nts)
+                                            new_base = top_base + s_words - Mux(nts >= rows, rows_acc, 0)
                                             m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
-                                                         top.eq(top + s), top_slot.eq(new_slot), cur_slot.eq(new_slot)]
+                                                         top.eq(top + s), top_slot.eq(new_slot), cur_slot.eq(new_slot),
+                                                         top_base.eq(new_base), cur_base.eq(new_base)]
                                             rel = Signal(signed(18))
                                             m.d.comb += rel.eq(top + s)
                                             m.d.sync += rows_released.eq(Mux(rel < 0, 0, Mux(rel > H, H, rel)))
@@ -703,7 +722,8 @@ class Engine(wiring.Component):
         wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         wr_mask = Signal(8)
         wr_cb = Signal(16)
-        wr_pix = Signal(32)
+        wr_pix = Signal(32)                  # output pixel pk_oy * Wo + pk_ox of the block being written
+        pk_row = Signal(32)                  # pk_oy * Wo
         wr_i = Signal(4)
         wr_ptr = Signal(32)
         wr_start = Signal()
@@ -728,17 +748,19 @@ class Engine(wiring.Component):
                     v = vals[i]
                     m.d.comb += omask[i].eq(Mux(out_cmp, Mux(v < 0, -v, v) > eps_out, 1))
                 m.d.sync += [wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
-                             wr_pix.eq(pk_oy * Wo + pk_ox), wr_i.eq(0), wr_start.eq(1)]
+                             wr_pix.eq(pk_row + pk_ox), wr_i.eq(0), wr_start.eq(1)]
+                with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg)):
+                    m.d.sync += pk_row.eq(pk_row + Wo)
                 _step(m, [(pk_j, blocks_per_bg), (pk_ox, Wo), (pk_bg, n_bg), (pk_oy, None)])
                 with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg) & (pk_oy + 1 == Ho)):
                     m.d.sync += pk_done.eq(1)
 
         # writer: one block to memory, a byte a cycle
-        dense_addr = Signal(64)
-        m.d.comb += dense_addr.eq(reg["OUT_BASE"] + wr_cb * out_stride + wr_pix * BLOCK + wr_i)
         with m.If(wr_busy):
             with m.If(wr_start):
-                m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data)]
+                # the block's pointer (set in INIT to OUT_BASE + block * stride): compressed, the
+                # next free byte of the block; dense, the block's base, to which the pixel adds
+                m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data + Mux(out_cmp, 0, wr_pix * BLOCK))]
             with m.Elif(out_cmp):
                 # byte 0: bitmap at wr_ptr; then the stored values in lane order
                 lane = Signal(3)
@@ -756,7 +778,7 @@ class Engine(wiring.Component):
                         m.d.sync += wr_busy.eq(0)
                         m.d.comb += [op_w.addr.eq(wr_cb), op_w.data.eq(wr_ptr + wr_i + 1), op_w.en.eq(1)]
             with m.Else():
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(dense_addr[:32]),
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_i),
                              self.out.payload.data.eq(wr_vals[wr_i[:3]])]
                 with m.If(self.out.ready):
                     m.d.sync += wr_i.eq(wr_i + 1)
@@ -768,7 +790,7 @@ class Engine(wiring.Component):
         m.d.comb += all_written.eq(pk_done & ~wr_busy)
         with m.If(run_start):
             m.d.sync += [o_oy.eq(0), o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0),
-                         pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0),
+                         pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0),
                          wr_busy.eq(0), b_valid.eq(0)]
 
         # ---- counters --------------------------------------------------------------------

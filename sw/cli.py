@@ -105,7 +105,11 @@ def cmd_bitstream(args) -> int:
     print(f"engine clock {r['clock']}: max {r['fmax_mhz']} MHz post-route against {r['clk_target_mhz']:g} MHz: "
           f"timing {'met' if r['timing_met'] else 'NOT met'}; {r['build_s']} s")
     print(f"wrote {r['bitstream']} and {Path(r['bitstream']).parent / 'report.json'}")
-    return 0 if r["timing_met"] else 1
+    if not r["timing_met"]:
+        print(f"fmprune: timing NOT met: the engine is not guaranteed to work at {r['clk_target_mhz']:g} MHz; "
+              f"build with --clk-mhz at or below {r['fmax_mhz']}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_analyze(args) -> int:
