@@ -98,4 +98,6 @@ class BoardMemory(wiring.Component):
                 m.d.comb += wp.data.eq(self.host.w_data.replicate(wb))
                 for i in range(wb):
                     m.d.comb += wp.en[i].eq(lane == i)
+        # the read output holds while a write happens, as the UP5K's SPRAM does ("no change")
+        m.d.comb += rp.en.eq(~wp.en.any())
         return m

@@ -208,7 +208,7 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
          f"UART {cfg.baud:,} baud; building in {out}")
     # a design that misses timing still gets its figures (and a bitstream): the report says so
     plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
-                            synth_opts="-dsp" if b.family == "ice40" else "")
+                            synth_opts="-dsp -spram" if b.family == "ice40" else "")
     plan.extract(str(out))
     script = "build_top.sh"
     log_path = out / "build.log"

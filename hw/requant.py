@@ -1,6 +1,7 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp. Four pipeline stages, one result per cycle, stalls on back-pressure."""
+fused activation clamp. Six pipeline stages (no stage has more than one multiplier or one wide
+adder), one result per cycle, stalls on back-pressure."""
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -25,7 +26,7 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 4
+    LATENCY = 6
 
     def elaborate(self, platform):
         m = Module()
@@ -39,18 +40,26 @@ class Requantizer(wiring.Component):
         s1_right = Signal(unsigned(5))
         shift = self.i.payload.shift
         left = Mux(shift > 0, shift, 0)[:5]
-        # stage 2: the 64-bit product and the INT32_MIN * INT32_MIN case
+        # stage 2a: two 32 x 16 partial products (x * m = x * m_lo + (x * m_hi) << 16)
+        s2a_valid = Signal()
+        s2a_lo = Signal(signed(49))
+        s2a_hi = Signal(signed(48))
+        s2a_ovf = Signal()
+        s2a_right = Signal(unsigned(5))
+        # stage 2b: the 64-bit product and the INT32_MIN * INT32_MIN case
         s2_valid = Signal()
         s2_ab = Signal(signed(64))
         s2_ovf = Signal()
         s2_right = Signal(unsigned(5))
-        # stage 3: SaturatingRoundingDoublingHighMul
+        # stage 3a: the rounding nudge; 3b: SaturatingRoundingDoublingHighMul (divide toward zero)
+        s3a_valid = Signal()
+        s3a_nudged = Signal(signed(65))
+        s3a_ovf = Signal()
+        s3a_right = Signal(unsigned(5))
         s3_valid = Signal()
         s3_q = Signal(signed(32))
         s3_right = Signal(unsigned(5))
-        nudged = Signal(signed(65))
-        m.d.comb += nudged.eq(s2_ab + Mux(s2_ab >= 0, 1 << 30, 1 - (1 << 30)))
-        trunc = (nudged + Mux(nudged < 0, (1 << 31) - 1, 0)) >> 31      # toward zero
+        trunc = (s3a_nudged + Mux(s3a_nudged < 0, (1 << 31) - 1, 0)) >> 31
         # stage 4: RoundingDivideByPOT and the clamp
         mask = Signal(unsigned(31))
         m.d.comb += mask.eq((Const(1, unsigned(32)) << s3_right) - 1)
@@ -66,13 +75,22 @@ class Requantizer(wiring.Component):
                 s1_x.eq((self.i.payload.acc << left)[:32].as_signed()),
                 s1_m.eq(self.i.payload.multiplier),
                 s1_right.eq(Mux(shift < 0, -shift, 0)[:5]),
-                s2_valid.eq(s1_valid),
-                s2_ab.eq(s1_x * s1_m),
-                s2_ovf.eq((s1_x == quant.INT32_MIN) & (s1_m == quant.INT32_MIN)),
-                s2_right.eq(s1_right),
-                s3_valid.eq(s2_valid),
-                s3_q.eq(Mux(s2_ovf, quant.INT32_MAX, trunc[:32].as_signed())),
-                s3_right.eq(s2_right),
+                s2a_valid.eq(s1_valid),
+                s2a_lo.eq(s1_x * s1_m[:16]),
+                s2a_hi.eq(s1_x * s1_m[16:].as_signed()),
+                s2a_ovf.eq((s1_x == quant.INT32_MIN) & (s1_m == quant.INT32_MIN)),
+                s2a_right.eq(s1_right),
+                s2_valid.eq(s2a_valid),
+                s2_ab.eq(s2a_lo + (s2a_hi << 16)),
+                s2_ovf.eq(s2a_ovf),
+                s2_right.eq(s2a_right),
+                s3a_valid.eq(s2_valid),
+                s3a_nudged.eq(s2_ab + Mux(s2_ab >= 0, 1 << 30, 1 - (1 << 30))),
+                s3a_ovf.eq(s2_ovf),
+                s3a_right.eq(s2_right),
+                s3_valid.eq(s3a_valid),
+                s3_q.eq(Mux(s3a_ovf, quant.INT32_MAX, trunc[:32].as_signed())),
+                s3_right.eq(s3a_right),
                 self.o.valid.eq(s3_valid),
                 self.o.payload.eq(clamped[:8]),
             ]
