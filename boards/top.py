@@ -207,8 +207,12 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     echo(f"{b.title} ({b.device}): P={cfg.lanes}, engine clock {cfg.clk_hz / 1e6:g} MHz, "
          f"UART {cfg.baud:,} baud; building in {out}")
     # a design that misses timing still gets its figures (and a bitstream): the report says so
+    # The board memories start undefined, as the host writes before it reads: without their
+    # (all-zero) initialisers Yosys may map them to the UP5K's SPRAM, which cannot be initialised.
+    no_init = " ".join(f"top.system.{mem}/t:$meminit_v2" for mem in ("fm", "wm", "om"))
     plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
-                            synth_opts="-dsp -spram" if b.family == "ice40" else "")
+                            synth_opts="-dsp -spram" if b.family == "ice40" else "",
+                            script_after_read=f"delete {no_init}")
     plan.extract(str(out))
     script = "build_top.sh"
     log_path = out / "build.log"
