@@ -30,7 +30,7 @@ class BoardMemory(wiring.Component):
     bytes through `req`. A unit address past the end reads 0; a write past the end is dropped
     (the driver checks that each job fits)."""
 
-    def __init__(self, kind, depth, word_bytes, unit_bytes=1, max_pending=4):
+    def __init__(self, kind, depth, word_bytes, unit_bytes=1, max_pending=5):
         assert kind in ("read", "write")
         if word_bytes % unit_bytes:
             raise ValueError("a memory word must hold a whole number of engine units")
@@ -61,34 +61,46 @@ class BoardMemory(wiring.Component):
         host_active = self.host.we | self.host.re
 
         if self.kind == "read":
+            # an accepted address is registered before it reaches the RAM (the engine's address
+            # logic and the RAM's address setup are then in different cycles): two reads in flight
             upw = wb // ub                                  # engine units per memory word
             m.submodules.fifo = fifo = SyncFIFOBuffered(width=8 * ub, depth=self.max_pending)
-            inflight = Signal()
+            a_valid = Signal()                              # address registered, RAM read this cycle
+            a_unit = Signal(32)
+            d_valid = Signal()                              # RAM data valid this cycle
             sub = Signal(range(upw))
             oob = Signal()
-            room = fifo.level + inflight < self.max_pending
+            room = fifo.level + a_valid + d_valid < self.max_pending
             take = Signal()
             m.d.comb += [self.addr.ready.eq(room & ~host_active), take.eq(self.addr.valid & self.addr.ready)]
-            m.d.sync += [inflight.eq(take), oob.eq(self.addr.payload >= self.units),
-                         sub.eq(self.addr.payload[:_log2(upw)] if upw > 1 else 0)]
+            m.d.sync += [a_valid.eq(take), d_valid.eq(a_valid), oob.eq(a_unit >= self.units),
+                         sub.eq(a_unit[:_log2(upw)] if upw > 1 else 0)]
+            with m.If(take):
+                m.d.sync += a_unit.eq(self.addr.payload)
             word = rp.data.word_select(sub, 8 * ub)
-            m.d.comb += [fifo.w_data.eq(Mux(oob, 0, word)), fifo.w_en.eq(inflight),
+            m.d.comb += [fifo.w_data.eq(Mux(oob, 0, word)), fifo.w_en.eq(d_valid),
                          self.data.payload.eq(fifo.r_data), self.data.valid.eq(fifo.r_rdy),
                          fifo.r_en.eq(self.data.ready)]
             with m.If(host_active):
                 m.d.comb += addr.eq(host_word)
             with m.Else():
-                m.d.comb += addr.eq(self.addr.payload >> _log2(upw))
+                m.d.comb += addr.eq(a_unit >> _log2(upw))
         else:
-            byte = self.req.payload.addr
+            # an accepted write is registered and reaches the RAM a cycle later
+            w_valid = Signal()
+            w_byte = Signal(32)
+            w_data = Signal(8)
             m.d.comb += self.req.ready.eq(~host_active)
+            m.d.sync += w_valid.eq(self.req.valid & self.req.ready)
+            with m.If(self.req.valid & self.req.ready):
+                m.d.sync += [w_byte.eq(self.req.payload.addr), w_data.eq(self.req.payload.data)]
             with m.If(host_active):
                 m.d.comb += addr.eq(host_word)
             with m.Else():
-                m.d.comb += addr.eq(byte >> _log2(wb))
-            lane = Mux(host_active, self.host.addr, byte)[:_log2(wb)] if wb > 1 else 0
-            value = Mux(host_active, self.host.w_data, self.req.payload.data)
-            write = Mux(host_active, self.host.we, self.req.valid & (byte < self.size))
+                m.d.comb += addr.eq(w_byte >> _log2(wb))
+            lane = Mux(host_active, self.host.addr, w_byte)[:_log2(wb)] if wb > 1 else 0
+            value = Mux(host_active, self.host.w_data, w_data)
+            write = Mux(host_active, self.host.we, w_valid & (w_byte < self.size))
             m.d.comb += wp.data.eq(value.replicate(wb))
             for i in range(wb):
                 m.d.comb += wp.en[i].eq(write & (lane == i))

@@ -188,8 +188,15 @@ def parse_yosys_ffs(text: str) -> int | None:
         sum(int(n) for _, n in re.findall(r"^\s+(SB_DFF\w*)\s+(\d+)\s*$", last, re.M)) or None
 
 
+class BuildError(RuntimeError):
+    """A failed build; `report` holds what the tools measured before they stopped."""
+    def __init__(self, message, report):
+        super().__init__(message)
+        self.report = report
+
+
 def tool_errors(log: str, limit: int = 20) -> list[str]:
-    lines = [ln for ln in log.splitlines() if re.search(r"\b(ERROR|Error|error)\b", ln)]
+    lines = list(dict.fromkeys(ln for ln in log.splitlines() if re.search(r"\b(ERROR|Error|error)\b", ln)))
     return lines[-limit:] or log.splitlines()[-limit:]
 
 
@@ -213,22 +220,18 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
                             synth_opts="-dsp -spram" if b.family == "ice40" else "",
                             script_after_read=f"delete {no_init}")
+    for stale in ("top.bit", "top.bin", "top.tim", "report.json"):
+        (out / stale).unlink(missing_ok=True)
     plan.extract(str(out))
-    script = "build_top.sh"
     log_path = out / "build.log"
     with open(log_path, "w") as log:
-        p = subprocess.run(["sh", script], cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.run(["sh", "build_top.sh"], cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)
     build_s = time.perf_counter() - t0
-    log_text = log_path.read_text()
     tim = out / "top.tim"
     tim_text = tim.read_text() if tim.exists() else ""
-    if p.returncode != 0:
-        lines = tool_errors(log_text + "\n" + tim_text)
-        raise RuntimeError(f"the {board} build failed (exit {p.returncode}); the tool said:\n  " +
-                           "\n  ".join(lines) + f"\nfull log: {log_path}")
     parsed = parse_nextpnr_log(tim_text, b.resources)
     rpt = out / "top.rpt"
-    if b.resources.get("ffs") is None and rpt.exists():
+    if b.resources.get("ffs") is None and rpt.exists() and "luts" in parsed["utilisation"]:
         ffs = parse_yosys_ffs(rpt.read_text())
         if ffs is not None:
             parsed["utilisation"]["ffs"] = dict(used=ffs, total=parsed["utilisation"]["luts"]["total"],
@@ -236,13 +239,27 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     engine_clock = [c for c in parsed["clocks"] if "sync" in c or "clk" in c]
     clock = parsed["clocks"][engine_clock[0]] if engine_clock else None
     bitfile = out / ("top.bit" if b.family == "ecp5" else "top.bin")
+    over = {k: v for k, v in parsed["utilisation"].items() if v["used"] > v["total"]}
     report = dict(board=board, title=b.title, device=b.device, lanes=cfg.lanes, clk_target_mhz=cfg.clk_hz / 1e6,
                   baud=cfg.baud, memories=dict(fm_bytes=cfg.fm_bytes, w_bytes=cfg.w_bytes, out_bytes=cfg.out_bytes,
                                                linebuf_words=cfg.linebuf_depth, max_channels=cfg.max_channels),
-                  utilisation=parsed["utilisation"], clock=engine_clock[0] if engine_clock else None,
+                  utilisation=parsed["utilisation"], fits=not over and p.returncode == 0,
+                  clock=engine_clock[0] if engine_clock else None,
                   fmax_mhz=clock["fmax_mhz"] if clock else None, timing_met=bool(clock and clock["met"]),
-                  clocks=parsed["clocks"], build_s=round(build_s, 1), bitstream=str(bitfile),
+                  clocks=parsed["clocks"], build_s=round(build_s, 1),
+                  bitstream=str(bitfile) if bitfile.exists() else None,
                   bitstream_bytes=bitfile.stat().st_size if bitfile.exists() else None)
+    if p.returncode != 0:
+        report["errors"] = tool_errors(log_path.read_text() + "\n" + tim_text)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if p.returncode != 0:
+        why = ""
+        if over:
+            why = "the design does not fit: " + ", ".join(
+                f"{k} {v['used']:,} of {v['total']:,} ({v['cell']})" for k, v in over.items()) + "\n"
+        raise BuildError(f"the {board} build failed (exit {p.returncode}); {why}the tool said:\n  " +
+                         "\n  ".join(report["errors"]) + f"\nfull log: {log_path}; report: {out / 'report.json'}",
+                         report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if program:
         platform.toolchain_program(plan.execute_local(str(out), run_script=False), "top")

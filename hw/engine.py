@@ -9,7 +9,7 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
 """
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -168,6 +168,7 @@ class Engine(wiring.Component):
         bg_stride = Signal(36)              # weight words per block group: n_sg * (k k or C k k)
         w_size = Signal(52)
         m.submodules.mul = mul = _SeqMul(40, 16)
+        khkw_x = Array(Signal(11, name=f"khkw_x{i}") for i in range(BLOCK))   # i * k * k, for channel i
         pad_words = Signal(40)              # pad * row_words: line-buffer words of the top padding rows
         s_words = Signal(40)                # stride * row_words
         pad_cb = Signal(20)                 # pad * cb_in: line-buffer words of the left padding columns
@@ -243,6 +244,7 @@ class Engine(wiring.Component):
                             m.d.sync += out_stride.eq((mul.p << 3) + Mux(out_cmp, mul.p, 0))
                         m.next = f"MUL{i + 1}" if i + 1 < len(steps) else "ENDS"
             with m.State("ENDS"):
+                m.d.sync += [khkw_x[i].eq(khkw * i) for i in range(BLOCK)]
                 m.d.sync += [in_end.eq(reg["IN_BASE"] + in_size), out_end.eq(reg["OUT_BASE"] + out_size),
                              w_end.eq(reg["W_BASE"] + w_size),
                              shape_ok.eq((span_h <= in_h) & (span_h + s > in_h) &
@@ -597,7 +599,7 @@ class Engine(wiring.Component):
                 m.d.comb += consume.eq(ok)
             with m.Else():
                 m.d.comb += [emit_mac.eq(sc_mask != 0), emit.eq((sc_mask != 0) | sc_last),
-                             w_issue_addr.eq(sc_wbase + low * khkw), item.mac.eq(sc_mask != 0),
+                             w_issue_addr.eq(sc_wbase + khkw_x[low]), item.mac.eq(sc_mask != 0),
                              item.last.eq(sc_last & (rest == 0)), item.x[0].eq(sc_vals[low])]
                 ok = items.w_rdy & (~emit_mac | self.w_addr.ready)
                 with m.If(ok):
