@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: bitstream train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
+.PHONY: bitstream test-boards train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -91,3 +91,6 @@ distclean: clean ## also remove .venv
 BOARD ?= ulx3s
 bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..]; build/boards/BOARD/report.json
 	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ))
+
+test-boards: setup ## boards only: UART co-simulation, tiles on the RTL, smoke bitstream builds of both boards
+	$(BIN)/python -m pytest tests/test_boards.py

@@ -10,8 +10,8 @@ from amaranth.sim import Simulator
 
 from fmprune.boards import protocol
 from fmprune.boards.host import check_fits
-from fmprune.boards.top import BOARDS, build, ecp5_pll, parse_nextpnr_log
-from fmprune.boards.uart import UARTRx, UARTTx
+from fmprune.boards.top import BOARDS, BuildError, build, ecp5_pll, parse_nextpnr_log
+from fmprune.boards.uart import UARTRx, UARTTx, check_divisor
 from fmprune.sw import driver, tiling
 from fmprune.sw.analyze import nonzero_macs
 from test_engine import golden, make_spec
@@ -67,7 +67,7 @@ def test_uart_loopback():
 
 def test_uart_divisor_checked():
     with pytest.raises(ValueError, match="divisor"):
-        UARTRx(3)
+        check_divisor(3)
 
 
 # ---- the host session over the board system's UART pins (cocotb) ---------------------------
@@ -164,17 +164,24 @@ SMOKE = {"ulx3s": 1, "icebreaker": 1}
 @pytest.mark.bitstream
 @pytest.mark.parametrize("board", list(SMOKE))
 def test_bitstream_smoke(board, tmp_path):
-    """A real build with a small P: the report holds the tools' own figures."""
-    r = build(board, lanes=SMOKE[board], build_root=tmp_path, echo=lambda *a: None)
+    """A real build with a small P: the report holds the tools' own figures. A design that does
+    not fit must say so (fits false, the resource over its total, the tool's error lines)."""
+    try:
+        r = build(board, lanes=SMOKE[board], build_root=tmp_path, echo=lambda *a: None)
+    except BuildError as e:
+        r = e.report
+        assert not r["fits"] and r["errors"] and r["bitstream"] is None
     saved = json.loads((tmp_path / board / "report.json").read_text())
     assert saved == r
     assert r["device"] == BOARDS[board].device and r["lanes"] == SMOKE[board]
-    for kind in ("luts", "dsps", "brams"):
-        u = r["utilisation"][kind]
-        assert 0 <= u["used"] <= u["total"] and u["total"] > 0, (kind, u)
-    assert 0 < r["utilisation"]["luts"]["used"]
     tim = (tmp_path / board / "top.tim").read_text()
     again = parse_nextpnr_log(tim, BOARDS[board].resources)
-    assert r["fmax_mhz"] == again["clocks"][r["clock"]]["fmax_mhz"] > 0
-    assert r["timing_met"] == (r["fmax_mhz"] >= r["clk_target_mhz"])
-    assert r["build_s"] > 0 and r["bitstream_bytes"] > 10_000
+    for kind in ("luts", "dsps", "brams"):
+        u = r["utilisation"][kind]
+        assert u == again["utilisation"][kind] and u["total"] > 0 and u["used"] >= 0, (kind, u)
+    over = [k for k, u in r["utilisation"].items() if u["used"] > u["total"]]
+    assert r["fits"] == (not over and r["bitstream"] is not None)
+    if r["fits"]:
+        assert r["fmax_mhz"] == again["clocks"][r["clock"]]["fmax_mhz"] > 0
+        assert r["timing_met"] == (r["fmax_mhz"] >= r["clk_target_mhz"])
+        assert r["build_s"] > 0 and r["bitstream_bytes"] > 10_000
