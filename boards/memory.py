@@ -70,9 +70,13 @@ class BoardMemory(wiring.Component):
             d_valid = Signal()                              # RAM data valid this cycle
             sub = Signal(range(upw))
             oob = Signal()
-            room = fifo.level + a_valid + d_valid < self.max_pending
+            # ready is a register: room for one more read counting those in flight and the one
+            # that may be accepted this cycle. It does not look at the host port: the bridge uses
+            # that only while the engine is idle, when the engine reads nothing.
+            room = Signal()
+            m.d.sync += room.eq(fifo.level + a_valid + d_valid + 2 <= self.max_pending)
             take = Signal()
-            m.d.comb += [self.addr.ready.eq(room & ~host_active), take.eq(self.addr.valid & self.addr.ready)]
+            m.d.comb += [self.addr.ready.eq(room), take.eq(self.addr.valid & self.addr.ready)]
             m.d.sync += [a_valid.eq(take), d_valid.eq(a_valid), oob.eq(a_unit >= self.units),
                          sub.eq(a_unit[:_log2(upw)] if upw > 1 else 0)]
             with m.If(take):
@@ -90,7 +94,7 @@ class BoardMemory(wiring.Component):
             w_valid = Signal()
             w_byte = Signal(32)
             w_data = Signal(8)
-            m.d.comb += self.req.ready.eq(~host_active)
+            m.d.comb += self.req.ready.eq(1)          # the host writes only while the engine is idle
             m.d.sync += w_valid.eq(self.req.valid & self.req.ready)
             with m.If(self.req.valid & self.req.ready):
                 m.d.sync += [w_byte.eq(self.req.payload.addr), w_data.eq(self.req.payload.data)]

@@ -478,7 +478,9 @@ class Engine(wiring.Component):
         for i in range(BLOCK):
             m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
 
-        # stage B: the line-buffer word of the position issued last cycle
+        # stage B: the line-buffer word of the position issued last cycle goes, with that position's
+        # facts, into a short queue for the scanner. The sequencer issues while the queue has
+        # room counting the read in flight, so it never waits on the scanner within a cycle.
         b_valid = Signal()
         b_inb = Signal()
         b_last = Signal()
@@ -487,10 +489,18 @@ class Engine(wiring.Component):
         b_dwoff = Signal(3)
         b_k0 = Signal(16)
         b_take = Signal()
-        m.d.comb += [a_adv.eq(~b_valid | b_take), lb_r.en.eq(a_adv),
-                     lb_r.addr.eq(cur_base + ix_cb + pos_cb)]
+        pos_layout = data.StructLayout({"word": word_layout, "inb": 1, "last": 1, "wbase": 32, "chmask": 8,
+                                        "dwoff": 3, "k0": 16})
+        BQ = 4
+        m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
+        b_entry = Signal(pos_layout)
+        m.d.comb += [a_adv.eq(bq.level + b_valid < BQ), lb_r.addr.eq(cur_base + ix_cb + pos_cb),
+                     b_entry.word.eq(lb_r.data), b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
+                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
+                     b_entry.k0.eq(b_k0), bq.w_data.eq(b_entry), bq.w_en.eq(b_valid)]
+        m.d.sync += b_valid.eq(a_adv & a_valid)
         with m.If(a_adv):
-            m.d.sync += [b_valid.eq(a_valid), b_inb.eq(inb & ~group_empty), b_last.eq(last_pos),
+            m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(last_pos),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
                          b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
                          b_k0.eq(k0)]
@@ -569,13 +579,14 @@ class Engine(wiring.Component):
         item = Signal(item_layout)
         m.d.comb += items.w_data.eq(item)
 
-        b_word = Signal(word_layout)
-        m.d.comb += b_word.eq(lb_r.data)
+        q = Signal(pos_layout)               # the queue's head
+        m.d.comb += q.eq(bq.r_data)
+        b_word = q.word
         b_mask = Signal(8)
         # padding: no operand (sparse) or zero operands (dense mode)
-        m.d.comb += b_mask.eq(Mux(b_inb, b_word.mask, Mux(dense, b_chmask, 0)))
+        m.d.comb += b_mask.eq(Mux(q.inb, b_word.mask, Mux(dense, q.chmask, 0)))
         dw_lanes_mask = Signal(8)            # the D lanes of this depthwise subgroup, shifted down
-        m.d.comb += dw_lanes_mask.eq((b_mask >> b_dwoff) & ((1 << D) - 1))
+        m.d.comb += dw_lanes_mask.eq((b_mask >> q.dwoff) & ((1 << D) - 1))
 
         low = Signal(3)
         for i in reversed(range(BLOCK)):
@@ -619,18 +630,18 @@ class Engine(wiring.Component):
         with m.If(items.w_en & items.w_rdy & item.mac):
             m.d.sync += reg["MACS"].eq(reg["MACS"] + mac_lanes)
 
-        m.d.comb += b_take.eq(b_valid & (~sc_valid | consume))
+        m.d.comb += [b_take.eq(bq.r_rdy & (~sc_valid | consume)), bq.r_en.eq(b_take)]
         with m.If(b_take):
             mask_in = Mux(dw, dw_lanes_mask, b_mask)
-            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_vals.eq(Mux(b_inb, b_word.values.as_value(), 0)),
-                         sc_last.eq(b_last),
-                         sc_wbase.eq(b_wbase), sc_k0.eq(Mux(dw, b_dwoff, b_k0))]
+            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
+                         sc_last.eq(q.last),
+                         sc_wbase.eq(q.wbase), sc_k0.eq(Mux(dw, q.dwoff, q.k0))]
             # operands skipped: in-range channels / lanes without an operand
             avail = Signal(8)
             with m.If(dw):
-                m.d.comb += avail.eq((b_chmask >> b_dwoff) & ((1 << D) - 1))
+                m.d.comb += avail.eq((q.chmask >> q.dwoff) & ((1 << D) - 1))
             with m.Else():
-                m.d.comb += avail.eq(b_chmask)
+                m.d.comb += avail.eq(q.chmask)
             m.d.sync += reg["VALUES_SKIPPED"].eq(reg["VALUES_SKIPPED"] + _popcount(avail & ~mask_in, 8))
         with m.Elif(consume):
             m.d.sync += sc_valid.eq(0)
