@@ -656,26 +656,33 @@ class Engine(wiring.Component):
         hand = [Signal(signed(32), name=f"hand{p}") for p in range(P)]
         hand_take = Signal()
         pop = Signal()
-        m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) & (~head.last | ~hand_full | hand_take))
+        # two stages: M1 registers the P products of the popped item, M2 accumulates them. An
+        # item that ends a pixel-group pops only when the hand-off is free and no other such item
+        # is in M1, so M2 never has to wait.
+        m1_valid = Signal()
+        m1_last = Signal()
+        m1_prod = [Signal(signed(16), name=f"prod{p}") for p in range(P)]
+        m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) &
+                           (~head.last | (~hand_full & ~(m1_valid & m1_last))))
         with m.If(run):
             m.d.comb += [items.r_en.eq(pop), self.w_data.ready.eq(pop & head.mac)]
         wlane = [self.w_data.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
+        m.d.sync += [m1_valid.eq(pop & run), m1_last.eq(head.last)]
         for p in range(P):
             x = Mux(dw, head.x[p] if p < BLOCK else 0, head.x[0])
-            prod = Signal(signed(32), name=f"prod{p}")
-            m.d.comb += prod.eq(Mux(head.mac, x * wlane[p], 0))
-            total = (acc[p] + prod)[:32].as_signed()
-            with m.If(pop):
-                with m.If(head.last):
+            m.d.sync += m1_prod[p].eq(Mux(head.mac, x * wlane[p], 0))
+            total = (acc[p] + m1_prod[p])[:32].as_signed()
+            with m.If(m1_valid):
+                with m.If(m1_last):
                     m.d.sync += [acc[p].eq(0), hand[p].eq(total)]
                 with m.Else():
                     m.d.sync += acc[p].eq(total)
-        with m.If(pop & head.last):
+        with m.If(m1_valid & m1_last):
             m.d.sync += hand_full.eq(1)
         with m.Elif(hand_take):
             m.d.sync += hand_full.eq(0)
         with m.If(run_start):
-            m.d.sync += hand_full.eq(0)
+            m.d.sync += [hand_full.eq(0), m1_valid.eq(0)]
             for p in range(P):
                 m.d.sync += acc[p].eq(0)
 
