@@ -726,7 +726,8 @@ class Engine(wiring.Component):
                     m.d.sync += o_lane.eq(o_lane + 1)
         m.d.comb += [
             rq.i.valid.eq(o2_valid),
-            rq.i.payload.acc.eq(Mux(o2_real, o2_acc + pm_r.data.bias, 0)),
+            rq.i.payload.acc.eq(Mux(o2_real, o2_acc, 0)),
+            rq.i.payload.bias.eq(Mux(o2_real, pm_r.data.bias, 0)),
             rq.i.payload.multiplier.eq(Mux(o2_real, pm_r.data.mult, 0)),
             rq.i.payload.shift.eq(Mux(o2_real, pm_r.data.shift, 0)),
         ]

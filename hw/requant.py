@@ -1,6 +1,6 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp. Six pipeline stages (no stage has more than one multiplier or one wide
+fused activation clamp, after the bias. Seven pipeline stages (no stage has more than one multiplier or one wide
 adder), one result per cycle, stalls on back-pressure."""
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -13,6 +13,7 @@ class RequantIn(data.StructLayout):
     def __init__(self):
         super().__init__({
             "acc": signed(32),
+            "bias": signed(32),         # added to acc, wrapping (as the golden model)
             "multiplier": signed(32),   # Q31, 0 or [2**30, 2**31)
             "shift": signed(6),         # SHIFT_MIN..SHIFT_MAX, positive = left
         })
@@ -26,19 +27,22 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 6
+    LATENCY = 7
 
     def elaborate(self, platform):
         m = Module()
         advance = Signal()
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
 
-        # stage 1: the left shift, in 32 bits (wraps, as quant.mbqm)
+        # stage 0: the input, registered (it may come straight from block RAM)
+        s0_valid = Signal()
+        s0 = Signal(RequantIn())
+        # stage 1: the bias, then the left shift, in 32 bits (wraps, as quant.mbqm)
         s1_valid = Signal()
         s1_x = Signal(signed(32))
         s1_m = Signal(signed(32))
         s1_right = Signal(unsigned(5))
-        shift = self.i.payload.shift
+        shift = s0.shift
         left = Mux(shift > 0, shift, 0)[:5]
         # stage 2a: two 32 x 16 partial products (x * m = x * m_lo + (x * m_hi) << 16)
         s2a_valid = Signal()
@@ -71,9 +75,11 @@ class Requantizer(wiring.Component):
 
         with m.If(advance):
             m.d.sync += [
-                s1_valid.eq(self.i.valid),
-                s1_x.eq((self.i.payload.acc << left)[:32].as_signed()),
-                s1_m.eq(self.i.payload.multiplier),
+                s0_valid.eq(self.i.valid),
+                s0.eq(self.i.payload),
+                s1_valid.eq(s0_valid),
+                s1_x.eq((((s0.acc + s0.bias)[:32]) << left)[:32].as_signed()),
+                s1_m.eq(s0.multiplier),
                 s1_right.eq(Mux(shift < 0, -shift, 0)[:5]),
                 s2a_valid.eq(s1_valid),
                 s2a_lo.eq(s1_x * s1_m[:16]),
