@@ -471,9 +471,21 @@ class Engine(wiring.Component):
         pos_cb = Mux(dw, bg, cb)
         group_empty = Signal()               # every channel of this group is past K
         last_pos = (Mux(dw, 1, cb + 1 == cb_in) & (ky + 1 == k) & (kx + 1 == k)) | group_empty
-        k0 = Signal(16)
-        m.d.comb += k0.eq(Mux(dw, bg * BLOCK + sg * D, bg * Q + sg * P))
+        k0 = Signal(16)                      # first output channel of the group: bg Q + sg P (dw: 8 bg + D sg)
+        bg_k0 = Signal(16)                   # first output channel of the block group
         m.d.comb += group_empty.eq(k0 >= K)
+        # the next output row's slot, line-buffer base and released rows, computed ahead: an
+        # output row ends in S_POS and S_ROW always follows, so these are settled before use
+        nts = Signal(6)
+        m.d.comb += nts.eq(top_slot + s)
+        next_slot = Signal(5)
+        next_base = Signal(LBW)
+        next_released = Signal(16)
+        rel = Signal(signed(18))
+        m.d.comb += rel.eq(top + s)
+        m.d.sync += [next_slot.eq(Mux(nts >= rows, nts - rows, nts)),
+                     next_base.eq(top_base + s_words - Mux(nts >= rows, rows_acc, 0)),
+                     next_released.eq(Mux(rel < 0, 0, Mux(rel > H, H, rel)))]
         chmask = Signal(8)
         for i in range(BLOCK):
             m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
@@ -514,7 +526,7 @@ class Engine(wiring.Component):
                                  top_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
                                  cur_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
                                  left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb),
-                                 g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0),
+                                 g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0), k0.eq(0), bg_k0.eq(0),
                                  rows_released.eq(0)]
                     m.next = "S_ROW"
             with m.State("S_ROW"):
@@ -543,28 +555,26 @@ class Engine(wiring.Component):
                             with m.Else():
                                 m.d.sync += [cb.eq(0), cb_woff.eq(0)]
                                 with m.If(sg + 1 < n_sg):
-                                    m.d.sync += [sg.eq(sg + 1), g_off.eq(g_off + g_stride)]
+                                    m.d.sync += [sg.eq(sg + 1), g_off.eq(g_off + g_stride),
+                                                 k0.eq(k0 + Mux(dw, D, P))]
                                 with m.Else():
-                                    m.d.sync += [sg.eq(0), g_off.eq(bg_off)]
+                                    m.d.sync += [sg.eq(0), g_off.eq(bg_off), k0.eq(bg_k0)]
                                     with m.If(ox + 1 < Wo):
                                         m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
                                                      ix_cb.eq(left_cb + s_cb)]
                                     with m.Else():
                                         m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb)]
                                         with m.If(bg + 1 < n_bg):
+                                            step = Mux(dw, BLOCK, Q)
                                             m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride),
-                                                         g_off.eq(bg_off + bg_stride)]
+                                                         g_off.eq(bg_off + bg_stride),
+                                                         bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step)]
                                         with m.Else():
-                                            nts = Signal(6)
-                                            m.d.comb += nts.eq(top_slot + s)
-                                            new_slot = Mux(nts >= rows, nts - rows, nts)
-                                            new_base = top_base + s_words - Mux(nts >= rows, rows_acc, 0)
                                             m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
-                                                         top.eq(top + s), top_slot.eq(new_slot), cur_slot.eq(new_slot),
-                                                         top_base.eq(new_base), cur_base.eq(new_base)]
-                                            rel = Signal(signed(18))
-                                            m.d.comb += rel.eq(top + s)
-                                            m.d.sync += rows_released.eq(Mux(rel < 0, 0, Mux(rel > H, H, rel)))
+                                                         bg_k0.eq(0), k0.eq(0),
+                                                         top.eq(top + s), top_slot.eq(next_slot), cur_slot.eq(next_slot),
+                                                         top_base.eq(next_base), cur_base.eq(next_base),
+                                                         rows_released.eq(next_released)]
                                             m.next = "S_ROW"
 
         # ---- scanner: one MAC item per non-zero operand ----------------------------------
