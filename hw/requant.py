@@ -1,6 +1,6 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp, after the bias. Seven pipeline stages (no stage has more than one multiplier or one wide
+fused activation clamp, after the bias. Eight pipeline stages (no stage has more than one multiplier or one wide
 adder), one result per cycle, stalls on back-pressure."""
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -27,7 +27,7 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 7
+    LATENCY = 8
 
     def elaborate(self, platform):
         m = Module()
@@ -64,13 +64,16 @@ class Requantizer(wiring.Component):
         s3_q = Signal(signed(32))
         s3_right = Signal(unsigned(5))
         trunc = (s3a_nudged + Mux(s3a_nudged < 0, (1 << 31) - 1, 0)) >> 31
-        # stage 4: RoundingDivideByPOT and the clamp
+        # stage 4a: RoundingDivideByPOT's shift and its rounding decision; 4b: the sum and the clamp
+        s4_valid = Signal()
+        s4_shifted = Signal(signed(32))
+        s4_up = Signal()
         mask = Signal(unsigned(31))
         m.d.comb += mask.eq((Const(1, unsigned(32)) << s3_right) - 1)
         remainder = s3_q.as_unsigned()[:31] & mask
         threshold = (mask >> 1) + (s3_q < 0)
         divided = Signal(signed(33))
-        m.d.comb += divided.eq((s3_q >> s3_right) + (remainder > threshold))
+        m.d.comb += divided.eq(s4_shifted + s4_up)
         clamped = Mux(divided < self.lo, self.lo, Mux(divided > self.hi, self.hi, divided))
 
         with m.If(advance):
@@ -97,7 +100,10 @@ class Requantizer(wiring.Component):
                 s3_valid.eq(s3a_valid),
                 s3_q.eq(Mux(s3a_ovf, quant.INT32_MAX, trunc[:32].as_signed())),
                 s3_right.eq(s3a_right),
-                self.o.valid.eq(s3_valid),
+                s4_valid.eq(s3_valid),
+                s4_shifted.eq(s3_q >> s3_right),
+                s4_up.eq(remainder > threshold),
+                self.o.valid.eq(s4_valid),
                 self.o.payload.eq(clamped[:8]),
             ]
         return m
