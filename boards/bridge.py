@@ -122,7 +122,9 @@ class Bridge(wiring.Component):
                 with m.Elif(~self.busy):
                     for i, port in enumerate(self.mems):
                         m.d.comb += port.re.eq(mem_id == i)
-                    m.next = "RLATCH"
+                    m.next = "RWAIT"
+            with m.State("RWAIT"):               # the memory's read takes two cycles
+                m.next = "RLATCH"
             with m.State("RLATCH"):
                 m.d.sync += [reply.eq(Mux(mem_id < len(self.mems), mem_rdata, 0)), send_n.eq(1), send_i.eq(0),
                              addr.eq(addr + 1), count.eq(count - 1)]

@@ -13,7 +13,7 @@ from ..hw.simmem import WriteReq
 
 class HostPort(wiring.Signature):
     """Byte access from the bridge: `addr` a byte address; `we` writes `w_data`; `re` reads, and
-    `r_data` holds the byte from the cycle after."""
+    `r_data` holds the byte two cycles after."""
     def __init__(self, addr_width):
         super().__init__({"addr": Out(addr_width), "w_data": Out(8), "we": Out(1), "re": Out(1), "r_data": In(8)})
 
@@ -57,7 +57,8 @@ class BoardMemory(wiring.Component):
         host_lane = Signal(range(wb))
         host_word = self.host.addr >> _log2(wb)
         m.d.sync += host_lane.eq(self.host.addr[:_log2(wb)] if wb > 1 else 0)
-        m.d.comb += self.host.r_data.eq(rp.data.word_select(host_lane, 8))
+        # the byte read is registered (block RAM outputs are slow): it arrives two cycles after `re`
+        m.d.sync += self.host.r_data.eq(rp.data.word_select(host_lane, 8))
         host_active = self.host.we | self.host.re
 
         if self.kind == "read":
