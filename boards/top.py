@@ -179,13 +179,14 @@ def parse_nextpnr_log(text: str, resources: dict) -> dict:
 
 
 def parse_yosys_ffs(text: str) -> int | None:
-    """Flip-flop count from Yosys's final `stat` (the iCE40 packs LUTs and FFs into one cell)."""
+    """Flip-flop count of the top module in Yosys's final `stat` (the iCE40 packs LUTs and FFs
+    into one cell, so nextpnr does not count them apart)."""
     blocks = text.split("Printing statistics.")
     if len(blocks) < 2:
         return None
-    last = blocks[-1]
-    return sum(int(n) for n, _ in re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)\s*$", last, re.M)) or \
-        sum(int(n) for _, n in re.findall(r"^\s+(SB_DFF\w*)\s+(\d+)\s*$", last, re.M)) or None
+    top = blocks[-1].split("=== design hierarchy ===")[0]
+    found = re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)\s*$", top, re.M)
+    return sum(int(n) for n, _ in found) if found else None
 
 
 class BuildError(RuntimeError):

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from fmprune.boards import protocol
 from fmprune.boards.host import check_fits
-from fmprune.boards.top import BOARDS, BuildError, build, ecp5_pll, parse_nextpnr_log
+from fmprune.boards.top import BOARDS, BuildError, build, ecp5_pll, parse_nextpnr_log, parse_yosys_ffs
 from fmprune.boards.uart import UARTRx, UARTTx, check_divisor
 from fmprune.sw import driver, tiling
 from fmprune.sw.analyze import nonzero_macs
@@ -179,6 +179,8 @@ def test_bitstream_smoke(board, tmp_path):
     for kind in ("luts", "dsps", "brams"):
         u = r["utilisation"][kind]
         assert u == again["utilisation"][kind] and u["total"] > 0 and u["used"] >= 0, (kind, u)
+    if BOARDS[board].resources["ffs"] is None:          # iCE40: flip-flops from Yosys's statistics
+        assert r["utilisation"]["ffs"]["used"] == parse_yosys_ffs((tmp_path / board / "top.rpt").read_text()) > 0
     over = [k for k, u in r["utilisation"].items() if u["used"] > u["total"]]
     assert r["fits"] == (not over and r["bitstream"] is not None)
     if r["fits"]:
