@@ -637,8 +637,14 @@ class Engine(wiring.Component):
             m.d.comb += mac_lanes.eq(_popcount(sc_mask, BLOCK))
         with m.Else():
             m.d.comb += mac_lanes.eq(Mux(kleft <= 0, 0, Mux(kleft < P, kleft, P)))
-        with m.If(items.w_en & items.w_rdy & item.mac):
-            m.d.sync += reg["MACS"].eq(reg["MACS"] + mac_lanes)
+        # counter increments are registered and added a cycle later (off the scanner's path)
+        macs_inc = Signal(range(P + 1))
+        skip_inc = Signal(4)
+        m.d.sync += [macs_inc.eq(Mux(items.w_en & items.w_rdy & item.mac, mac_lanes, 0)), skip_inc.eq(0)]
+        with m.If(macs_inc != 0):
+            m.d.sync += reg["MACS"].eq(reg["MACS"] + macs_inc)
+        with m.If(skip_inc != 0):
+            m.d.sync += reg["VALUES_SKIPPED"].eq(reg["VALUES_SKIPPED"] + skip_inc)
 
         m.d.comb += [b_take.eq(bq.r_rdy & (~sc_valid | consume)), bq.r_en.eq(b_take)]
         with m.If(b_take):
@@ -652,7 +658,7 @@ class Engine(wiring.Component):
                 m.d.comb += avail.eq((q.chmask >> q.dwoff) & ((1 << D) - 1))
             with m.Else():
                 m.d.comb += avail.eq(q.chmask)
-            m.d.sync += reg["VALUES_SKIPPED"].eq(reg["VALUES_SKIPPED"] + _popcount(avail & ~mask_in, 8))
+            m.d.sync += skip_inc.eq(_popcount(avail & ~mask_in, 8))
         with m.Elif(consume):
             m.d.sync += sc_valid.eq(0)
         with m.If(run_start):
