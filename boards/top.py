@@ -127,7 +127,9 @@ class Board:
 BOARDS = {
     "ulx3s": Board(
         "ulx3s", "Radiona ULX3S", "LFE5U-85F-6BG381C", "ecp5",
-        SystemConfig(lanes=16, clk_hz=100_000_000, baud=1_000_000, fm_bytes=64 << 10, w_bytes=64 << 10,
+        # 50 MHz: the engine closes timing there (post-route maximum in report.json; the 100 MHz
+        # target is not met yet, see docs/boards.md)
+        SystemConfig(lanes=16, clk_hz=50_000_000, baud=1_000_000, fm_bytes=64 << 10, w_bytes=64 << 10,
                      out_bytes=64 << 10, linebuf_depth=2048, max_channels=1024, max_blocks=256),
         dict(luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")),
     "icebreaker": Board(

@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lanes", "-P", type=_lanes, default=None,
                    help="MAC lanes P (default: the board's, 16 on the ULX3S, 2 on the iCEBreaker)")
     s.add_argument("--clk-mhz", type=float, default=None,
-                   help="engine clock (ULX3S, from its PLL; default 100). The iCEBreaker runs at 12 MHz")
+                   help="engine clock (ULX3S, from its PLL; default 50). The iCEBreaker runs at 12 MHz")
     s.add_argument("--program", action="store_true", help="program the board afterwards (openFPGALoader / iceprog)")
     s.set_defaults(func=cmd_bitstream)
 
