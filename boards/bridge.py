@@ -43,8 +43,10 @@ class Bridge(wiring.Component):
         info_bytes = Array(Const(w >> (8 * i) & 0xFF, 8) for w in self.info for i in range(4))
 
         m.d.comb += [self.csr.addr.eq(hdr[0:8]), self.csr.w_data.eq(hdr[8:40])]
-        for i, port in enumerate(self.mems):
-            m.d.comb += [port.addr.eq(addr), port.w_data.eq(self.rx.payload)]
+        # the memory ports are driven from registers (they fan out to every block RAM): a write
+        # or read decided in one cycle reaches the memories in the next
+        for port in self.mems:
+            m.d.sync += [port.we.eq(0), port.re.eq(0)]
         mem_rdata = Array(p.r_data for p in self.mems)[mem_id[:2]]
 
         with m.If(self.rx.valid):
@@ -112,7 +114,7 @@ class Bridge(wiring.Component):
                     m.d.comb += self.rx.ready.eq(1)
                     with m.If(self.rx.valid):
                         for i, port in enumerate(self.mems):
-                            m.d.comb += port.we.eq(mem_id == i)
+                            m.d.sync += [port.we.eq(mem_id == i), port.addr.eq(addr), port.w_data.eq(self.rx.payload)]
                         m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
                     with m.Elif(timed_out):
                         m.next = "CMD"
@@ -121,9 +123,11 @@ class Bridge(wiring.Component):
                     m.next = "CMD"
                 with m.Elif(~self.busy):
                     for i, port in enumerate(self.mems):
-                        m.d.comb += port.re.eq(mem_id == i)
+                        m.d.sync += [port.re.eq(mem_id == i), port.addr.eq(addr)]
                     m.next = "RWAIT"
-            with m.State("RWAIT"):               # the memory's read takes two cycles
+            with m.State("RWAIT"):               # the read reaches the memory
+                m.next = "RWAIT2"
+            with m.State("RWAIT2"):              # the memory's read takes two cycles
                 m.next = "RLATCH"
             with m.State("RLATCH"):
                 m.d.sync += [reply.eq(Mux(mem_id < len(self.mems), mem_rdata, 0)), send_n.eq(1), send_i.eq(0),
