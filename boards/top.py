@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .system import BoardSystem, SystemConfig
@@ -49,6 +50,18 @@ def ecp5_pll(f_in_mhz: float, f_out_mhz: float) -> dict:
                 f_out_mhz=out)
 
 
+def _pins(m, platform, leds):
+    """The USB serial port's rx / tx and the given LEDs, through I/O buffers (inversion included)."""
+    uart = platform.request("uart", 0, dir="-")
+    m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+    m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+    outs = []
+    for name, n in leds:
+        m.submodules[f"{name}_{n}"] = b = io.Buffer("o", platform.request(name, n, dir="-"))
+        outs.append(b.o)
+    return rx.i, tx.o, outs
+
+
 class ULX3STop(Elaboratable):
     """ULX3S (ECP5-85F): 25 MHz oscillator -> PLL -> engine clock; FTDI UART; LED 0 busy, LED 1
     error, LED 7 PLL lock."""
@@ -59,7 +72,7 @@ class ULX3STop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clk25 = platform.request("clk25", 0)
+        m.submodules.clk25 = clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
         m.domains.sync = ClockDomain("sync")
         locked = Signal()
         clk = Signal()                        # the PLL's output: the engine clock
@@ -79,10 +92,8 @@ class ULX3STop(Elaboratable):
         platform.add_clock_constraint(clk, self.cfg.clk_hz)
         m.submodules.rst = ResetSynchronizer(~locked, domain="sync")
         m.submodules.system = s = BoardSystem(self.cfg)
-        uart = platform.request("uart", 0)
-        leds = [platform.request("led", i) for i in range(8)]
-        m.d.comb += [s.rx.eq(uart.rx.i), uart.tx.o.eq(s.tx),
-                     leds[0].o.eq(s.busy), leds[1].o.eq(s.error), leds[7].o.eq(locked)]
+        rx, tx, leds = _pins(m, platform, [("led", i) for i in range(8)])
+        m.d.comb += [s.rx.eq(rx), tx.eq(s.tx), leds[0].eq(s.busy), leds[1].eq(s.error), leds[7].eq(locked)]
         return m
 
 
@@ -98,9 +109,8 @@ class ICEBreakerTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.system = s = BoardSystem(self.cfg)
-        uart = platform.request("uart", 0)
-        m.d.comb += [s.rx.eq(uart.rx.i), uart.tx.o.eq(s.tx),
-                     platform.request("led_g", 0).o.eq(s.busy), platform.request("led_r", 0).o.eq(s.error)]
+        rx, tx, (led_g, led_r) = _pins(m, platform, [("led_g", 0), ("led_r", 0)])
+        m.d.comb += [s.rx.eq(rx), tx.eq(s.tx), led_g.eq(s.busy), led_r.eq(s.error)]
         return m
 
 

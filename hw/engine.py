@@ -769,8 +769,9 @@ class Engine(wiring.Component):
         blocks_per_bg = Mux(dw, 1, Q // BLOCK)
         m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
         m.d.comb += rq.o.ready.eq(~(block_ready & wr_busy))
-        bcb = Signal(16)
-        m.d.comb += bcb.eq(pk_bg * blocks_per_bg + pk_j)
+        bcb = Signal(16)                     # pk_bg * blocks_per_bg + pk_j, the block written next
+        pk_bg_cb = Signal(16)                # pk_bg * blocks_per_bg, kept as a running sum
+        m.d.comb += bcb.eq(pk_bg_cb + pk_j)
         pk_fire = rq.o.valid & rq.o.ready & block_ready
         # the output pointer table is read synchronously: address the next block as it is handed over
         m.d.comb += op_r.addr.eq(Mux(pk_fire, bcb, wr_cb))
@@ -789,6 +790,8 @@ class Engine(wiring.Component):
                 with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg)):
                     m.d.sync += pk_row.eq(pk_row + Wo)
                 _step(m, [(pk_j, blocks_per_bg), (pk_ox, Wo), (pk_bg, n_bg), (pk_oy, None)])
+                with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo)):
+                    m.d.sync += pk_bg_cb.eq(Mux(pk_bg + 1 >= n_bg, 0, pk_bg_cb + blocks_per_bg))
                 with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg) & (pk_oy + 1 == Ho)):
                     m.d.sync += pk_done.eq(1)
 
@@ -827,7 +830,7 @@ class Engine(wiring.Component):
         m.d.comb += all_written.eq(pk_done & ~wr_busy)
         with m.If(run_start):
             m.d.sync += [o_oy.eq(0), o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0),
-                         pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0),
+                         pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
                          wr_busy.eq(0), b_valid.eq(0)]
 
         # ---- counters --------------------------------------------------------------------
