@@ -11,11 +11,11 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
-from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .system import BoardSystem, SystemConfig
@@ -50,18 +50,6 @@ def ecp5_pll(f_in_mhz: float, f_out_mhz: float) -> dict:
                 f_out_mhz=out)
 
 
-def _pins(m, platform, leds):
-    """The USB serial port's rx / tx and the given LEDs, through I/O buffers (inversion included)."""
-    uart = platform.request("uart", 0, dir="-")
-    m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
-    m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
-    outs = []
-    for name, n in leds:
-        m.submodules[f"{name}_{n}"] = b = io.Buffer("o", platform.request(name, n, dir="-"))
-        outs.append(b.o)
-    return rx.i, tx.o, outs
-
-
 class ULX3STop(Elaboratable):
     """ULX3S (ECP5-85F): 25 MHz oscillator -> PLL -> engine clock; FTDI UART; LED 0 busy, LED 1
     error, LED 7 PLL lock."""
@@ -72,7 +60,7 @@ class ULX3STop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.clk25 = clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
+        clk25 = platform.request("clk25", 0)
         m.domains.sync = ClockDomain("sync")
         locked = Signal()
         clk = Signal()                        # the PLL's output: the engine clock
@@ -92,8 +80,10 @@ class ULX3STop(Elaboratable):
         platform.add_clock_constraint(clk, self.cfg.clk_hz)
         m.submodules.rst = ResetSynchronizer(~locked, domain="sync")
         m.submodules.system = s = BoardSystem(self.cfg)
-        rx, tx, leds = _pins(m, platform, [("led", i) for i in range(8)])
-        m.d.comb += [s.rx.eq(rx), tx.eq(s.tx), leds[0].eq(s.busy), leds[1].eq(s.error), leds[7].eq(locked)]
+        uart = platform.request("uart", 0)
+        leds = [platform.request("led", i) for i in range(8)]
+        m.d.comb += [s.rx.eq(uart.rx.i), uart.tx.o.eq(s.tx),
+                     leds[0].o.eq(s.busy), leds[1].o.eq(s.error), leds[7].o.eq(locked)]
         return m
 
 
@@ -109,8 +99,9 @@ class ICEBreakerTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.system = s = BoardSystem(self.cfg)
-        rx, tx, (led_g, led_r) = _pins(m, platform, [("led_g", 0), ("led_r", 0)])
-        m.d.comb += [s.rx.eq(rx), tx.eq(s.tx), led_g.eq(s.busy), led_r.eq(s.error)]
+        uart = platform.request("uart", 0)
+        m.d.comb += [s.rx.eq(uart.rx.i), uart.tx.o.eq(s.tx),
+                     platform.request("led_g", 0).o.eq(s.busy), platform.request("led_r", 0).o.eq(s.error)]
         return m
 
 
@@ -230,9 +221,13 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     # The board memories start undefined, as the host writes before it reads: without their
     # (all-zero) initialisers Yosys may map them to the UP5K's SPRAM, which cannot be initialised.
     no_init = " ".join(f"top.system.{mem}/t:$meminit_v2" for mem in ("fm", "wm", "om"))
-    plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
-                            synth_opts="-dsp -spram" if b.family == "ice40" else "",
-                            script_after_read=f"delete {no_init}")
+    with warnings.catch_warnings():
+        # pins are requested the pre-lib.io way: with lib.io buffers on the UART and LED pins,
+        # Yosys 0.70's abc9 stops with an assertion on the ECP5 build (DEVELOPERS.md)
+        warnings.filterwarnings("ignore", "Using platform.request without", DeprecationWarning)
+        plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
+                                synth_opts="-dsp -spram" if b.family == "ice40" else "",
+                                script_after_read=f"delete {no_init}")
     for stale in ("top.bit", "top.bin", "top.tim", "report.json"):
         (out / stale).unlink(missing_ok=True)
     plan.extract(str(out))
@@ -263,7 +258,8 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
                   bitstream=str(bitfile) if bitfile.exists() else None,
                   bitstream_bytes=bitfile.stat().st_size if bitfile.exists() else None)
     if p.returncode != 0:
-        report["errors"] = tool_errors(log_path.read_text() + "\n" + tim_text)
+        logs = [log_path, out / "top.rpt"]                  # top.rpt: Yosys's own log
+        report["errors"] = tool_errors("\n".join(f.read_text() for f in logs if f.exists()) + "\n" + tim_text)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if p.returncode != 0:
         why = ""
