@@ -339,9 +339,11 @@ class Engine(wiring.Component):
         l_remain = Signal(8)                 # compressed: bitmap lanes still to receive
         l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         l_ptr = Signal(32)
-        lanes_valid = Signal(8)              # channels 8*lcb + i < C
-        for i in range(BLOCK):
-            m.d.comb += lanes_valid[i].eq(lcb * BLOCK + i < C)
+        lanes_valid = Signal(8)              # channels 8*lcb + i < C, kept in step with lcb
+        blk_left = Signal(signed(18))        # C - 8*lcb: channels from this block on
+
+        def set_block(left):                 # lcb moves to the block with `left` channels from it on
+            m.d.sync += [blk_left.eq(left)] + [lanes_valid[i].eq(left > i) for i in range(BLOCK)]
         # the block's pointer, read while lcb is settled (L_ROW, L_ROW_CHECK) for use in L_WORD
         m.d.comb += ip_r.addr.eq(lcb)
 
@@ -357,8 +359,10 @@ class Engine(wiring.Component):
             m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0)]
             with m.If(lcb + 1 < cb_in):
                 m.d.sync += [lcb.eq(lcb + 1), l_cboff.eq(l_cboff + in_stride)]
+                set_block(blk_left - BLOCK)
             with m.Else():
                 m.d.sync += [lcb.eq(0), l_cboff.eq(0), l_pix8.eq(l_pix8 + BLOCK)]
+                set_block(C)
                 with m.If(lx + 1 < W):
                     m.d.sync += lx.eq(lx + 1)
                 with m.Else():
@@ -372,6 +376,7 @@ class Engine(wiring.Component):
         with m.FSM():
             with m.State("L_IDLE"):
                 with m.If(run_start):
+                    set_block(C)
                     m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
                                  l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0), l_vals.eq(0)]
                     m.next = "L_ROW"
@@ -452,6 +457,8 @@ class Engine(wiring.Component):
         g_stride = Signal(32)
         cb_woff = Signal(32)                 # 8 * cb * k * k
         kpos = Signal(8)                     # ky * k + kx
+        ox_last = Signal()                   # ox + 1 >= Wo, kept in step with ox
+        bg_last = Signal()                   # bg + 1 >= n_bg, kept in step with bg
         # the line-buffer address cur_slot * row_words + ix * cb_in + cb, kept as running sums
         # (modulo the buffer's address width: only in-bounds positions are read)
         LBW = max(1, (self.linebuf_depth - 1).bit_length())
@@ -520,6 +527,7 @@ class Engine(wiring.Component):
         with m.FSM():
             with m.State("S_IDLE"):
                 with m.If(run_start):
+                    m.d.sync += [ox_last.eq(Wo <= 1), bg_last.eq(n_bg <= 1)]
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
                                  top.eq(-pad), left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
                                  cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
@@ -559,18 +567,20 @@ class Engine(wiring.Component):
                                                  k0.eq(k0 + Mux(dw, D, P))]
                                 with m.Else():
                                     m.d.sync += [sg.eq(0), g_off.eq(bg_off), k0.eq(bg_k0)]
-                                    with m.If(ox + 1 < Wo):
-                                        m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
+                                    with m.If(~ox_last):
+                                        m.d.sync += [ox.eq(ox + 1), ox_last.eq(ox + 2 >= Wo),
+                                                     left.eq(left + s), left_cb.eq(left_cb + s_cb),
                                                      ix_cb.eq(left_cb + s_cb)]
                                     with m.Else():
-                                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb)]
-                                        with m.If(bg + 1 < n_bg):
+                                        m.d.sync += [ox.eq(0), ox_last.eq(Wo <= 1), left.eq(-pad), left_cb.eq(-pad_cb),
+                                                     ix_cb.eq(-pad_cb)]
+                                        with m.If(~bg_last):
                                             step = Mux(dw, BLOCK, Q)
-                                            m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride),
+                                            m.d.sync += [bg.eq(bg + 1), bg_last.eq(bg + 2 >= n_bg), bg_off.eq(bg_off + bg_stride),
                                                          g_off.eq(bg_off + bg_stride),
                                                          bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step)]
                                         with m.Else():
-                                            m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
+                                            m.d.sync += [bg.eq(0), bg_last.eq(n_bg <= 1), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
                                                          bg_k0.eq(0), k0.eq(0),
                                                          top.eq(top + s), top_slot.eq(next_slot), cur_slot.eq(next_slot),
                                                          top_base.eq(next_base), cur_base.eq(next_base),
