@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fmprune",
         description="Dynamic runtime feature-map pruning in hardware: the model zoo and its bit-exact "
                     "int8 golden model, the zero-skipping engine's RTL co-simulated layer by layer or "
-                    "network by network, its Verilog, and the paper's sparsity study.",
+                    "network by network, its Verilog, bitstreams for two FPGA boards with the host driver "
+                    "over their serial port, and the paper's sparsity study.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
