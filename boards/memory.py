@@ -86,10 +86,7 @@ class BoardMemory(wiring.Component):
             m.d.comb += [fifo.w_data.eq(Mux(oob, 0, word)), fifo.w_en.eq(d_valid),
                          self.data.payload.eq(fifo.r_data), self.data.valid.eq(fifo.r_rdy),
                          fifo.r_en.eq(self.data.ready)]
-            with m.If(host_active):
-                m.d.comb += addr.eq(host_word)
-            with m.Else():
-                m.d.comb += addr.eq(a_unit >> _log2(upw))
+            engine_word = a_unit >> _log2(upw)
         else:
             # an accepted write is registered and reaches the RAM a cycle later
             w_valid = Signal()
@@ -99,16 +96,14 @@ class BoardMemory(wiring.Component):
             m.d.sync += w_valid.eq(self.req.valid & self.req.ready)
             with m.If(self.req.valid & self.req.ready):
                 m.d.sync += [w_byte.eq(self.req.payload.addr), w_data.eq(self.req.payload.data)]
-            with m.If(host_active):
-                m.d.comb += addr.eq(host_word)
-            with m.Else():
-                m.d.comb += addr.eq(w_byte >> _log2(wb))
+            engine_word = w_byte >> _log2(wb)
             lane = Mux(host_active, self.host.addr, w_byte)[:_log2(wb)] if wb > 1 else 0
             value = Mux(host_active, self.host.w_data, w_data)
             write = Mux(host_active, self.host.we, w_valid & (w_byte < self.size))
             m.d.comb += wp.data.eq(value.replicate(wb))
             for i in range(wb):
                 m.d.comb += wp.en[i].eq(write & (lane == i))
+        m.d.comb += addr.eq(Mux(host_active, host_word, engine_word))
         if self.kind == "read":
             with m.If(self.host.we):
                 lane = self.host.addr[:_log2(wb)] if wb > 1 else 0

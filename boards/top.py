@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .system import BoardSystem, SystemConfig

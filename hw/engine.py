@@ -9,7 +9,7 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
 """
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -224,7 +224,8 @@ class Engine(wiring.Component):
                     m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P)]
                 m.next = "MUL0"
             # every product is a shift-and-add over the narrower operand's bits (hw/engine.py
-            # _SeqMul): a few cycles once per layer, instead of wide multipliers on the clock path
+            # _SeqMul): a few cycles once per layer, instead of wide multipliers on the clock path.
+            # hw/model.derive_cycles counts them: keep its operand list in step with this one
             steps = [
                 (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_in), (c_khkw, C, khkw),
                 (in_size, in_stride, cb_in), (out_size, out_stride, cb_out),

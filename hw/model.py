@@ -36,7 +36,9 @@ def derive_cycles(spec, P: int) -> int:
     q = max(P, BLOCK)
     n_sg = BLOCK // d if spec.depthwise else q // P
     n_bg = -(-ko // BLOCK) if spec.depthwise else -(-ko // q)
-    bs = [w, wo, -(-c // BLOCK), k * k, -(-c // BLOCK), -(-ko // BLOCK), n_sg, n_bg]
+    pad, s = spec.padding, spec.stride
+    # the narrower operands of the engine's `steps`, in its order
+    bs = [w, wo, -(-c // BLOCK), k * k, -(-c // BLOCK), -(-ko // BLOCK), n_sg, n_bg, pad, s, pad, s]
     return sum(2 + int(b).bit_length() for b in bs)
 
 

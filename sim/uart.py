@@ -30,7 +30,8 @@ def system_verilog(cfg, out_dir: Path, simulator: str) -> Path:
 
 def _hash(cfg, simulator) -> str:
     h = hashlib.sha256(repr((asdict(cfg), simulator)).encode())
-    for f in sorted((ROOT / "boards").glob("*.py")) + sorted((ROOT / "hw").glob("*.py")):
+    gateware = sorted((ROOT / "boards").glob("*.py")) + sorted((ROOT / "hw").glob("*.py"))
+    for f in gateware + [ROOT / "sw" / "layout.py", ROOT / "sw" / "quant.py"]:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 

@@ -250,12 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "BOARD and write report.json there: device, lanes, LUT / FF / DSP / block-RAM "
                                    "use and totals, post-route maximum frequency, whether timing met, build "
                                    "time. Programs the board only with --program. Exit status 1 if timing "
-                                   "was not met.")
-    s.add_argument("board", metavar="BOARD", choices=["ulx3s", "icebreaker"], help="ulx3s or icebreaker")
+                                   "was not met, 2 if a tool failed or the design does not fit the device "
+                                   "(report.json then says which resources overflow).")
+    from ..boards.top import BOARDS
+    s.add_argument("board", metavar="BOARD", choices=list(BOARDS), help=" or ".join(BOARDS))
     s.add_argument("--lanes", "-P", type=_lanes, default=None,
-                   help="MAC lanes P (default: the board's, 16 on the ULX3S, 2 on the iCEBreaker)")
+                   help="MAC lanes P (default: the board's, " +
+                        ", ".join(f"{b.system.lanes} on the {b.title}" for b in BOARDS.values()) + ")")
     s.add_argument("--clk-mhz", type=float, default=None,
-                   help="engine clock (ULX3S, from its PLL; default 50). The iCEBreaker runs at 12 MHz")
+                   help=f"engine clock (ULX3S, from its PLL; default {BOARDS['ulx3s'].system.clk_hz / 1e6:g}). "
+                        f"The iCEBreaker runs at {BOARDS['icebreaker'].system.clk_hz / 1e6:g} MHz")
     s.add_argument("--program", action="store_true", help="program the board afterwards (openFPGALoader / iceprog)")
     s.set_defaults(func=cmd_bitstream)
 

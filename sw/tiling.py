@@ -50,7 +50,7 @@ def plan(spec: LayerSpec, lim: Limits) -> tuple[int, int, int]:
     """(output channels, output rows, output columns) per tile."""
     c, h, w = spec.input.shape
     kout = spec.weight.shape[0]
-    k, s, p = spec.weight.shape[-1], spec.stride, spec.padding
+    k, s = spec.weight.shape[-1], spec.stride
     _, ho, wo = spec.out_shape
     group = layout.BLOCK if spec.depthwise else max(lim.lanes, layout.BLOCK)
     kt = min(kout, max(group, lim.max_channels // group * group))
