@@ -127,7 +127,9 @@ class Bridge(wiring.Component):
                     m.next = "RWAIT"
             with m.State("RWAIT"):               # the read reaches the memory
                 m.next = "RWAIT2"
-            with m.State("RWAIT2"):              # the memory's read takes two cycles
+            with m.State("RWAIT2"):              # the memory's read takes HostPort.READ_LATENCY cycles
+                m.next = "RWAIT3"
+            with m.State("RWAIT3"):
                 m.next = "RLATCH"
             with m.State("RLATCH"):
                 m.d.sync += [reply.eq(Mux(mem_id < len(self.mems), mem_rdata, 0)), send_n.eq(1), send_i.eq(0),

@@ -13,7 +13,8 @@ from ..hw.simmem import WriteReq
 
 class HostPort(wiring.Signature):
     """Byte access from the bridge: `addr` a byte address; `we` writes `w_data`; `re` reads, and
-    `r_data` holds the byte two cycles after."""
+    `r_data` holds the byte `READ_LATENCY` cycles after."""
+    READ_LATENCY = 3
     def __init__(self, addr_width):
         super().__init__({"addr": Out(addr_width), "w_data": Out(8), "we": Out(1), "re": Out(1), "r_data": In(8)})
 
@@ -30,7 +31,7 @@ class BoardMemory(wiring.Component):
     bytes through `req`. A unit address past the end reads 0; a write past the end is dropped
     (the driver checks that each job fits)."""
 
-    def __init__(self, kind, depth, word_bytes, unit_bytes=1, max_pending=5):
+    def __init__(self, kind, depth, word_bytes, unit_bytes=1, max_pending=6):
         assert kind in ("read", "write")
         if word_bytes % unit_bytes:
             raise ValueError("a memory word must hold a whole number of engine units")
@@ -54,36 +55,47 @@ class BoardMemory(wiring.Component):
         rp = mem.read_port()
         addr = Signal(range(self.depth))                    # the one address
         m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr)]
+        # the RAM's output word goes straight into a register (a block RAM's clock-to-output time is
+        # most of a 100 MHz cycle): every read has one more cycle of latency
+        q_word = Signal.like(rp.data)
+        m.d.sync += q_word.eq(rp.data)
         host_lane = Signal(range(wb))
+        host_lane_q = Signal(range(wb))
         host_word = self.host.addr >> _log2(wb)
-        m.d.sync += host_lane.eq(self.host.addr[:_log2(wb)] if wb > 1 else 0)
-        # the byte read is registered (block RAM outputs are slow): it arrives two cycles after `re`
-        m.d.sync += self.host.r_data.eq(rp.data.word_select(host_lane, 8))
+        m.d.sync += [host_lane.eq(self.host.addr[:_log2(wb)] if wb > 1 else 0), host_lane_q.eq(host_lane)]
+        # the byte is selected from the registered word, and registered again: it arrives
+        # HostPort.READ_LATENCY (3) cycles after `re`
+        m.d.sync += self.host.r_data.eq(q_word.word_select(host_lane_q, 8))
         host_active = self.host.we | self.host.re
 
         if self.kind == "read":
             # an accepted address is registered before it reaches the RAM (the engine's address
-            # logic and the RAM's address setup are then in different cycles): two reads in flight
+            # logic and the RAM's address setup are then in different cycles), and the RAM's output
+            # is registered (q_word): three reads in flight
             upw = wb // ub                                  # engine units per memory word
             m.submodules.fifo = fifo = SyncFIFOBuffered(width=8 * ub, depth=self.max_pending)
             a_valid = Signal()                              # address registered, RAM read this cycle
             a_unit = Signal(32)
-            d_valid = Signal()                              # RAM data valid this cycle
+            d_valid = Signal()                              # RAM output valid this cycle
+            q_valid = Signal()                              # q_word valid this cycle
             sub = Signal(range(upw))
+            q_sub = Signal(range(upw))
             oob = Signal()
+            q_oob = Signal()
             # ready is a register: room for one more read counting those in flight and the one
             # that may be accepted this cycle. It does not look at the host port: the bridge uses
             # that only while the engine is idle, when the engine reads nothing.
             room = Signal()
-            m.d.sync += room.eq(fifo.level + a_valid + d_valid + 2 <= self.max_pending)
+            m.d.sync += room.eq(fifo.level + a_valid + d_valid + q_valid + 2 <= self.max_pending)
             take = Signal()
             m.d.comb += [self.addr.ready.eq(room), take.eq(self.addr.valid & self.addr.ready)]
             m.d.sync += [a_valid.eq(take), d_valid.eq(a_valid), oob.eq(a_unit >= self.units),
-                         sub.eq(a_unit[:_log2(upw)] if upw > 1 else 0)]
+                         sub.eq(a_unit[:_log2(upw)] if upw > 1 else 0),
+                         q_valid.eq(d_valid), q_sub.eq(sub), q_oob.eq(oob)]
             with m.If(take):
                 m.d.sync += a_unit.eq(self.addr.payload)
-            word = rp.data.word_select(sub, 8 * ub)
-            m.d.comb += [fifo.w_data.eq(Mux(oob, 0, word)), fifo.w_en.eq(d_valid),
+            word = q_word.word_select(q_sub, 8 * ub)
+            m.d.comb += [fifo.w_data.eq(Mux(q_oob, 0, word)), fifo.w_en.eq(q_valid),
                          self.data.payload.eq(fifo.r_data), self.data.valid.eq(fifo.r_rdy),
                          fifo.r_en.eq(self.data.ready)]
             engine_word = a_unit >> _log2(upw)

@@ -200,9 +200,12 @@ class Engine(wiring.Component):
         pa_asm = Signal(8 * P * PW)
         pa_j = Signal(range(PW + 1))
         pa_k = Signal(16)
+        # the phases are registers set and cleared with the state changes (they fan out widely)
         run = Signal()                       # loader, sequencer and output stages active
+        run_start = Signal()                 # first cycle of RUN
         all_written = Signal()
         phase_params = Signal()
+        m.d.sync += run_start.eq(0)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -284,22 +287,17 @@ class Engine(wiring.Component):
                 m.d.sync += [init_i.eq(init_i + 1), init_in.eq(init_in + in_stride),
                              init_out.eq(init_out + out_stride)]
                 with m.If((init_i + 1 >= cb_in) & (init_i + 1 >= cb_out)):
-                    m.d.sync += [pa_issue.eq(0), pa_recv.eq(0), pa_total.eq(K * PW), pa_j.eq(0), pa_k.eq(0)]
+                    m.d.sync += [pa_issue.eq(0), pa_recv.eq(0), pa_total.eq(K * PW), pa_j.eq(0), pa_k.eq(0),
+                                 phase_params.eq(1)]
                     m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.comb += phase_params.eq(1)
                 with m.If(pa_recv == pa_total):
+                    m.d.sync += [phase_params.eq(0), run.eq(1), run_start.eq(1)]
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += run.eq(1)
                 with m.If(all_written):
-                    m.d.sync += [status_busy.eq(0), status_done.eq(1)]
+                    m.d.sync += [status_busy.eq(0), status_done.eq(1), run.eq(0)]
                     m.next = "IDLE"
-
-        run_start = Signal()                 # first cycle of RUN
-        prev_run = Signal()
-        m.d.sync += prev_run.eq(run)
-        m.d.comb += run_start.eq(run & ~prev_run)
 
         # parameter load through the weight port
         w_addr_params = Signal(32)
@@ -341,6 +339,10 @@ class Engine(wiring.Component):
         l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         l_ptr = Signal(32)
         lanes_valid = Signal(8)              # channels 8*lcb + i < C, kept in step with lcb
+        lcb_last = Signal()                  # lcb + 1 >= cb_in, kept in step with lcb
+        lx_last = Signal()                   # lx + 1 >= W
+        slot_last = Signal()                 # l_slot + 1 == rows
+        row_end = Signal()                   # the word just stored ended a row (lx and lcb are back at 0)
         blk_left = Signal(signed(18))        # C - 8*lcb: channels from this block on
 
         def set_block(left):                 # lcb moves to the block with `left` channels from it on
@@ -357,27 +359,29 @@ class Engine(wiring.Component):
             m.d.comb += [lb_w.addr.eq(l_slot_base + l_word), lb_w.en.eq(1),
                          lb_w.data.values.eq(vals), lb_w.data.mask.eq(mask)]
             # next word
-            m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0)]
-            with m.If(lcb + 1 < cb_in):
-                m.d.sync += [lcb.eq(lcb + 1), l_cboff.eq(l_cboff + in_stride)]
+            m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0), row_end.eq(lcb_last & lx_last)]
+            with m.If(~lcb_last):
+                m.d.sync += [lcb.eq(lcb + 1), lcb_last.eq(lcb + 2 >= cb_in), l_cboff.eq(l_cboff + in_stride)]
                 set_block(blk_left - BLOCK)
             with m.Else():
-                m.d.sync += [lcb.eq(0), l_cboff.eq(0), l_pix8.eq(l_pix8 + BLOCK)]
+                m.d.sync += [lcb.eq(0), lcb_last.eq(cb_in <= 1), l_cboff.eq(0), l_pix8.eq(l_pix8 + BLOCK)]
                 set_block(C)
-                with m.If(lx + 1 < W):
-                    m.d.sync += lx.eq(lx + 1)
+                with m.If(~lx_last):
+                    m.d.sync += [lx.eq(lx + 1), lx_last.eq(lx + 2 >= W)]
                 with m.Else():
-                    m.d.sync += [lx.eq(0), ly.eq(ly + 1), rows_loaded.eq(ly + 1), l_word.eq(0)]
-                    with m.If(l_slot + 1 == rows):
-                        m.d.sync += [l_slot.eq(0), l_slot_base.eq(0)]
+                    m.d.sync += [lx.eq(0), lx_last.eq(W <= 1), ly.eq(ly + 1), rows_loaded.eq(ly + 1), l_word.eq(0)]
+                    with m.If(slot_last):
+                        m.d.sync += [l_slot.eq(0), slot_last.eq(rows <= 1), l_slot_base.eq(0)]
                     with m.Else():
-                        m.d.sync += [l_slot.eq(l_slot + 1), l_slot_base.eq(l_slot_base + row_words)]
+                        m.d.sync += [l_slot.eq(l_slot + 1), slot_last.eq(l_slot + 2 >= rows),
+                                     l_slot_base.eq(l_slot_base + row_words)]
             return mask
 
         with m.FSM():
             with m.State("L_IDLE"):
                 with m.If(run_start):
                     set_block(C)
+                    m.d.sync += [lcb_last.eq(cb_in <= 1), lx_last.eq(W <= 1), slot_last.eq(rows <= 1)]
                     m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
                                  l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0), l_vals.eq(0)]
                     m.next = "L_ROW"
@@ -436,7 +440,7 @@ class Engine(wiring.Component):
                         m.next = "L_ROW_CHECK"
             with m.State("L_ROW_CHECK"):     # a new row must wait for a free line-buffer slot
                 m.d.sync += [l_issue.eq(0), l_recv.eq(0)]
-                with m.If((lx == 0) & (lcb == 0)):
+                with m.If(row_end):
                     m.next = "L_ROW"
                 with m.Else():
                     m.next = "L_WORD"
@@ -458,8 +462,14 @@ class Engine(wiring.Component):
         g_stride = Signal(32)
         cb_woff = Signal(32)                 # 8 * cb * k * k
         kpos = Signal(8)                     # ky * k + kx
-        ox_last = Signal()                   # ox + 1 >= Wo, kept in step with ox
-        bg_last = Signal()                   # bg + 1 >= n_bg, kept in step with bg
+        # the loop counters' "last" conditions, kept in step with them as registers (off the
+        # sequencer's path): kx + 1 >= k, ky + 1 >= k, cb + 1 >= cb_in, sg + 1 >= n_sg, ox + 1 >= Wo, bg + 1 >= n_bg
+        kx_last = Signal()
+        ky_last = Signal()
+        cb_last = Signal()
+        sg_last = Signal()
+        ox_last = Signal()
+        bg_last = Signal()
         # the line-buffer address cur_slot * row_words + ix * cb_in + cb, kept as running sums
         # (modulo the buffer's address width: only in-bounds positions are read)
         LBW = max(1, (self.linebuf_depth - 1).bit_length())
@@ -477,11 +487,10 @@ class Engine(wiring.Component):
         m.d.comb += [iy.eq(top + ky), ix.eq(left + kx)]
         inb = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
         pos_cb = Mux(dw, bg, cb)
-        group_empty = Signal()               # every channel of this group is past K
-        last_pos = (Mux(dw, 1, cb + 1 == cb_in) & (ky + 1 == k) & (kx + 1 == k)) | group_empty
+        group_empty = Signal()               # every channel of this group is past K: k0 >= K, kept in step with k0
+        last_pos = (Mux(dw, 1, cb_last) & ky_last & kx_last) | group_empty
         k0 = Signal(16)                      # first output channel of the group: bg Q + sg P (dw: 8 bg + D sg)
         bg_k0 = Signal(16)                   # first output channel of the block group
-        m.d.comb += group_empty.eq(k0 >= K)
         # the next output row's slot, line-buffer base and released rows, computed ahead: an
         # output row ends in S_POS and S_ROW always follows, so these are settled before use
         nts = Signal(6)
@@ -528,7 +537,9 @@ class Engine(wiring.Component):
         with m.FSM():
             with m.State("S_IDLE"):
                 with m.If(run_start):
-                    m.d.sync += [ox_last.eq(Wo <= 1), bg_last.eq(n_bg <= 1)]
+                    m.d.sync += [kx_last.eq(k <= 1), ky_last.eq(k <= 1), cb_last.eq(cb_in <= 1),
+                                 sg_last.eq(n_sg <= 1), ox_last.eq(Wo <= 1), bg_last.eq(n_bg <= 1),
+                                 group_empty.eq(0)]
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
                                  top.eq(-pad), left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
                                  cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
@@ -549,25 +560,29 @@ class Engine(wiring.Component):
                 m.d.comb += a_valid.eq(1)
                 with m.If(a_adv):
                     # advance kx, ky, cb, then sg, ox, bg, oy
-                    with m.If((kx + 1 < k) & ~group_empty):
-                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_in)]
+                    with m.If(~kx_last & ~group_empty):
+                        m.d.sync += [kx.eq(kx + 1), kx_last.eq(kx + 2 >= k), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_in)]
                     with m.Else():
-                        m.d.sync += [kx.eq(0), ix_cb.eq(left_cb)]
-                        with m.If((ky + 1 < k) & ~group_empty):
-                            m.d.sync += [ky.eq(ky + 1), kpos.eq(kpos + 1),
+                        m.d.sync += [kx.eq(0), kx_last.eq(k <= 1), ix_cb.eq(left_cb)]
+                        with m.If(~ky_last & ~group_empty):
+                            m.d.sync += [ky.eq(ky + 1), ky_last.eq(ky + 2 >= k), kpos.eq(kpos + 1),
                                          cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1)),
                                          cur_base.eq(Mux(cur_slot + 1 == rows, 0, cur_base + row_words))]
                         with m.Else():
-                            m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base)]
-                            with m.If(~dw & (cb + 1 < cb_in) & ~group_empty):
-                                m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw)]
+                            m.d.sync += [ky.eq(0), ky_last.eq(k <= 1), kpos.eq(0), cur_slot.eq(top_slot),
+                                         cur_base.eq(top_base)]
+                            with m.If(~dw & ~cb_last & ~group_empty):
+                                m.d.sync += [cb.eq(cb + 1), cb_last.eq(cb + 2 >= cb_in), cb_woff.eq(cb_woff + BLOCK * khkw)]
                             with m.Else():
-                                m.d.sync += [cb.eq(0), cb_woff.eq(0)]
-                                with m.If(sg + 1 < n_sg):
-                                    m.d.sync += [sg.eq(sg + 1), g_off.eq(g_off + g_stride),
-                                                 k0.eq(k0 + Mux(dw, D, P))]
+                                m.d.sync += [cb.eq(0), cb_last.eq(cb_in <= 1), cb_woff.eq(0)]
+                                with m.If(~sg_last):
+                                    # a block group's first channel is below K (n_bg = ceil(K / step)),
+                                    # so only a subgroup step can reach an empty group
+                                    m.d.sync += [sg.eq(sg + 1), sg_last.eq(sg + 2 >= n_sg), g_off.eq(g_off + g_stride),
+                                                 k0.eq(k0 + Mux(dw, D, P)), group_empty.eq(k0 + Mux(dw, D, P) >= K)]
                                 with m.Else():
-                                    m.d.sync += [sg.eq(0), g_off.eq(bg_off), k0.eq(bg_k0)]
+                                    m.d.sync += [sg.eq(0), sg_last.eq(n_sg <= 1), g_off.eq(bg_off), k0.eq(bg_k0),
+                                                 group_empty.eq(0)]
                                     with m.If(~ox_last):
                                         m.d.sync += [ox.eq(ox + 1), ox_last.eq(ox + 2 >= Wo),
                                                      left.eq(left + s), left_cb.eq(left_cb + s_cb),
@@ -770,7 +785,7 @@ class Engine(wiring.Component):
         wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         wr_mask = Signal(8)
         wr_cb = Signal(16)
-        wr_pix = Signal(32)                  # output pixel pk_oy * Wo + pk_ox of the block being written
+        wr_off = Signal(32)                  # dense: 8 * (pk_oy * Wo + pk_ox), the pixel's offset in its block; compressed: 0
         pk_row = Signal(32)                  # pk_oy * Wo
         wr_i = Signal(4)
         wr_ptr = Signal(32)
@@ -797,7 +812,7 @@ class Engine(wiring.Component):
                     v = vals[i]
                     m.d.comb += omask[i].eq(Mux(out_cmp, Mux(v < 0, -v, v) > eps_out, 1))
                 m.d.sync += [wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
-                             wr_pix.eq(pk_row + pk_ox), wr_i.eq(0), wr_start.eq(1)]
+                             wr_off.eq(Mux(out_cmp, 0, (pk_row + pk_ox) * BLOCK)), wr_i.eq(0), wr_start.eq(1)]
                 with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg)):
                     m.d.sync += pk_row.eq(pk_row + Wo)
                 _step(m, [(pk_j, blocks_per_bg), (pk_ox, Wo), (pk_bg, n_bg), (pk_oy, None)])
@@ -810,8 +825,9 @@ class Engine(wiring.Component):
         with m.If(wr_busy):
             with m.If(wr_start):
                 # the block's pointer (set in INIT to OUT_BASE + block * stride): compressed, the
-                # next free byte of the block; dense, the block's base, to which the pixel adds
-                m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data + Mux(out_cmp, 0, wr_pix * BLOCK))]
+                # next free byte of the block; dense, the block's base, to which wr_off adds. It is
+                # registered as it leaves the block RAM, and the sum is formed after
+                m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data)]
             with m.Elif(out_cmp):
                 # byte 0: bitmap at wr_ptr; then the stored values in lane order
                 lane = Signal(3)
@@ -829,7 +845,7 @@ class Engine(wiring.Component):
                         m.d.sync += wr_busy.eq(0)
                         m.d.comb += [op_w.addr.eq(wr_cb), op_w.data.eq(wr_ptr + wr_i + 1), op_w.en.eq(1)]
             with m.Else():
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_i),
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_off + wr_i),
                              self.out.payload.data.eq(wr_vals[wr_i[:3]])]
                 with m.If(self.out.ready):
                     m.d.sync += wr_i.eq(wr_i + 1)

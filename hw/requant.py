@@ -1,7 +1,7 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp, after the bias. Eight pipeline stages (no stage has more than one multiplier or one wide
-adder), one result per cycle, stalls on back-pressure."""
+fused activation clamp, after the bias. Nine pipeline stages (no stage has more than one multiplier,
+one wide adder or one barrel shifter), one result per cycle, stalls on back-pressure."""
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -27,7 +27,7 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 8
+    LATENCY = 9
 
     def elaborate(self, platform):
         m = Module()
@@ -37,13 +37,17 @@ class Requantizer(wiring.Component):
         # stage 0: the input, registered (it may come straight from block RAM)
         s0_valid = Signal()
         s0 = Signal(RequantIn())
-        # stage 1: the bias, then the left shift, in 32 bits (wraps, as quant.mbqm)
+        # stage 1a: the bias (wraps to 32 bits, as quant.mbqm); 1b: the left shift
+        s1a_valid = Signal()
+        s1a_sum = Signal(signed(32))
+        s1a_m = Signal(signed(32))
+        s1a_left = Signal(unsigned(5))
+        s1a_right = Signal(unsigned(5))
+        shift = s0.shift
         s1_valid = Signal()
         s1_x = Signal(signed(32))
         s1_m = Signal(signed(32))
         s1_right = Signal(unsigned(5))
-        shift = s0.shift
-        left = Mux(shift > 0, shift, 0)[:5]
         # stage 2a: two 32 x 16 partial products (x * m = x * m_lo + (x * m_hi) << 16)
         s2a_valid = Signal()
         s2a_lo = Signal(signed(49))
@@ -63,15 +67,14 @@ class Requantizer(wiring.Component):
         s3_valid = Signal()
         s3_q = Signal(signed(32))
         s3_right = Signal(unsigned(5))
+        s3_mask = Signal(unsigned(31))      # (1 << right) - 1, from the right shift alone: made a stage early
         trunc = (s3a_nudged + Mux(s3a_nudged < 0, (1 << 31) - 1, 0)) >> 31
         # stage 4a: RoundingDivideByPOT's shift and its rounding decision; 4b: the sum and the clamp
         s4_valid = Signal()
         s4_shifted = Signal(signed(32))
         s4_up = Signal()
-        mask = Signal(unsigned(31))
-        m.d.comb += mask.eq((Const(1, unsigned(32)) << s3_right) - 1)
-        remainder = s3_q.as_unsigned()[:31] & mask
-        threshold = (mask >> 1) + (s3_q < 0)
+        remainder = s3_q.as_unsigned()[:31] & s3_mask
+        threshold = (s3_mask >> 1) + (s3_q < 0)
         divided = Signal(signed(33))
         m.d.comb += divided.eq(s4_shifted + s4_up)
         clamped = Mux(divided < self.lo, self.lo, Mux(divided > self.hi, self.hi, divided))
@@ -80,10 +83,15 @@ class Requantizer(wiring.Component):
             m.d.sync += [
                 s0_valid.eq(self.i.valid),
                 s0.eq(self.i.payload),
-                s1_valid.eq(s0_valid),
-                s1_x.eq((((s0.acc + s0.bias)[:32]) << left)[:32].as_signed()),
-                s1_m.eq(s0.multiplier),
-                s1_right.eq(Mux(shift < 0, -shift, 0)[:5]),
+                s1a_valid.eq(s0_valid),
+                s1a_sum.eq((s0.acc + s0.bias)[:32].as_signed()),
+                s1a_m.eq(s0.multiplier),
+                s1a_left.eq(Mux(shift > 0, shift, 0)[:5]),
+                s1a_right.eq(Mux(shift < 0, -shift, 0)[:5]),
+                s1_valid.eq(s1a_valid),
+                s1_x.eq((s1a_sum << s1a_left)[:32].as_signed()),
+                s1_m.eq(s1a_m),
+                s1_right.eq(s1a_right),
                 s2a_valid.eq(s1_valid),
                 s2a_lo.eq(s1_x * s1_m[:16]),
                 s2a_hi.eq(s1_x * s1_m[16:].as_signed()),
@@ -100,6 +108,7 @@ class Requantizer(wiring.Component):
                 s3_valid.eq(s3a_valid),
                 s3_q.eq(Mux(s3a_ovf, quant.INT32_MAX, trunc[:32].as_signed())),
                 s3_right.eq(s3a_right),
+                s3_mask.eq(((Const(1, unsigned(32)) << s3a_right) - 1)[:31]),
                 s4_valid.eq(s3_valid),
                 s4_shifted.eq(s3_q >> s3_right),
                 s4_up.eq(remainder > threshold),
