@@ -259,22 +259,30 @@ class Engine(wiring.Component):
                     m.d.sync += [rows.eq(rows + 1), rows_acc.eq(rows_acc + row_words)]
                 with m.Else():
                     m.next = "CHECK"
+            # the checks: each condition into a register (CHECK), then the first failing one's
+            # code (CHECK_CODE), then the decision (CHECK_END); three short cycles, not one long one
+            failed = Signal(len(regs.ERRORS) - 1)           # bit i: error code i + 1
+            code = Signal(8)
             with m.State("CHECK"):
-                code = Signal(8)
-                with m.If((C == 0) | (H == 0) | (W == 0) | (K == 0) | (Ho == 0) | (Wo == 0) | (k == 0) | (s == 0)):
-                    m.d.comb += code.eq(regs.ERROR_CODE["ZERO_SIZE"])
-                with m.Elif((k > MAX_KERNEL) | (s > MAX_STRIDE) | (pad >= k) | (lo > 0) | (hi < 0)):
-                    m.d.comb += code.eq(regs.ERROR_CODE["RANGE"])
-                with m.Elif(~shape_ok):
-                    m.d.comb += code.eq(regs.ERROR_CODE["SHAPE"])
-                with m.Elif(dw & (K != C)):
-                    m.d.comb += code.eq(regs.ERROR_CODE["GROUPS"])
-                with m.Elif((rows < k) | (rows < s)):
-                    m.d.comb += code.eq(regs.ERROR_CODE["LINE_BUFFER"])
-                with m.Elif((K > self.max_channels) | (cb_in > self.max_blocks) | (cb_out > self.max_blocks)):
-                    m.d.comb += code.eq(regs.ERROR_CODE["CHANNELS"])
-                with m.Elif((in_end > (1 << 32)) | (out_end > (1 << 32)) | (w_end > (1 << 32)) | (p_end > (1 << 32))):
-                    m.d.comb += code.eq(regs.ERROR_CODE["ADDRESS"])
+                conds = {
+                    "ZERO_SIZE": (C == 0) | (H == 0) | (W == 0) | (K == 0) | (Ho == 0) | (Wo == 0) | (k == 0) | (s == 0),
+                    "RANGE": (k > MAX_KERNEL) | (s > MAX_STRIDE) | (pad >= k) | (lo > 0) | (hi < 0),
+                    "SHAPE": ~shape_ok,
+                    "GROUPS": dw & (K != C),
+                    "LINE_BUFFER": (rows < k) | (rows < s),
+                    "CHANNELS": (K > self.max_channels) | (cb_in > self.max_blocks) | (cb_out > self.max_blocks),
+                    "ADDRESS": (in_end > (1 << 32)) | (out_end > (1 << 32)) | (w_end > (1 << 32)) | (p_end > (1 << 32)),
+                }
+                assert sorted(regs.ERROR_CODE[name] for name in conds) == list(range(1, len(regs.ERRORS)))
+                m.d.sync += [failed[regs.ERROR_CODE[name] - 1].eq(c) for name, c in conds.items()]
+                m.next = "CHECK_CODE"
+            with m.State("CHECK_CODE"):
+                m.d.sync += code.eq(0)
+                for i in reversed(range(len(failed))):      # the lowest code wins
+                    with m.If(failed[i]):
+                        m.d.sync += code.eq(i + 1)
+                m.next = "CHECK_END"
+            with m.State("CHECK_END"):
                 with m.If(code != 0):
                     m.d.sync += [err.eq(code), status_busy.eq(0), status_done.eq(1)]
                     m.next = "IDLE"
@@ -477,8 +485,7 @@ class Engine(wiring.Component):
         top_base = Signal(LBW)               # top_slot * row_words
         left_cb = Signal(LBW)                # left * cb_in
         ix_cb = Signal(LBW)                  # (left + kx) * cb_in
-        need_rows = Signal(signed(18))
-        m.d.comb += need_rows.eq(Mux(top + k > H, H, top + k))
+        need_rows = Signal(signed(18))       # min(top + k, H): input rows the output row needs, kept in step with top
 
         a_adv = Signal()
         a_valid = Signal()
@@ -498,6 +505,10 @@ class Engine(wiring.Component):
         next_slot = Signal(5)
         next_base = Signal(LBW)
         next_released = Signal(16)
+        next_need = Signal(signed(18))
+        nt_k = Signal(signed(19))
+        m.d.comb += nt_k.eq(top + s + k)
+        m.d.sync += next_need.eq(Mux(nt_k > H, H, nt_k))
         rel = Signal(signed(18))
         m.d.comb += rel.eq(top + s)
         m.d.sync += [next_slot.eq(Mux(nts >= rows, nts - rows, nts)),
@@ -541,7 +552,8 @@ class Engine(wiring.Component):
                                  sg_last.eq(n_sg <= 1), ox_last.eq(Wo <= 1), bg_last.eq(n_bg <= 1),
                                  group_empty.eq(0)]
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
-                                 top.eq(-pad), left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
+                                 top.eq(-pad), need_rows.eq(Mux(k - pad > H, H, k - pad)),
+                                 left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
                                  cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
                                  top_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
                                  cur_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
@@ -600,7 +612,7 @@ class Engine(wiring.Component):
                                                          bg_k0.eq(0), k0.eq(0),
                                                          top.eq(top + s), top_slot.eq(next_slot), cur_slot.eq(next_slot),
                                                          top_base.eq(next_base), cur_base.eq(next_base),
-                                                         rows_released.eq(next_released)]
+                                                         rows_released.eq(next_released), need_rows.eq(next_need)]
                                             m.next = "S_ROW"
 
         # ---- scanner: one MAC item per non-zero operand ----------------------------------

@@ -9,8 +9,8 @@ from ..sw import fmformat
 from ..sw.layout import BLOCK, dw_lanes, param_words
 from .requant import Requantizer
 
-# fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK, INIT, PARAMS, RUN exit
-SETUP = 6
+# fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
+SETUP = 8
 ROW_OVERHEAD = 3          # S_ROW and the refill of the line-buffer read and scanner stages
 
 
