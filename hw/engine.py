@@ -343,6 +343,7 @@ class Engine(wiring.Component):
         l_issue = Signal(4)
         l_recv = Signal(4)
         l_need = Signal(4)                   # values to read for this word
+        recv_last = Signal()                 # the next value received is the word's last: l_recv + 1 == l_need
         l_remain = Signal(8)                 # compressed: bitmap lanes still to receive
         l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         l_ptr = Signal(32)
@@ -408,13 +409,13 @@ class Engine(wiring.Component):
                         m.d.sync += l_ptr.eq(ip_r.data)
                         m.next = "L_BITMAP"
                 with m.Else():
-                    m.d.sync += [l_need.eq(BLOCK), l_ptr.eq(reg["IN_BASE"] + l_cboff + l_pix8)]
+                    m.d.sync += [l_need.eq(BLOCK), recv_last.eq(0), l_ptr.eq(reg["IN_BASE"] + l_cboff + l_pix8)]
                     m.next = "L_VALUES"
             with m.State("L_BITMAP"):
                 m.d.comb += self.fm_data.ready.eq(1)
                 with m.If(self.fm_data.valid):
                     bm = self.fm_data.payload & lanes_valid
-                    m.d.sync += [l_remain.eq(bm), l_need.eq(_popcount(bm, 8)),
+                    m.d.sync += [l_remain.eq(bm), l_need.eq(_popcount(bm, 8)), recv_last.eq((bm & (bm - 1)) == 0),
                                  l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0),
                                  reg["FM_BITMAP_BYTES"].eq(reg["FM_BITMAP_BYTES"] + 1)]
                     with m.If(bm == 0):
@@ -429,7 +430,8 @@ class Engine(wiring.Component):
                 with m.If(self.fm_addr.valid & self.fm_addr.ready):
                     m.d.sync += l_issue.eq(l_issue + 1)
                 with m.If(self.fm_data.valid):
-                    m.d.sync += [l_recv.eq(l_recv + 1), reg["FM_VALUE_BYTES"].eq(reg["FM_VALUE_BYTES"] + 1)]
+                    m.d.sync += [l_recv.eq(l_recv + 1), recv_last.eq(l_recv + 2 == l_need),
+                                 reg["FM_VALUE_BYTES"].eq(reg["FM_VALUE_BYTES"] + 1)]
                     lane = Signal(3)
                     with m.If(in_cmp):
                         for i in reversed(range(BLOCK)):        # lowest remaining bitmap lane
@@ -441,7 +443,7 @@ class Engine(wiring.Component):
                     m.d.comb += vals.eq(l_vals)
                     m.d.comb += vals[lane].eq(self.fm_data.payload)
                     m.d.sync += [l_vals.eq(vals), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
-                    with m.If(l_recv + 1 == l_need):
+                    with m.If(recv_last):
                         store_word(vals)
                         with m.If(in_cmp):
                             m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + l_need), ip_w.en.eq(1)]
