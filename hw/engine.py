@@ -536,7 +536,11 @@ class Engine(wiring.Component):
         BQ = 4
         m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
         b_entry = Signal(pos_layout)
-        m.d.comb += [a_adv.eq(bq.level + b_valid < BQ), lb_r.addr.eq(cur_base + ix_cb + pos_cb),
+        # free queue entries, counting the read in flight, as a register: the sequencer's enable
+        # then comes from a flip-flop, not from the queue's level and the scanner's pop
+        credits = Signal(range(BQ + 1), init=BQ)
+        m.d.sync += credits.eq(credits - (a_adv & a_valid) + b_take)
+        m.d.comb += [a_adv.eq(credits != 0), lb_r.addr.eq(cur_base + ix_cb + pos_cb),
                      b_entry.word.eq(lb_r.data), b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
                      b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
                      b_entry.k0.eq(b_k0), bq.w_data.eq(b_entry), bq.w_en.eq(b_valid)]
@@ -712,21 +716,26 @@ class Engine(wiring.Component):
         hand = [Signal(signed(32), name=f"hand{p}") for p in range(P)]
         hand_take = Signal()
         pop = Signal()
-        # two stages: M1 registers the P products of the popped item, M2 accumulates them. An
-        # item that ends a pixel-group pops only when the hand-off is free and no other such item
-        # is in M1, so M2 never has to wait.
+        # three stages: M0 registers the popped item's P operand pairs (next to the multipliers),
+        # M1 the P products, M2 accumulates them. An item that ends a pixel-group pops only when
+        # the hand-off is free and no other such item is in M0 or M1, so M2 never has to wait.
+        m0_valid = Signal()
+        m0_last = Signal()
+        m0_x = [Signal(signed(8), name=f"mx{p}") for p in range(P)]
+        m0_w = [Signal(signed(8), name=f"mw{p}") for p in range(P)]
         m1_valid = Signal()
         m1_last = Signal()
         m1_prod = [Signal(signed(16), name=f"prod{p}") for p in range(P)]
         m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) &
-                           (~head.last | (~hand_full & ~(m1_valid & m1_last))))
+                           (~head.last | (~hand_full & ~(m0_valid & m0_last) & ~(m1_valid & m1_last))))
         with m.If(run):
             m.d.comb += [items.r_en.eq(pop), self.w_data.ready.eq(pop & head.mac)]
         wlane = [self.w_data.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
-        m.d.sync += [m1_valid.eq(pop & run), m1_last.eq(head.last)]
+        m.d.sync += [m0_valid.eq(pop & run), m0_last.eq(head.last), m1_valid.eq(m0_valid), m1_last.eq(m0_last)]
         for p in range(P):
             x = Mux(dw, head.x[p] if p < BLOCK else 0, head.x[0])
-            m.d.sync += m1_prod[p].eq(Mux(head.mac, x * wlane[p], 0))
+            m.d.sync += [m0_x[p].eq(Mux(head.mac, x, 0)), m0_w[p].eq(wlane[p]),
+                         m1_prod[p].eq(m0_x[p] * m0_w[p])]
             total = (acc[p] + m1_prod[p])[:32].as_signed()
             with m.If(m1_valid):
                 with m.If(m1_last):
@@ -738,7 +747,7 @@ class Engine(wiring.Component):
         with m.Elif(hand_take):
             m.d.sync += hand_full.eq(0)
         with m.If(run_start):
-            m.d.sync += [hand_full.eq(0), m1_valid.eq(0)]
+            m.d.sync += [hand_full.eq(0), m0_valid.eq(0), m1_valid.eq(0)]
             for p in range(P):
                 m.d.sync += acc[p].eq(0)
 
