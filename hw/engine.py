@@ -35,19 +35,6 @@ def _popcount(v, n):
     return sum(v[i] for i in range(n))
 
 
-def _step(m, counters):
-    """Advance nested loop counters by one: [(innermost, limit), ..., (outermost, None)]."""
-    sig, limit = counters[0]
-    if limit is None:
-        m.d.sync += sig.eq(sig + 1)
-        return
-    with m.If(sig + 1 < limit):
-        m.d.sync += sig.eq(sig + 1)
-    with m.Else():
-        m.d.sync += sig.eq(0)
-        _step(m, counters[1:])
-
-
 class _SeqMul(wiring.Component):
     """p = a * b by shift-and-add, one bit of b a cycle (done when b's remaining bits are 0)."""
 
@@ -508,11 +495,9 @@ class Engine(wiring.Component):
         next_base = Signal(LBW)
         next_released = Signal(16)
         next_need = Signal(signed(18))
-        nt_k = Signal(signed(19))
-        m.d.comb += nt_k.eq(top + s + k)
+        rel = Signal(signed(18))             # top + s, kept in step with top
+        nt_k = Signal(signed(19))            # top + s + k
         m.d.sync += next_need.eq(Mux(nt_k > H, H, nt_k))
-        rel = Signal(signed(18))
-        m.d.comb += rel.eq(top + s)
         m.d.sync += [next_slot.eq(Mux(nts >= rows, nts - rows, nts)),
                      next_base.eq(top_base + s_words - Mux(nts >= rows, rows_acc, 0)),
                      next_released.eq(Mux(rel < 0, 0, Mux(rel > H, H, rel)))]
@@ -559,6 +544,7 @@ class Engine(wiring.Component):
                                  group_empty.eq(0)]
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
                                  top.eq(-pad), need_rows.eq(Mux(k - pad > H, H, k - pad)),
+                                 rel.eq(s - pad), nt_k.eq(s + k - pad),
                                  left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
                                  cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
                                  top_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
@@ -616,7 +602,8 @@ class Engine(wiring.Component):
                                         with m.Else():
                                             m.d.sync += [bg.eq(0), bg_last.eq(n_bg <= 1), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
                                                          bg_k0.eq(0), k0.eq(0),
-                                                         top.eq(top + s), top_slot.eq(next_slot), cur_slot.eq(next_slot),
+                                                         top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
+                                                         top_slot.eq(next_slot), cur_slot.eq(next_slot),
                                                          top_base.eq(next_base), cur_base.eq(next_base),
                                                          rows_released.eq(next_released), need_rows.eq(next_need)]
                                             m.next = "S_ROW"
@@ -753,18 +740,22 @@ class Engine(wiring.Component):
 
         # ---- output stage: bias, requantise, pack, write ---------------------------------
         # own loop counters mirror the sequencer's order: oy, bg, ox, sg
-        o_oy = Signal(16)
         o_bg = Signal(16)
         o_ox = Signal(16)
         o_sg = Signal(4)
+        o_sg_last = Signal()                 # o_sg + 1 >= n_sg, and so on, kept in step
+        o_ox_last = Signal()
+        o_bg_last = Signal()
+        o_lane_last = Signal()               # o_lane + 1 == n_lanes
+        o_ch = Signal(16)                    # o_k0 + o_lane: the channel whose parameters are read
         o_busy = Signal()
         o_lane = Signal(range(P + 1))
         o_acc = [Signal(signed(32), name=f"oacc{p}") for p in range(P)]
-        o_k0 = Signal(16)
-        m.d.comb += o_k0.eq(Mux(dw, o_bg * BLOCK + o_sg * D, o_bg * Q + o_sg * P))
+        o_k0 = Signal(16)                    # the group's first channel (dw: 8 o_bg + D o_sg; else Q o_bg + P o_sg)
+        o_bg_k0 = Signal(16)                 # the block group's first channel
         m.d.comb += hand_take.eq(hand_full & ~o_busy)
         with m.If(hand_take):
-            m.d.sync += [o_busy.eq(1), o_lane.eq(0)]
+            m.d.sync += [o_busy.eq(1), o_lane.eq(0), o_lane_last.eq(n_lanes == 1), o_ch.eq(o_k0)]
             for p in range(P):
                 m.d.sync += o_acc[p].eq(hand[p])
 
@@ -775,20 +766,34 @@ class Engine(wiring.Component):
         o2_acc = Signal(signed(32))
         o2_real = Signal()
         o_adv = Signal()
-        m.d.comb += [o_adv.eq(~o2_valid | rq.i.ready), pm_r.en.eq(o_adv), pm_r.addr.eq(o_k0 + o_lane)]
+        m.d.comb += [o_adv.eq(~o2_valid | rq.i.ready), pm_r.en.eq(o_adv), pm_r.addr.eq(o_ch)]
         o_acc_lane = Signal(signed(32))
         with m.Switch(o_lane):
             for p in range(P):
                 with m.Case(p):
                     m.d.comb += o_acc_lane.eq(o_acc[p])
         with m.If(o_adv):
-            m.d.sync += [o2_valid.eq(o_busy), o2_acc.eq(o_acc_lane), o2_real.eq(o_k0 + o_lane < K)]
+            m.d.sync += [o2_valid.eq(o_busy), o2_acc.eq(o_acc_lane), o2_real.eq(o_ch < K)]
             with m.If(o_busy):
-                with m.If(o_lane + 1 == n_lanes):
+                with m.If(o_lane_last):
                     m.d.sync += o_busy.eq(0)
-                    _step(m, [(o_sg, n_sg), (o_ox, Wo), (o_bg, n_bg), (o_oy, None)])
+                    # the next group, in the sequencer's order: sg, ox, bg (then the next row)
+                    with m.If(~o_sg_last):
+                        m.d.sync += [o_sg.eq(o_sg + 1), o_sg_last.eq(o_sg + 2 >= n_sg), o_k0.eq(o_k0 + Mux(dw, D, P))]
+                    with m.Else():
+                        m.d.sync += [o_sg.eq(0), o_sg_last.eq(n_sg <= 1), o_k0.eq(o_bg_k0)]
+                        with m.If(~o_ox_last):
+                            m.d.sync += [o_ox.eq(o_ox + 1), o_ox_last.eq(o_ox + 2 >= Wo)]
+                        with m.Else():
+                            m.d.sync += [o_ox.eq(0), o_ox_last.eq(Wo <= 1)]
+                            with m.If(~o_bg_last):
+                                step = Mux(dw, BLOCK, Q)
+                                m.d.sync += [o_bg.eq(o_bg + 1), o_bg_last.eq(o_bg + 2 >= n_bg),
+                                             o_bg_k0.eq(o_bg_k0 + step), o_k0.eq(o_bg_k0 + step)]
+                            with m.Else():
+                                m.d.sync += [o_bg.eq(0), o_bg_last.eq(n_bg <= 1), o_bg_k0.eq(0), o_k0.eq(0)]
                 with m.Else():
-                    m.d.sync += o_lane.eq(o_lane + 1)
+                    m.d.sync += [o_lane.eq(o_lane + 1), o_lane_last.eq(o_lane + 2 == n_lanes), o_ch.eq(o_ch + 1)]
         m.d.comb += [
             rq.i.valid.eq(o2_valid),
             rq.i.payload.acc.eq(Mux(o2_real, o2_acc, 0)),
@@ -804,6 +809,10 @@ class Engine(wiring.Component):
         pk_ox = Signal(16)
         pk_bg = Signal(16)
         pk_oy = Signal(16)
+        pk_j_last = Signal()                 # pk_j + 1 >= blocks_per_bg, and so on, kept in step
+        pk_ox_last = Signal()
+        pk_bg_last = Signal()
+        pk_oy_last = Signal()                # pk_oy + 1 == Ho
         wr_busy = Signal()
         wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         wr_mask = Signal(8)
@@ -836,13 +845,23 @@ class Engine(wiring.Component):
                     m.d.comb += omask[i].eq(Mux(out_cmp, Mux(v < 0, -v, v) > eps_out, 1))
                 m.d.sync += [wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
                              wr_off.eq(Mux(out_cmp, 0, (pk_row + pk_ox) * BLOCK)), wr_i.eq(0), wr_start.eq(1)]
-                with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg)):
-                    m.d.sync += pk_row.eq(pk_row + Wo)
-                _step(m, [(pk_j, blocks_per_bg), (pk_ox, Wo), (pk_bg, n_bg), (pk_oy, None)])
-                with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo)):
-                    m.d.sync += pk_bg_cb.eq(Mux(pk_bg + 1 >= n_bg, 0, pk_bg_cb + blocks_per_bg))
-                with m.If((pk_j + 1 >= blocks_per_bg) & (pk_ox + 1 >= Wo) & (pk_bg + 1 >= n_bg) & (pk_oy + 1 == Ho)):
-                    m.d.sync += pk_done.eq(1)
+                # the next block: j, then ox, bg, oy
+                with m.If(~pk_j_last):
+                    m.d.sync += [pk_j.eq(pk_j + 1), pk_j_last.eq(pk_j + 2 >= blocks_per_bg)]
+                with m.Else():
+                    m.d.sync += [pk_j.eq(0), pk_j_last.eq(blocks_per_bg <= 1)]
+                    with m.If(~pk_ox_last):
+                        m.d.sync += [pk_ox.eq(pk_ox + 1), pk_ox_last.eq(pk_ox + 2 >= Wo)]
+                    with m.Else():
+                        m.d.sync += [pk_ox.eq(0), pk_ox_last.eq(Wo <= 1)]
+                        with m.If(~pk_bg_last):
+                            m.d.sync += [pk_bg.eq(pk_bg + 1), pk_bg_last.eq(pk_bg + 2 >= n_bg),
+                                         pk_bg_cb.eq(pk_bg_cb + blocks_per_bg)]
+                        with m.Else():
+                            m.d.sync += [pk_bg.eq(0), pk_bg_last.eq(n_bg <= 1), pk_bg_cb.eq(0),
+                                         pk_oy.eq(pk_oy + 1), pk_oy_last.eq(pk_oy + 2 == Ho), pk_row.eq(pk_row + Wo)]
+                            with m.If(pk_oy_last):
+                                m.d.sync += pk_done.eq(1)
 
         # writer: one block to memory, a byte a cycle
         with m.If(wr_busy):
@@ -879,8 +898,12 @@ class Engine(wiring.Component):
 
         m.d.comb += all_written.eq(pk_done & ~wr_busy)
         with m.If(run_start):
-            m.d.sync += [o_oy.eq(0), o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0),
+            m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0),
+                         o_sg_last.eq(n_sg <= 1), o_ox_last.eq(Wo <= 1), o_bg_last.eq(n_bg <= 1),
+                         o_k0.eq(0), o_bg_k0.eq(0),
                          pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
+                         pk_j_last.eq(blocks_per_bg <= 1), pk_ox_last.eq(Wo <= 1), pk_bg_last.eq(n_bg <= 1),
+                         pk_oy_last.eq(Ho <= 1),
                          wr_busy.eq(0), b_valid.eq(0)]
 
         # ---- counters --------------------------------------------------------------------
