@@ -125,12 +125,10 @@ class Bridge(wiring.Component):
                     for i, port in enumerate(self.mems):
                         m.d.sync += [port.re.eq(mem_id == i), port.addr.eq(addr)]
                     m.next = "RWAIT"
-            with m.State("RWAIT"):               # the read reaches the memory
-                m.next = "RWAIT2"
-            with m.State("RWAIT2"):              # the memory's read takes HostPort.READ_LATENCY cycles
-                m.next = "RWAIT3"
-            with m.State("RWAIT3"):
-                m.next = "RLATCH"
+            # a cycle for the registered strobe to reach the memory, then its read latency
+            for i in range(HostPort.READ_LATENCY):
+                with m.State(f"RWAIT{i}" if i else "RWAIT"):
+                    m.next = f"RWAIT{i + 1}" if i + 1 < HostPort.READ_LATENCY else "RLATCH"
             with m.State("RLATCH"):
                 m.d.sync += [reply.eq(Mux(mem_id < len(self.mems), mem_rdata, 0)), send_n.eq(1), send_i.eq(0),
                              addr.eq(addr + 1), count.eq(count - 1)]

@@ -205,7 +205,6 @@ class Engine(wiring.Component):
                 m.d.sync += [
                     cb_in.eq((C + 7) >> 3), cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
                     rows.eq(0), rows_acc.eq(0), p_end.eq(reg["P_BASE"] + K * PW),
-                    span_h.eq((Ho - 1) * s + k), span_w.eq((Wo - 1) * s + k),
                     in_h.eq(H + 2 * pad), in_w.eq(W + 2 * pad),
                 ]
                 with m.If(dw):
@@ -221,6 +220,7 @@ class Engine(wiring.Component):
                 (in_size, in_stride, cb_in), (out_size, out_stride, cb_out),
                 (bg_stride, Mux(dw, khkw, c_khkw), n_sg), (w_size, bg_stride, n_bg),
                 (pad_words, row_words, pad), (s_words, row_words, s), (pad_cb, cb_in, pad), (s_cb, cb_in, s),
+                (span_h, Ho - 1, s), (span_w, Wo - 1, s),
             ]
             for i, (dest, a, b) in enumerate(steps):
                 with m.State(f"MUL{i}"):
@@ -233,6 +233,8 @@ class Engine(wiring.Component):
                             m.d.sync += in_stride.eq((mul.p << 3) + Mux(in_cmp, mul.p, 0))
                         if dest is howo:
                             m.d.sync += out_stride.eq((mul.p << 3) + Mux(out_cmp, mul.p, 0))
+                        if dest is span_h or dest is span_w:
+                            m.d.sync += dest.eq(mul.p + k)
                         m.next = f"MUL{i + 1}" if i + 1 < len(steps) else "ENDS"
             with m.State("ENDS"):
                 m.d.sync += [khkw_x[i].eq(khkw * i) for i in range(BLOCK)]

@@ -38,7 +38,7 @@ def derive_cycles(spec, P: int) -> int:
     n_bg = -(-ko // BLOCK) if spec.depthwise else -(-ko // q)
     pad, s = spec.padding, spec.stride
     # the narrower operands of the engine's `steps`, in its order
-    bs = [w, wo, -(-c // BLOCK), k * k, -(-c // BLOCK), -(-ko // BLOCK), n_sg, n_bg, pad, s, pad, s]
+    bs = [w, wo, -(-c // BLOCK), k * k, -(-c // BLOCK), -(-ko // BLOCK), n_sg, n_bg, pad, s, pad, s, s, s]
     return sum(2 + int(b).bit_length() for b in bs)
 
 

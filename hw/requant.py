@@ -1,8 +1,8 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp, after the bias. Nine pipeline stages (no stage has more than one multiplier,
-one wide adder or one barrel shifter), one result per cycle, stalls on back-pressure."""
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+fused activation clamp, after the bias. Ten pipeline stages (no stage has more than one 16 x 16
+multiplier, one wide adder or one barrel shifter), one result per cycle, stalls on back-pressure."""
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,7 +27,7 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 9
+    LATENCY = 10
 
     def elaborate(self, platform):
         m = Module()
@@ -48,12 +48,20 @@ class Requantizer(wiring.Component):
         s1_x = Signal(signed(32))
         s1_m = Signal(signed(32))
         s1_right = Signal(unsigned(5))
-        # stage 2a: two 32 x 16 partial products (x * m = x * m_lo + (x * m_hi) << 16)
+        # stage 2a: four 16 x 16 partial products, each straight out of one DSP multiplier
+        # (x * m = ll + (lh + hl) << 16 + hh << 32); 2m: the middle sum
         s2a_valid = Signal()
-        s2a_lo = Signal(signed(49))
-        s2a_hi = Signal(signed(48))
+        s2a_ll = Signal(unsigned(32))
+        s2a_lh = Signal(signed(33))
+        s2a_hl = Signal(signed(33))
+        s2a_hh = Signal(signed(32))
         s2a_ovf = Signal()
         s2a_right = Signal(unsigned(5))
+        s2m_valid = Signal()
+        s2m_outer = Signal(signed(64))      # ll + hh << 32: no carry between them
+        s2m_mid = Signal(signed(34))
+        s2m_ovf = Signal()
+        s2m_right = Signal(unsigned(5))
         # stage 2b: the 64-bit product and the INT32_MIN * INT32_MIN case
         s2_valid = Signal()
         s2_ab = Signal(signed(64))
@@ -93,14 +101,21 @@ class Requantizer(wiring.Component):
                 s1_m.eq(s1a_m),
                 s1_right.eq(s1a_right),
                 s2a_valid.eq(s1_valid),
-                s2a_lo.eq(s1_x * s1_m[:16]),
-                s2a_hi.eq(s1_x * s1_m[16:].as_signed()),
+                s2a_ll.eq(s1_x[:16] * s1_m[:16]),
+                s2a_lh.eq(s1_x[:16] * s1_m[16:].as_signed()),
+                s2a_hl.eq(s1_x[16:].as_signed() * s1_m[:16]),
+                s2a_hh.eq(s1_x[16:].as_signed() * s1_m[16:].as_signed()),
                 s2a_ovf.eq((s1_x == quant.INT32_MIN) & (s1_m == quant.INT32_MIN)),
                 s2a_right.eq(s1_right),
-                s2_valid.eq(s2a_valid),
-                s2_ab.eq(s2a_lo + (s2a_hi << 16)),
-                s2_ovf.eq(s2a_ovf),
-                s2_right.eq(s2a_right),
+                s2m_valid.eq(s2a_valid),
+                s2m_outer.eq(Cat(s2a_ll, s2a_hh).as_signed()),
+                s2m_mid.eq(s2a_lh + s2a_hl),
+                s2m_ovf.eq(s2a_ovf),
+                s2m_right.eq(s2a_right),
+                s2_valid.eq(s2m_valid),
+                s2_ab.eq(s2m_outer + (s2m_mid << 16)),
+                s2_ovf.eq(s2m_ovf),
+                s2_right.eq(s2m_right),
                 s3a_valid.eq(s2_valid),
                 s3a_nudged.eq(s2_ab + Mux(s2_ab >= 0, 1 << 30, 1 - (1 << 30))),
                 s3a_ovf.eq(s2_ovf),
