@@ -335,6 +335,7 @@ class Engine(wiring.Component):
         recv_last = Signal()                 # the next value received is the word's last: l_recv + 1 == l_need
         l_remain = Signal(8)                 # compressed: bitmap lanes still to receive
         l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        l_big = Signal(8)                    # lanes of l_vals with |value| > EPS_IN
         l_ptr = Signal(32)
         lanes_valid = Signal(8)              # channels 8*lcb + i < C, kept in step with lcb
         lcb_last = Signal()                  # lcb + 1 >= cb_in, kept in step with lcb
@@ -348,16 +349,14 @@ class Engine(wiring.Component):
         # the block's pointer, read while lcb is settled (L_ROW, L_ROW_CHECK) for use in L_WORD
         m.d.comb += ip_r.addr.eq(lcb)
 
-        def store_word(vals):
+        def store_word(vals, big):
+            """`big`: the lanes whose |value| > EPS_IN (decided as each value arrives)."""
             mask = Signal(8)
-            for i in range(BLOCK):
-                v = vals[i]
-                mag = Mux(v < 0, -v, v)
-                m.d.comb += mask[i].eq(lanes_valid[i] & (dense | (mag > eps_in)))
+            m.d.comb += mask.eq(lanes_valid & Mux(dense, 0xFF, big))
             m.d.comb += [lb_w.addr.eq(l_slot_base + l_word), lb_w.en.eq(1),
                          lb_w.data.values.eq(vals), lb_w.data.mask.eq(mask)]
             # next word
-            m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0), row_end.eq(lcb_last & lx_last)]
+            m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0), l_big.eq(0), row_end.eq(lcb_last & lx_last)]
             with m.If(~lcb_last):
                 m.d.sync += [lcb.eq(lcb + 1), lcb_last.eq(lcb + 2 >= cb_in), l_cboff.eq(l_cboff + in_stride)]
                 set_block(blk_left - BLOCK)
@@ -381,7 +380,7 @@ class Engine(wiring.Component):
                     set_block(C)
                     m.d.sync += [lcb_last.eq(cb_in <= 1), lx_last.eq(W <= 1), slot_last.eq(rows <= 1)]
                     m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
-                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0), l_vals.eq(0)]
+                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0), l_vals.eq(0), l_big.eq(0)]
                     m.next = "L_ROW"
             with m.State("L_ROW"):
                 with m.If(~run):
@@ -408,7 +407,7 @@ class Engine(wiring.Component):
                                  l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0),
                                  reg["FM_BITMAP_BYTES"].eq(reg["FM_BITMAP_BYTES"] + 1)]
                     with m.If(bm == 0):
-                        store_word(Const(0, 64))
+                        store_word(Const(0, 64), 0)
                         m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + 1), ip_w.en.eq(1)]
                         m.next = "L_ROW_CHECK"
                     with m.Else():
@@ -431,9 +430,12 @@ class Engine(wiring.Component):
                     vals = Signal(data.ArrayLayout(signed(8), BLOCK))
                     m.d.comb += vals.eq(l_vals)
                     m.d.comb += vals[lane].eq(self.fm_data.payload)
-                    m.d.sync += [l_vals.eq(vals), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
+                    v = self.fm_data.payload.as_signed()
+                    big = Signal(8)
+                    m.d.comb += big.eq(l_big | Mux(Mux(v < 0, -v, v) > eps_in, Const(1, 8) << lane, 0))
+                    m.d.sync += [l_vals.eq(vals), l_big.eq(big), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
                     with m.If(recv_last):
-                        store_word(vals)
+                        store_word(vals, big)
                         with m.If(in_cmp):
                             m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + l_need), ip_w.en.eq(1)]
                         m.next = "L_ROW_CHECK"
