@@ -131,7 +131,10 @@ BOARDS = {
         # 50 MHz: the engine closes timing there (post-route maximum in report.json; the 100 MHz
         # target is not met yet, see docs/boards.md)
         SystemConfig(lanes=16, clk_hz=50_000_000, baud=1_000_000, fm_bytes=64 << 10, w_bytes=64 << 10,
-                     out_bytes=64 << 10, linebuf_depth=2048, max_channels=1024, max_blocks=256),
+                     out_bytes=64 << 10, linebuf_depth=2048, max_channels=1024, max_blocks=256,
+                     # 32-bit words: Yosys then builds each memory from 16K x 1 block RAMs side by
+                     # side, with no read multiplexer behind them (8-bit words need one: 12 ns)
+                     fm_word_bytes=4, out_word_bytes=4),
         dict(luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")),
     "icebreaker": Board(
         "icebreaker", "1BitSquared iCEBreaker", "iCE40UP5K-SG48", "ice40",

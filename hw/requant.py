@@ -1,6 +1,6 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp, after the bias. Ten pipeline stages (no stage has more than one 16 x 16
+fused activation clamp, after the bias. Eleven pipeline stages (no stage has more than one 16 x 16
 multiplier, one wide adder or one barrel shifter), one result per cycle, stalls on back-pressure."""
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -27,7 +27,7 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 10
+    LATENCY = 11
 
     def elaborate(self, platform):
         m = Module()
@@ -77,14 +77,14 @@ class Requantizer(wiring.Component):
         s3_right = Signal(unsigned(5))
         s3_mask = Signal(unsigned(31))      # (1 << right) - 1, from the right shift alone: made a stage early
         trunc = (s3a_nudged + Mux(s3a_nudged < 0, (1 << 31) - 1, 0)) >> 31
-        # stage 4a: RoundingDivideByPOT's shift and its rounding decision; 4b: the sum and the clamp
+        # stage 4a: RoundingDivideByPOT's shift and its rounding decision; 4b: their sum; then the clamp
         s4_valid = Signal()
         s4_shifted = Signal(signed(32))
         s4_up = Signal()
         remainder = s3_q.as_unsigned()[:31] & s3_mask
         threshold = (s3_mask >> 1) + (s3_q < 0)
+        s5_valid = Signal()
         divided = Signal(signed(33))
-        m.d.comb += divided.eq(s4_shifted + s4_up)
         clamped = Mux(divided < self.lo, self.lo, Mux(divided > self.hi, self.hi, divided))
 
         with m.If(advance):
@@ -127,7 +127,9 @@ class Requantizer(wiring.Component):
                 s4_valid.eq(s3_valid),
                 s4_shifted.eq(s3_q >> s3_right),
                 s4_up.eq(remainder > threshold),
-                self.o.valid.eq(s4_valid),
+                s5_valid.eq(s4_valid),
+                divided.eq(s4_shifted + s4_up),
+                self.o.valid.eq(s5_valid),
                 self.o.payload.eq(clamped[:8]),
             ]
         return m
