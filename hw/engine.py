@@ -509,9 +509,10 @@ class Engine(wiring.Component):
         for i in range(BLOCK):
             m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
 
-        # stage B: the line-buffer word of the position issued last cycle goes, with that position's
-        # facts, into a short queue for the scanner. The sequencer issues while the queue has
-        # room counting the read in flight, so it never waits on the scanner within a cycle.
+        # stage B: the line-buffer word of the position issued last cycle, with that position's
+        # facts; stage C registers them (the block RAM's output has the route to the queue to
+        # itself) and pushes them into a short queue for the scanner. The sequencer issues while
+        # the queue has room counting the two in flight, so it never waits on the scanner within a cycle.
         b_valid = Signal()
         b_inb = Signal()
         b_last = Signal()
@@ -522,7 +523,7 @@ class Engine(wiring.Component):
         b_take = Signal()
         pos_layout = data.StructLayout({"word": word_layout, "inb": 1, "last": 1, "wbase": 32, "chmask": 8,
                                         "dwoff": 3, "k0": 16})
-        BQ = 4
+        BQ = 6
         m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
         b_entry = Signal(pos_layout)
         # free queue entries, counting the read in flight, as a register: the sequencer's enable
@@ -532,8 +533,11 @@ class Engine(wiring.Component):
         m.d.comb += [a_adv.eq(credits != 0), lb_r.addr.eq(cur_base + ix_cb + pos_cb),
                      b_entry.word.eq(lb_r.data), b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
                      b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
-                     b_entry.k0.eq(b_k0), bq.w_data.eq(b_entry), bq.w_en.eq(b_valid)]
-        m.d.sync += b_valid.eq(a_adv & a_valid)
+                     b_entry.k0.eq(b_k0)]
+        c_valid = Signal()
+        c_entry = Signal(pos_layout)
+        m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry)]
+        m.d.comb += [bq.w_data.eq(c_entry), bq.w_en.eq(c_valid)]
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(last_pos),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
@@ -908,7 +912,7 @@ class Engine(wiring.Component):
                          pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
                          pk_j_last.eq(blocks_per_bg <= 1), pk_ox_last.eq(Wo <= 1), pk_bg_last.eq(n_bg <= 1),
                          pk_oy_last.eq(Ho <= 1),
-                         wr_busy.eq(0), b_valid.eq(0)]
+                         wr_busy.eq(0), b_valid.eq(0), c_valid.eq(0)]
 
         # ---- counters --------------------------------------------------------------------
         with m.If(status_busy):
