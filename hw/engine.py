@@ -349,12 +349,19 @@ class Engine(wiring.Component):
         # the block's pointer, read while lcb is settled (L_ROW, L_ROW_CHECK) for use in L_WORD
         m.d.comb += ip_r.addr.eq(lcb)
 
+        # the line-buffer write is registered: it lands a cycle after the word is complete. The
+        # sequencer reads a row only after rows_loaded covers it, which is set with the row's last
+        # word and is seen by S_ROW a cycle later at the earliest, so no read is early.
+        lbw_en = Signal()
+        lbw_addr = Signal.like(lb_w.addr)
+        lbw_data = Signal(word_layout)
+        m.d.sync += lbw_en.eq(0)
+        m.d.comb += [lb_w.addr.eq(lbw_addr), lb_w.en.eq(lbw_en), lb_w.data.eq(lbw_data)]
+
         def store_word(vals, big):
             """`big`: the lanes whose |value| > EPS_IN (decided as each value arrives)."""
-            mask = Signal(8)
-            m.d.comb += mask.eq(lanes_valid & Mux(dense, 0xFF, big))
-            m.d.comb += [lb_w.addr.eq(l_slot_base + l_word), lb_w.en.eq(1),
-                         lb_w.data.values.eq(vals), lb_w.data.mask.eq(mask)]
+            m.d.sync += [lbw_en.eq(1), lbw_addr.eq(l_slot_base + l_word),
+                         lbw_data.values.eq(vals), lbw_data.mask.eq(lanes_valid & Mux(dense, 0xFF, big))]
             # next word
             m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0), l_big.eq(0), row_end.eq(lcb_last & lx_last)]
             with m.If(~lcb_last):
@@ -372,7 +379,6 @@ class Engine(wiring.Component):
                     with m.Else():
                         m.d.sync += [l_slot.eq(l_slot + 1), slot_last.eq(l_slot + 2 >= rows),
                                      l_slot_base.eq(l_slot_base + row_words)]
-            return mask
 
         with m.FSM():
             with m.State("L_IDLE"):
