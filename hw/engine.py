@@ -810,10 +810,13 @@ class Engine(wiring.Component):
                     m.d.sync += [o_lane.eq(o_lane + 1), o_lane_last.eq(o_lane + 2 == n_lanes), o_ch.eq(o_ch + 1)]
         m.d.comb += [
             rq.i.valid.eq(o2_valid),
-            rq.i.payload.acc.eq(Mux(o2_real, o2_acc, 0)),
-            rq.i.payload.bias.eq(Mux(o2_real, pm_r.data.bias, 0)),
-            rq.i.payload.multiplier.eq(Mux(o2_real, pm_r.data.mult, 0)),
-            rq.i.payload.shift.eq(Mux(o2_real, pm_r.data.shift, 0)),
+            # the parameters go straight from the block RAM into the requantiser's input register;
+            # a lane past K is zeroed there
+            rq.i.payload.acc.eq(o2_acc),
+            rq.i.payload.bias.eq(pm_r.data.bias),
+            rq.i.payload.multiplier.eq(pm_r.data.mult),
+            rq.i.payload.shift.eq(pm_r.data.shift),
+            rq.i.payload.zero.eq(~o2_real),
         ]
 
         # packer: 8 values -> one block

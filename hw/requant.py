@@ -16,6 +16,8 @@ class RequantIn(data.StructLayout):
             "bias": signed(32),         # added to acc, wrapping (as the golden model)
             "multiplier": signed(32),   # Q31, 0 or [2**30, 2**31)
             "shift": signed(6),         # SHIFT_MIN..SHIFT_MAX, positive = left
+            "zero": 1,                  # 1: the result is 0 whatever the other fields (a channel past K;
+                                        # the parameters then come unchecked from block RAM)
         })
 
 
@@ -92,8 +94,8 @@ class Requantizer(wiring.Component):
                 s0_valid.eq(self.i.valid),
                 s0.eq(self.i.payload),
                 s1a_valid.eq(s0_valid),
-                s1a_sum.eq((s0.acc + s0.bias)[:32].as_signed()),
-                s1a_m.eq(s0.multiplier),
+                s1a_sum.eq(Mux(s0.zero, 0, (s0.acc + s0.bias)[:32].as_signed())),
+                s1a_m.eq(Mux(s0.zero, 0, s0.multiplier)),
                 s1a_left.eq(Mux(shift > 0, shift, 0)[:5]),
                 s1a_right.eq(Mux(shift < 0, -shift, 0)[:5]),
                 s1_valid.eq(s1a_valid),

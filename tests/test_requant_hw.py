@@ -90,3 +90,36 @@ def test_requantizer_throughput():
     sim.run()
     assert cycles["last"] - cycles["first"] == len(vecs) - 1
     assert cycles["first"] == Requantizer.LATENCY     # sampled at the LATENCY-th edge after the first item
+
+
+def test_requantizer_zero_flag():
+    """`zero` forces 0 whatever the other fields (a lane past K, with stale parameters in block
+    RAM); items without it, interleaved, are unaffected."""
+    vecs = _vectors(60, 21)
+    zero = np.arange(len(vecs)) % 3 == 0
+    a = quant.Activation.make("none", 1.0)
+    want = quant.requantize(np.array([v[0] for v in vecs]).reshape(-1, 1, 1), np.array([v[1] for v in vecs]),
+                            np.array([v[2] for v in vecs]), a).ravel()
+    want[zero] = 0
+    dut = Requantizer()
+    got = []
+
+    async def producer(ctx):
+        ctx.set(dut.lo, a.lo)
+        ctx.set(dut.hi, a.hi)
+        await stream_put(ctx, dut.i, [dict(acc=v[0], multiplier=v[1], shift=v[2], zero=int(z))
+                                      for v, z in zip(vecs, zero)])
+
+    async def consumer(ctx):
+        got.extend(await stream_get(ctx, dut.o, len(vecs)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run_until(1e-8 * 20 * len(vecs))     # cycle budget
+    assert len(got) == len(vecs), f"only {len(got)} of {len(vecs)} results within the cycle budget"
+    np.testing.assert_array_equal(np.array(got, dtype=np.int64), want, err_msg="requantiser with the zero flag")
+    assert np.count_nonzero(want[~zero]) > 10 and np.count_nonzero(quant.requantize(
+        np.array([v[0] for v in vecs]).reshape(-1, 1, 1), np.array([v[1] for v in vecs]),
+        np.array([v[2] for v in vecs]), a).ravel()[zero]) > 5     # the flag has non-zero results to hide
