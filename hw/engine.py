@@ -123,6 +123,8 @@ class Engine(wiring.Component):
         lo = reg["CLAMP_LO"].as_signed()
         hi = reg["CLAMP_HI"].as_signed()
         eps_in, eps_out = reg["EPS_IN"], reg["EPS_OUT"]
+        neg_eps_in = Signal(signed(8))       # -EPS_IN, -EPS_OUT: set in DERIVE
+        neg_eps_out = Signal(signed(8))
         C, H, W = reg["IN_C"], reg["IN_H"], reg["IN_W"]
         K, Ho, Wo = reg["OUT_K"], reg["OUT_H"], reg["OUT_W"]
 
@@ -204,6 +206,7 @@ class Engine(wiring.Component):
             with m.State("DERIVE"):          # cheap terms; the products follow, one at a time
                 m.d.sync += [
                     cb_in.eq((C + 7) >> 3), cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
+                    neg_eps_in.eq(-eps_in), neg_eps_out.eq(-eps_out),
                     rows.eq(0), rows_acc.eq(0), p_end.eq(reg["P_BASE"] + K * PW),
                     in_h.eq(H + 2 * pad), in_w.eq(W + 2 * pad),
                 ]
@@ -438,7 +441,8 @@ class Engine(wiring.Component):
                     m.d.comb += vals[lane].eq(self.fm_data.payload)
                     v = self.fm_data.payload.as_signed()
                     big = Signal(8)
-                    m.d.comb += big.eq(l_big | Mux(Mux(v < 0, -v, v) > eps_in, Const(1, 8) << lane, 0))
+                    # |v| > EPS_IN as two compares side by side (no absolute value in front)
+                    m.d.comb += big.eq(l_big | Mux((v > eps_in) | (v < neg_eps_in), Const(1, 8) << lane, 0))
                     m.d.sync += [l_vals.eq(vals), l_big.eq(big), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
                     with m.If(recv_last):
                         store_word(vals, big)
@@ -859,7 +863,7 @@ class Engine(wiring.Component):
                 omask = Signal(8)
                 for i in range(BLOCK):
                     v = vals[i]
-                    m.d.comb += omask[i].eq(Mux(out_cmp, Mux(v < 0, -v, v) > eps_out, 1))
+                    m.d.comb += omask[i].eq(Mux(out_cmp, (v > eps_out) | (v < neg_eps_out), 1))
                 m.d.sync += [wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
                              wr_off.eq(Mux(out_cmp, 0, (pk_row + pk_ox) * BLOCK)), wr_i.eq(0), wr_start.eq(1)]
                 # the next block: j, then ox, bg, oy
