@@ -2,7 +2,7 @@
 port (the UART bridge's) on the other. Both share the memory's one address, so a memory is a
 single-port RAM (block RAM on the ECP5; SPRAM on the iCE40UP5K, which has only one port): the
 host may use it only while the engine is idle, which the bridge guarantees."""
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -100,21 +100,26 @@ class BoardMemory(wiring.Component):
                          fifo.r_en.eq(self.data.ready)]
             engine_word = a_unit >> _log2(upw)
         else:
-            # an accepted write is registered and reaches the RAM a cycle later
+            # an accepted write is registered (w_*), then decoded into registered byte-lane enables
+            # (x_*), which reach the RAM directly: they fan out to every block RAM of their lane
             w_valid = Signal()
             w_byte = Signal(32)
             w_data = Signal(8)
+            x_en = Signal(wb)
+            x_word = Signal(range(self.depth))
+            x_data = Signal(8)
             m.d.comb += self.req.ready.eq(1)          # the host writes only while the engine is idle
             m.d.sync += w_valid.eq(self.req.valid & self.req.ready)
             with m.If(self.req.valid & self.req.ready):
                 m.d.sync += [w_byte.eq(self.req.payload.addr), w_data.eq(self.req.payload.data)]
-            engine_word = w_byte >> _log2(wb)
-            lane = Mux(host_active, self.host.addr, w_byte)[:_log2(wb)] if wb > 1 else 0
-            value = Mux(host_active, self.host.w_data, w_data)
-            write = Mux(host_active, self.host.we, w_valid & (w_byte < self.size))
-            m.d.comb += wp.data.eq(value.replicate(wb))
+            w_lane = w_byte[:_log2(wb)] if wb > 1 else 0
+            m.d.sync += [x_en.eq(Mux(w_valid & (w_byte < self.size), Const(1, wb) << w_lane, 0)),
+                         x_word.eq(w_byte >> _log2(wb)), x_data.eq(w_data)]
+            engine_word = x_word
+            host_lane_w = self.host.addr[:_log2(wb)] if wb > 1 else 0
+            m.d.comb += wp.data.eq(Mux(host_active, self.host.w_data, x_data).replicate(wb))
             for i in range(wb):
-                m.d.comb += wp.en[i].eq(write & (lane == i))
+                m.d.comb += wp.en[i].eq(Mux(host_active, self.host.we & (host_lane_w == i), x_en[i]))
         m.d.comb += addr.eq(Mux(host_active, host_word, engine_word))
         if self.kind == "read":
             with m.If(self.host.we):
@@ -123,5 +128,6 @@ class BoardMemory(wiring.Component):
                 for i in range(wb):
                     m.d.comb += wp.en[i].eq(lane == i)
         # the read output holds while a write happens, as the UP5K's SPRAM does ("no change")
+        # (this form, the write enables' OR, is the one Yosys maps to the UP5K's SPRAM)
         m.d.comb += rp.en.eq(~wp.en.any())
         return m
