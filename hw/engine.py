@@ -779,19 +779,28 @@ class Engine(wiring.Component):
 
         m.submodules.rq = rq = Requantizer()
         m.d.comb += [rq.lo.eq(lo), rq.hi.eq(hi)]
-        # O1: read the lane's parameters; O2: present them to the requantiser
+        # O1: read the lane's parameters; O2: present them to the requantiser. The requantiser
+        # never stalls: its results go into a queue for the packer, and O1 issues only with a
+        # credit for a place in that queue (credits: places not yet claimed), so no back-pressure
+        # runs from the packer through the requantiser into the output stage within a cycle.
+        RQ_QUEUE = 16                        # > O2 + LATENCY + the queue's own latency: full rate
+        m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=8, depth=RQ_QUEUE)
+        rq_credits = Signal(range(RQ_QUEUE + 1), init=RQ_QUEUE)
         o2_valid = Signal()
         o2_acc = Signal(signed(32))
         o2_real = Signal()
         o_adv = Signal()
-        m.d.comb += [o_adv.eq(~o2_valid | rq.i.ready), pm_r.en.eq(o_adv), pm_r.addr.eq(o_ch)]
+        m.d.comb += [o_adv.eq(rq_credits != 0), pm_r.en.eq(1), pm_r.addr.eq(o_ch),
+                     rq.o.ready.eq(1), rq_queue.w_data.eq(rq.o.payload), rq_queue.w_en.eq(rq.o.valid)]
+        m.d.sync += [rq_credits.eq(rq_credits - (o_adv & o_busy) + (rq_queue.r_en & rq_queue.r_rdy)),
+                     o2_valid.eq(o_adv & o_busy)]
         o_acc_lane = Signal(signed(32))
         with m.Switch(o_lane):
             for p in range(P):
                 with m.Case(p):
                     m.d.comb += o_acc_lane.eq(o_acc[p])
         with m.If(o_adv):
-            m.d.sync += [o2_valid.eq(o_busy), o2_acc.eq(o_acc_lane), o2_real.eq(o_ch < K)]
+            m.d.sync += [o2_acc.eq(o_acc_lane), o2_real.eq(o_ch < K)]
             with m.If(o_busy):
                 with m.If(o_lane_last):
                     m.d.sync += o_busy.eq(0)
@@ -847,17 +856,18 @@ class Engine(wiring.Component):
         block_ready = Signal()
         blocks_per_bg = Mux(dw, 1, Q // BLOCK)
         m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
-        m.d.comb += rq.o.ready.eq(~(block_ready & wr_busy))
+        pk_take = Signal()                   # a requantised value enters the packer
+        m.d.comb += [pk_take.eq(rq_queue.r_rdy & ~(block_ready & wr_busy)), rq_queue.r_en.eq(pk_take)]
         bcb = Signal(16)                     # pk_bg * blocks_per_bg + pk_j, the block written next
         pk_bg_cb = Signal(16)                # pk_bg * blocks_per_bg, kept as a running sum
         m.d.comb += bcb.eq(pk_bg_cb + pk_j)
-        pk_fire = rq.o.valid & rq.o.ready & block_ready
+        pk_fire = pk_take & block_ready
         # the output pointer table is read synchronously: address the next block as it is handed over
         m.d.comb += op_r.addr.eq(Mux(pk_fire, bcb, wr_cb))
-        with m.If(rq.o.valid & rq.o.ready):
+        with m.If(pk_take):
             vals = Signal(data.ArrayLayout(signed(8), BLOCK))
             m.d.comb += vals.eq(pk_vals)
-            m.d.comb += vals[pk_i].eq(rq.o.payload)
+            m.d.comb += vals[pk_i].eq(rq_queue.r_data)
             m.d.sync += [pk_vals.eq(vals), pk_i.eq(pk_i + 1)]
             with m.If(block_ready):
                 omask = Signal(8)
