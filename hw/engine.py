@@ -784,14 +784,16 @@ class Engine(wiring.Component):
         # credit for a place in that queue (credits: places not yet claimed), so no back-pressure
         # runs from the packer through the requantiser into the output stage within a cycle.
         RQ_QUEUE = 16                        # > O2 + LATENCY + the queue's own latency: full rate
-        m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=8, depth=RQ_QUEUE)
+        # each queued value carries its |y| > EPS_OUT flag (bit 8), decided before the queue
+        m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=9, depth=RQ_QUEUE)
         rq_credits = Signal(range(RQ_QUEUE + 1), init=RQ_QUEUE)
         o2_valid = Signal()
         o2_acc = Signal(signed(32))
         o2_real = Signal()
         o_adv = Signal()
         m.d.comb += [o_adv.eq(rq_credits != 0), pm_r.en.eq(1), pm_r.addr.eq(o_ch),
-                     rq.o.ready.eq(1), rq_queue.w_data.eq(rq.o.payload), rq_queue.w_en.eq(rq.o.valid)]
+                     rq.o.ready.eq(1), rq_queue.w_en.eq(rq.o.valid),
+                     rq_queue.w_data.eq(Cat(rq.o.payload, (rq.o.payload > eps_out) | (rq.o.payload < neg_eps_out)))]
         m.d.sync += [rq_credits.eq(rq_credits - (o_adv & o_busy) + (rq_queue.r_en & rq_queue.r_rdy)),
                      o2_valid.eq(o_adv & o_busy)]
         o_acc_lane = Signal(signed(32))
@@ -834,6 +836,7 @@ class Engine(wiring.Component):
 
         # packer: 8 values -> one block
         pk_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        pk_big = Signal(8)                   # lanes of pk_vals with |y| > EPS_OUT
         pk_i = Signal(3)
         pk_j = Signal(4)                     # block within the group of Q channels
         pk_ox = Signal(16)
@@ -867,14 +870,14 @@ class Engine(wiring.Component):
         with m.If(pk_take):
             vals = Signal(data.ArrayLayout(signed(8), BLOCK))
             m.d.comb += vals.eq(pk_vals)
-            m.d.comb += vals[pk_i].eq(rq_queue.r_data)
-            m.d.sync += [pk_vals.eq(vals), pk_i.eq(pk_i + 1)]
+            m.d.comb += vals[pk_i].eq(rq_queue.r_data[:8])
+            big = Signal(8)
+            m.d.comb += big.eq(pk_big | Mux(rq_queue.r_data[8], Const(1, 8) << pk_i, 0))
+            m.d.sync += [pk_vals.eq(vals), pk_big.eq(big), pk_i.eq(pk_i + 1)]
             with m.If(block_ready):
                 omask = Signal(8)
-                for i in range(BLOCK):
-                    v = vals[i]
-                    m.d.comb += omask[i].eq(Mux(out_cmp, (v > eps_out) | (v < neg_eps_out), 1))
-                m.d.sync += [wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
+                m.d.comb += omask.eq(Mux(out_cmp, big, 0xFF))
+                m.d.sync += [pk_big.eq(0), wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
                              wr_off.eq(Mux(out_cmp, 0, (pk_row + pk_ox) * BLOCK)), wr_i.eq(0), wr_start.eq(1)]
                 # the next block: j, then ox, bg, oy
                 with m.If(~pk_j_last):
@@ -932,7 +935,7 @@ class Engine(wiring.Component):
             m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0),
                          o_sg_last.eq(n_sg <= 1), o_ox_last.eq(Wo <= 1), o_bg_last.eq(n_bg <= 1),
                          o_k0.eq(0), o_bg_k0.eq(0),
-                         pk_i.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
+                         pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
                          pk_j_last.eq(blocks_per_bg <= 1), pk_ox_last.eq(Wo <= 1), pk_bg_last.eq(n_bg <= 1),
                          pk_oy_last.eq(Ho <= 1),
                          wr_busy.eq(0), b_valid.eq(0), c_valid.eq(0)]
