@@ -653,6 +653,9 @@ class Engine(wiring.Component):
                 m.d.comb += low.eq(i)
         rest = Signal(8)
         m.d.comb += rest.eq(sc_mask & (sc_mask - 1))
+        sc_single = Signal()                 # at most one bit of sc_mask set (rest == 0), kept in step with sc_mask
+        rest2 = Signal(8)
+        m.d.comb += rest2.eq(rest & (rest - 1))
         emit = Signal()
         emit_mac = Signal()
         consume = Signal()                   # the current word is finished this cycle
@@ -670,11 +673,11 @@ class Engine(wiring.Component):
             with m.Else():
                 m.d.comb += [emit_mac.eq(sc_mask != 0), emit.eq((sc_mask != 0) | sc_last),
                              w_issue_addr.eq(sc_wbase + khkw_x[low]), item.mac.eq(sc_mask != 0),
-                             item.last.eq(sc_last & (rest == 0)), item.x[0].eq(sc_vals[low])]
+                             item.last.eq(sc_last & sc_single), item.x[0].eq(sc_vals[low])]
                 ok = items.w_rdy & (~emit_mac | self.w_addr.ready)
                 with m.If(ok):
-                    m.d.sync += sc_mask.eq(rest)
-                    m.d.comb += consume.eq(rest == 0)
+                    m.d.sync += [sc_mask.eq(rest), sc_single.eq(rest2 == 0)]
+                    m.d.comb += consume.eq(sc_single)
         with m.If(run):
             m.d.comb += [self.w_addr.valid.eq(sc_valid & emit_mac & items.w_rdy),
                          self.w_addr.payload.eq(w_issue_addr),
@@ -698,7 +701,7 @@ class Engine(wiring.Component):
         m.d.comb += [b_take.eq(bq.r_rdy & (~sc_valid | consume)), bq.r_en.eq(b_take)]
         with m.If(b_take):
             mask_in = Mux(dw, dw_lanes_mask, b_mask)
-            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
+            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_single.eq((mask_in & (mask_in - 1)) == 0), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
                          sc_last.eq(q.last),
                          sc_wbase.eq(q.wbase), sc_k0.eq(Mux(dw, q.dwoff, q.k0))]
             # operands skipped: in-range channels / lanes without an operand
