@@ -536,7 +536,7 @@ class Engine(wiring.Component):
         BQ = 6
         m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
         b_entry = Signal(pos_layout)
-        # free queue entries, counting the read in flight, as a register: the sequencer's enable
+        # free queue entries, counting the two positions in flight (B, C), as a register: the sequencer's enable
         # then comes from a flip-flop, not from the queue's level and the scanner's pop
         credits = Signal(range(BQ + 1), init=BQ)
         m.d.sync += credits.eq(credits - (a_adv & a_valid) + b_take)
@@ -786,7 +786,9 @@ class Engine(wiring.Component):
         # never stalls: its results go into a queue for the packer, and O1 issues only with a
         # credit for a place in that queue (credits: places not yet claimed), so no back-pressure
         # runs from the packer through the requantiser into the output stage within a cycle.
-        RQ_QUEUE = 16                        # > O2 + LATENCY + the queue's own latency: full rate
+        # places: O2, the requantiser's stages, the queue's own two cycles and the credit's return,
+        # so that credits never run out while the packer keeps up (16 at LATENCY 11)
+        RQ_QUEUE = Requantizer.LATENCY + 5
         # each queued value carries its |y| > EPS_OUT flag (bit 8), decided before the queue
         m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=9, depth=RQ_QUEUE)
         rq_credits = Signal(range(RQ_QUEUE + 1), init=RQ_QUEUE)
