@@ -344,29 +344,50 @@ class Engine(wiring.Component):
         lcb_last = Signal()                  # lcb + 1 >= cb_in, kept in step with lcb
         lx_last = Signal()                   # lx + 1 >= W
         slot_last = Signal()                 # l_slot + 1 == rows
-        row_end = Signal()                   # the word just stored ended a row (lx and lcb are back at 0)
         blk_left = Signal(signed(18))        # C - 8*lcb: channels from this block on
 
         def set_block(left):                 # lcb moves to the block with `left` channels from it on
             m.d.sync += [blk_left.eq(left)] + [lanes_valid[i].eq(left > i) for i in range(BLOCK)]
-        # the block's pointer, read while lcb is settled (L_ROW, L_ROW_CHECK) for use in L_WORD
-        m.d.comb += ip_r.addr.eq(lcb)
 
-        # the line-buffer write is registered: it lands a cycle after the word is complete. The
-        # sequencer reads a row only after rows_loaded covers it, which is set with the row's last
-        # word and is seen by S_ROW a cycle later at the earliest, so no read is early.
+        # A word is stored in two cycles. The cycle that completes it (L_BITMAP with an empty
+        # bitmap, or L_VALUES with its last value) only raises the line-buffer write, whose address
+        # and data registers load every cycle. The next cycle, always L_STEP, moves the counters to
+        # the next word: their enables then come from the state register and the counters' own
+        # "last" registers, not from the value just received.
         lbw_en = Signal()
         lbw_addr = Signal.like(lb_w.addr)
         lbw_data = Signal(word_layout)
-        m.d.sync += lbw_en.eq(0)
         m.d.comb += [lb_w.addr.eq(lbw_addr), lb_w.en.eq(lbw_en), lb_w.data.eq(lbw_data)]
+        # the value received this cycle (L_VALUES), placed in its lane, and the lanes above EPS_IN
+        in_values = Signal()
+        take = Signal()                      # a value arrives in L_VALUES
+        m.d.comb += take.eq(in_values & self.fm_data.valid)
+        lane = Signal(3)
+        with m.If(in_cmp):
+            for i in reversed(range(BLOCK)):                    # lowest remaining bitmap lane
+                with m.If(l_remain[i]):
+                    m.d.comb += lane.eq(i)
+        with m.Else():
+            m.d.comb += lane.eq(l_recv[:3])
+        vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        big = Signal(8)
+        v = self.fm_data.payload.as_signed()
+        m.d.comb += vals.eq(l_vals)
+        with m.If(take):
+            m.d.comb += vals[lane].eq(self.fm_data.payload)
+        # |v| > EPS_IN as two compares side by side (no absolute value in front)
+        m.d.comb += big.eq(l_big | Mux(take & ((v > eps_in) | (v < neg_eps_in)), Const(1, 8) << lane, 0))
+        m.d.sync += [lbw_en.eq(0), lbw_addr.eq(l_slot_base + l_word), lbw_data.values.eq(vals),
+                     lbw_data.mask.eq(lanes_valid & Mux(dense, 0xFF, big))]
+        # the block's pointer, read while lcb is settled (L_ROW, L_STEP) for use in L_WORD; L_STEP
+        # addresses the block it moves lcb to
+        in_step = Signal()
+        m.d.comb += ip_r.addr.eq(Mux(in_step & ~lcb_last, lcb + 1, Mux(in_step, 0, lcb)))
 
-        def store_word(vals, big):
-            """`big`: the lanes whose |value| > EPS_IN (decided as each value arrives)."""
-            m.d.sync += [lbw_en.eq(1), lbw_addr.eq(l_slot_base + l_word),
-                         lbw_data.values.eq(vals), lbw_data.mask.eq(lanes_valid & Mux(dense, 0xFF, big))]
-            # next word
-            m.d.sync += [l_word.eq(l_word + 1), l_vals.eq(0), l_big.eq(0), row_end.eq(lcb_last & lx_last)]
+        # the line-buffer write lands in L_STEP, and rows_loaded covers a row from the cycle after
+        # L_STEP: the sequencer never reads a row before its last word is in the buffer.
+        def next_word():                     # L_STEP: the counters move to the next word
+            m.d.sync += l_word.eq(l_word + 1)
             with m.If(~lcb_last):
                 m.d.sync += [lcb.eq(lcb + 1), lcb_last.eq(lcb + 2 >= cb_in), l_cboff.eq(l_cboff + in_stride)]
                 set_block(blk_left - BLOCK)
@@ -389,7 +410,7 @@ class Engine(wiring.Component):
                     set_block(C)
                     m.d.sync += [lcb_last.eq(cb_in <= 1), lx_last.eq(W <= 1), slot_last.eq(rows <= 1)]
                     m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
-                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0), l_vals.eq(0), l_big.eq(0)]
+                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0)]
                     m.next = "L_ROW"
             with m.State("L_ROW"):
                 with m.If(~run):
@@ -397,9 +418,9 @@ class Engine(wiring.Component):
                 with m.Elif(ly == H):
                     pass
                 with m.Elif(ly < rows_released + rows):
-                    m.d.sync += [l_issue.eq(0), l_recv.eq(0)]
                     m.next = "L_WORD"
             with m.State("L_WORD"):
+                m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0)]
                 with m.If(in_cmp):
                     m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_r.data)]
                     with m.If(self.fm_addr.ready):
@@ -416,43 +437,31 @@ class Engine(wiring.Component):
                                  l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0),
                                  reg["FM_BITMAP_BYTES"].eq(reg["FM_BITMAP_BYTES"] + 1)]
                     with m.If(bm == 0):
-                        store_word(Const(0, 64), 0)
+                        # an empty word: l_vals and l_big are 0 (cleared in L_WORD)
+                        m.d.sync += lbw_en.eq(1)
                         m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + 1), ip_w.en.eq(1)]
-                        m.next = "L_ROW_CHECK"
+                        m.next = "L_STEP"
                     with m.Else():
                         m.next = "L_VALUES"
             with m.State("L_VALUES"):
                 m.d.comb += [self.fm_addr.valid.eq(l_issue < l_need), self.fm_addr.payload.eq(l_ptr + l_issue),
-                             self.fm_data.ready.eq(1)]
+                             self.fm_data.ready.eq(1), in_values.eq(1)]
                 with m.If(self.fm_addr.valid & self.fm_addr.ready):
                     m.d.sync += l_issue.eq(l_issue + 1)
                 with m.If(self.fm_data.valid):
                     m.d.sync += [l_recv.eq(l_recv + 1), recv_last.eq(l_recv + 2 == l_need),
-                                 reg["FM_VALUE_BYTES"].eq(reg["FM_VALUE_BYTES"] + 1)]
-                    lane = Signal(3)
-                    with m.If(in_cmp):
-                        for i in reversed(range(BLOCK)):        # lowest remaining bitmap lane
-                            with m.If(l_remain[i]):
-                                m.d.comb += lane.eq(i)
-                    with m.Else():
-                        m.d.comb += lane.eq(l_recv[:3])
-                    vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-                    m.d.comb += vals.eq(l_vals)
-                    m.d.comb += vals[lane].eq(self.fm_data.payload)
-                    v = self.fm_data.payload.as_signed()
-                    big = Signal(8)
-                    # |v| > EPS_IN as two compares side by side (no absolute value in front)
-                    m.d.comb += big.eq(l_big | Mux((v > eps_in) | (v < neg_eps_in), Const(1, 8) << lane, 0))
-                    m.d.sync += [l_vals.eq(vals), l_big.eq(big), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
+                                 reg["FM_VALUE_BYTES"].eq(reg["FM_VALUE_BYTES"] + 1),
+                                 l_vals.eq(vals), l_big.eq(big), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
                     with m.If(recv_last):
-                        store_word(vals, big)
+                        m.d.sync += lbw_en.eq(1)
                         with m.If(in_cmp):
                             m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + l_need), ip_w.en.eq(1)]
-                        m.next = "L_ROW_CHECK"
-            with m.State("L_ROW_CHECK"):     # a new row must wait for a free line-buffer slot
-                m.d.sync += [l_issue.eq(0), l_recv.eq(0)]
-                with m.If(row_end):
-                    m.next = "L_ROW"
+                        m.next = "L_STEP"
+            with m.State("L_STEP"):          # the word just stored: next word, or a new row
+                m.d.comb += in_step.eq(1)
+                next_word()
+                with m.If(lcb_last & lx_last):
+                    m.next = "L_ROW"         # a new row must wait for a free line-buffer slot
                 with m.Else():
                     m.next = "L_WORD"
 
