@@ -2,7 +2,7 @@
 port (the UART bridge's) on the other. Both share the memory's one address, so a memory is a
 single-port RAM (block RAM on the ECP5; SPRAM on the iCE40UP5K, which has only one port): the
 host may use it only while the engine is idle, which the bridge guarantees."""
-from amaranth import Const, Module, Mux, Signal
+from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -49,16 +49,26 @@ class BoardMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = self.mem
         wb, ub = self.word_bytes, self.unit_bytes
-        wp = mem.write_port(granularity=8)
-        rp = mem.read_port()
         addr = Signal(range(self.depth))                    # the one address
-        m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr)]
         # the RAM's output word goes straight into a register (a block RAM's clock-to-output time is
-        # most of a 100 MHz cycle): every read has one more cycle of latency
-        q_word = Signal.like(rp.data)
-        m.d.sync += q_word.eq(rp.data)
+        # most of a 100 MHz cycle): every read has one more cycle of latency. On the ECP5 that
+        # register is the block RAM's own output register (ECP5RAM); elsewhere a fabric register
+        q_word = Signal(8 * wb)
+        wp_data = Signal(8 * wb)
+        wp_en = Signal(wb)
+        if getattr(platform, "family", None) == "ecp5" and ECP5RAM.fits(self.depth):
+            m.submodules.mem = ram = ECP5RAM(self.depth, wb)
+            m.d.comb += [ram.addr.eq(addr), ram.w_data.eq(wp_data), ram.w_en.eq(wp_en), q_word.eq(ram.q)]
+        else:
+            m.submodules.mem = mem = self.mem
+            wp = mem.write_port(granularity=8)
+            rp = mem.read_port()
+            m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr), wp.data.eq(wp_data), wp.en.eq(wp_en)]
+            # the read output holds while a write happens, as the UP5K's SPRAM does ("no change")
+            # (this form, the write enables' OR, is the one Yosys maps to the UP5K's SPRAM)
+            m.d.comb += rp.en.eq(~wp.en.any())
+            m.d.sync += q_word.eq(rp.data)
         host_lane = Signal(range(wb))
         host_lane_q = Signal(range(wb))
         host_word = self.host.addr >> _log2(wb)
@@ -117,17 +127,59 @@ class BoardMemory(wiring.Component):
                          x_word.eq(w_byte >> _log2(wb)), x_data.eq(w_data)]
             engine_word = x_word
             host_lane_w = self.host.addr[:_log2(wb)] if wb > 1 else 0
-            m.d.comb += wp.data.eq(Mux(host_active, self.host.w_data, x_data).replicate(wb))
+            m.d.comb += wp_data.eq(Mux(host_active, self.host.w_data, x_data).replicate(wb))
             for i in range(wb):
-                m.d.comb += wp.en[i].eq(Mux(host_active, self.host.we & (host_lane_w == i), x_en[i]))
+                m.d.comb += wp_en[i].eq(Mux(host_active, self.host.we & (host_lane_w == i), x_en[i]))
         m.d.comb += addr.eq(Mux(host_active, host_word, engine_word))
         if self.kind == "read":
             with m.If(self.host.we):
                 lane = self.host.addr[:_log2(wb)] if wb > 1 else 0
-                m.d.comb += wp.data.eq(self.host.w_data.replicate(wb))
+                m.d.comb += wp_data.eq(self.host.w_data.replicate(wb))
                 for i in range(wb):
-                    m.d.comb += wp.en[i].eq(lane == i)
-        # the read output holds while a write happens, as the UP5K's SPRAM does ("no change")
-        # (this form, the write enables' OR, is the one Yosys maps to the UP5K's SPRAM)
-        m.d.comb += rp.en.eq(~wp.en.any())
+                    m.d.comb += wp_en[i].eq(lane == i)
+        return m
+
+
+class ECP5RAM(wiring.Component):
+    """A single-port RAM of `depth` words of `word_bytes` bytes from ECP5 DP16KD block RAMs, each
+    with its output register on (REGMODE OUTREG): `q` is the word at `addr` two cycles after, as
+    a RAM read followed by a register, but the register is inside the block RAM, so its 5.6 ns
+    clock-to-output time is off the fabric's paths (0.95 ns instead). Yosys does not infer that
+    register. Port A only, in "NORMAL" write mode (the output holds during a write), one block RAM
+    per `width` bits of a byte lane, wired as Yosys wires an inferred DP16KD (share/lattice/
+    brams_map_16kd.v): in the x1, x2 and x4 modes the address sits at the top of ADA, with the
+    low bits 0."""
+    WIDTHS = {16384: 1, 8192: 2, 4096: 4}               # depth -> data width of one DP16KD
+
+    @classmethod
+    def fits(cls, depth):
+        return depth in cls.WIDTHS
+
+    def __init__(self, depth, word_bytes):
+        assert self.fits(depth)
+        self.depth, self.word_bytes = depth, word_bytes
+        super().__init__({"addr": In(range(depth)), "w_data": In(8 * word_bytes), "w_en": In(word_bytes),
+                          "q": Out(8 * word_bytes)})
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self.WIDTHS[self.depth]
+        low = _log2(w)                                   # address bits below the word address
+        for lane in range(self.word_bytes):
+            for part in range(8 // w):
+                bit = 8 * lane + w * part
+                ports = {f"i_ADA{i}": (self.addr[i - low] if i >= low else 0) for i in range(14)}
+                ports.update({f"i_DIA{i}": (self.w_data[bit + i] if i < w else 0) for i in range(18)})
+                ports.update({f"o_DOA{i}": self.q[bit + i] for i in range(w)})
+                ports.update({f"i_ADB{i}": 0 for i in range(14)})
+                ports.update({f"i_DIB{i}": 0 for i in range(18)})
+                m.submodules[f"bram_{lane}_{part}"] = Instance(
+                    "DP16KD",
+                    p_DATA_WIDTH_A=w, p_DATA_WIDTH_B=w, p_REGMODE_A="OUTREG", p_REGMODE_B="NOREG",
+                    p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_RESETMODE="SYNC",
+                    p_ASYNC_RESET_RELEASE="SYNC", p_CSDECODE_A="0b000", p_CSDECODE_B="0b000", p_GSR="DISABLED",
+                    i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=self.w_en[lane], i_RSTA=0,
+                    i_CSA0=0, i_CSA1=0, i_CSA2=0,
+                    i_CLKB=0, i_CEB=0, i_OCEB=0, i_WEB=0, i_RSTB=0, i_CSB0=0, i_CSB1=0, i_CSB2=0,
+                    **ports)
         return m

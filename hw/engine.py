@@ -9,7 +9,7 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
 """
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -57,6 +57,43 @@ class _SeqMul(wiring.Component):
         return m
 
 
+class _PipelinedMul(wiring.Component):
+    """p = a * b (signed 8 x 8), two cycles after a and b: the operands are registered, then the
+    product. On the ECP5 both registers are the MULT18X18D's own (its input and output registers),
+    so no fabric route sits between a register and the multiplier; elsewhere they are flip-flops
+    around a `*` that Yosys maps to a DSP (or to logic). Same cycle behaviour either way."""
+    a: In(signed(8))
+    b: In(signed(8))
+    p: Out(signed(16))
+
+    def elaborate(self, platform):
+        m = Module()
+        if getattr(platform, "family", None) == "ecp5":
+            a = self.a.as_signed()
+            b = self.b.as_signed()
+            prod = Signal(36)
+            ports = {f"i_A{i}": a[min(i, 7)] for i in range(18)}          # sign-extended to 18 bits
+            ports.update({f"i_B{i}": b[min(i, 7)] for i in range(18)})
+            ports.update({f"i_C{i}": 0 for i in range(18)})
+            ports.update({f"o_P{i}": prod[i] for i in range(36)})
+            m.submodules.dsp = Instance(
+                "MULT18X18D",
+                p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+                p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+                p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
+                p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+                p_GSR="DISABLED", p_RESETMODE="SYNC",
+                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+                i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0,
+                **ports)
+            m.d.comb += self.p.eq(prod[:16])
+        else:
+            a_r = Signal(signed(8))
+            b_r = Signal(signed(8))
+            m.d.sync += [a_r.eq(self.a), b_r.eq(self.b), self.p.eq(a_r * b_r)]
+        return m
+
+
 class Engine(wiring.Component):
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
         check_lanes(lanes)
@@ -66,6 +103,8 @@ class Engine(wiring.Component):
         self.linebuf_depth = linebuf_depth
         self.max_channels = max_channels
         self.max_blocks = max_blocks
+        if fifo_depth < 3:
+            raise ValueError(f"fifo_depth={fifo_depth}: the MAC item queue needs at least 3 places")
         self.fifo_depth = fifo_depth
         super().__init__({
             "csr": In(CSRSignature()),
@@ -174,7 +213,9 @@ class Engine(wiring.Component):
         pm_r = params.read_port()
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         ip_w = in_ptr.write_port()
-        ip_r = in_ptr.read_port()           # synchronous (block RAM): addressed by lcb, read a cycle ahead
+        # synchronous (block RAM), and registered again (ip_q) next to the loader: addressed two
+        # cycles ahead; transparent, as the word just stored may move the block read next (C <= 8)
+        ip_r = in_ptr.read_port(transparent_for=(ip_w,))
         m.submodules.out_ptr = out_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         op_w = out_ptr.write_port()
         op_r = out_ptr.read_port()
@@ -379,10 +420,14 @@ class Engine(wiring.Component):
         m.d.comb += big.eq(l_big | Mux(take & ((v > eps_in) | (v < neg_eps_in)), Const(1, 8) << lane, 0))
         m.d.sync += [lbw_en.eq(0), lbw_addr.eq(l_slot_base + l_word), lbw_data.values.eq(vals),
                      lbw_data.mask.eq(lanes_valid & Mux(dense, 0xFF, big))]
-        # the block's pointer, read while lcb is settled (L_ROW, L_STEP) for use in L_WORD; L_STEP
-        # addresses the block it moves lcb to
-        in_step = Signal()
-        m.d.comb += ip_r.addr.eq(Mux(in_step & ~lcb_last, lcb + 1, Mux(in_step, 0, lcb)))
+        # the block's pointer for L_WORD, ip_q, is the table's entry addressed two cycles before:
+        # the block lcb moves to next while a word is received and stored (L_BITMAP, L_VALUES) and
+        # in L_STEP; lcb itself in L_ROW and L_WORD; block 0 in L_IDLE
+        ahead = Signal()
+        l_idle = Signal()
+        ip_q = Signal(32)
+        m.d.comb += ip_r.addr.eq(Mux(ahead, Mux(lcb_last, 0, lcb + 1), Mux(l_idle, 0, lcb)))
+        m.d.sync += ip_q.eq(ip_r.data)
 
         # the line-buffer write lands in L_STEP, and rows_loaded covers a row from the cycle after
         # L_STEP: the sequencer never reads a row before its last word is in the buffer.
@@ -406,6 +451,7 @@ class Engine(wiring.Component):
 
         with m.FSM():
             with m.State("L_IDLE"):
+                m.d.comb += l_idle.eq(1)
                 with m.If(run_start):
                     set_block(C)
                     m.d.sync += [lcb_last.eq(cb_in <= 1), lx_last.eq(W <= 1), slot_last.eq(rows <= 1)]
@@ -422,15 +468,15 @@ class Engine(wiring.Component):
             with m.State("L_WORD"):
                 m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0)]
                 with m.If(in_cmp):
-                    m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_r.data)]
+                    m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_q)]
                     with m.If(self.fm_addr.ready):
-                        m.d.sync += l_ptr.eq(ip_r.data)
+                        m.d.sync += l_ptr.eq(ip_q)
                         m.next = "L_BITMAP"
                 with m.Else():
                     m.d.sync += [l_need.eq(BLOCK), recv_last.eq(0), l_ptr.eq(reg["IN_BASE"] + l_cboff + l_pix8)]
                     m.next = "L_VALUES"
             with m.State("L_BITMAP"):
-                m.d.comb += self.fm_data.ready.eq(1)
+                m.d.comb += [self.fm_data.ready.eq(1), ahead.eq(1)]
                 with m.If(self.fm_data.valid):
                     bm = self.fm_data.payload & lanes_valid
                     m.d.sync += [l_remain.eq(bm), l_need.eq(_popcount(bm, 8)), recv_last.eq((bm & (bm - 1)) == 0),
@@ -445,7 +491,7 @@ class Engine(wiring.Component):
                         m.next = "L_VALUES"
             with m.State("L_VALUES"):
                 m.d.comb += [self.fm_addr.valid.eq(l_issue < l_need), self.fm_addr.payload.eq(l_ptr + l_issue),
-                             self.fm_data.ready.eq(1), in_values.eq(1)]
+                             self.fm_data.ready.eq(1), in_values.eq(1), ahead.eq(1)]
                 with m.If(self.fm_addr.valid & self.fm_addr.ready):
                     m.d.sync += l_issue.eq(l_issue + 1)
                 with m.If(self.fm_data.valid):
@@ -458,7 +504,7 @@ class Engine(wiring.Component):
                             m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + l_need), ip_w.en.eq(1)]
                         m.next = "L_STEP"
             with m.State("L_STEP"):          # the word just stored: next word, or a new row
-                m.d.comb += in_step.eq(1)
+                m.d.comb += ahead.eq(1)
                 next_word()
                 with m.If(lcb_last & lx_last):
                     m.next = "L_ROW"         # a new row must wait for a free line-buffer slot
@@ -663,6 +709,13 @@ class Engine(wiring.Component):
         rest = Signal(8)
         m.d.comb += rest.eq(sc_mask & (sc_mask - 1))
         sc_single = Signal()                 # at most one bit of sc_mask set (rest == 0), kept in step with sc_mask
+        sc_any = Signal()                    # sc_mask != 0, kept in step with sc_mask
+        # free places in the item queue as a register (pushes and pops counted), so that the
+        # scanner's hand-over does not wait on the queue's level logic within a cycle. For a
+        # SyncFIFOBuffered of depth >= 3 this equals its w_rdy: its output register is empty only
+        # while its inner queue holds at most one entry
+        item_credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
+        m.d.sync += item_credits.eq(item_credits - items.w_en + (items.r_en & items.r_rdy))
         rest2 = Signal(8)
         m.d.comb += rest2.eq(rest & (rest - 1))
         emit = Signal()
@@ -671,26 +724,26 @@ class Engine(wiring.Component):
         w_issue_addr = Signal(32)
         vals_sh = Signal(data.ArrayLayout(signed(8), BLOCK))
         m.d.comb += vals_sh.eq(sc_vals.as_value() >> (sc_k0[:3] * 8))
+        room = Signal()
+        m.d.comb += room.eq(item_credits != 0)
         with m.If(sc_valid):
+            m.d.comb += [emit_mac.eq(sc_any), emit.eq(sc_any | sc_last), item.mac.eq(sc_any)]
+            ok = room & (~sc_any | self.w_addr.ready)
             with m.If(dw):
-                m.d.comb += [emit_mac.eq(sc_mask != 0), emit.eq((sc_mask != 0) | sc_last),
-                             w_issue_addr.eq(sc_wbase), item.last.eq(sc_last), item.mac.eq(sc_mask != 0)]
+                m.d.comb += [w_issue_addr.eq(sc_wbase), item.last.eq(sc_last)]
                 for i in range(BLOCK):
                     m.d.comb += item.x[i].eq(Mux(sc_mask[i], vals_sh[i], 0))
-                ok = items.w_rdy & (~emit_mac | self.w_addr.ready)
                 m.d.comb += consume.eq(ok)
             with m.Else():
-                m.d.comb += [emit_mac.eq(sc_mask != 0), emit.eq((sc_mask != 0) | sc_last),
-                             w_issue_addr.eq(sc_wbase + khkw_x[low]), item.mac.eq(sc_mask != 0),
+                m.d.comb += [w_issue_addr.eq(sc_wbase + khkw_x[low]),
                              item.last.eq(sc_last & sc_single), item.x[0].eq(sc_vals[low])]
-                ok = items.w_rdy & (~emit_mac | self.w_addr.ready)
                 with m.If(ok):
-                    m.d.sync += [sc_mask.eq(rest), sc_single.eq(rest2 == 0)]
+                    m.d.sync += [sc_mask.eq(rest), sc_single.eq(rest2 == 0), sc_any.eq(~sc_single)]
                     m.d.comb += consume.eq(sc_single)
         with m.If(run):
-            m.d.comb += [self.w_addr.valid.eq(sc_valid & emit_mac & items.w_rdy),
+            m.d.comb += [self.w_addr.valid.eq(sc_valid & emit_mac & room),
                          self.w_addr.payload.eq(w_issue_addr),
-                         items.w_en.eq(sc_valid & emit & (~emit_mac | self.w_addr.ready))]
+                         items.w_en.eq(sc_valid & emit & room & (~emit_mac | self.w_addr.ready))]
         mac_lanes = Signal(range(P + 1))
         kleft = Signal(signed(18))
         m.d.comb += kleft.eq(K - sc_k0)
@@ -701,7 +754,7 @@ class Engine(wiring.Component):
         # counter increments are registered and added a cycle later (off the scanner's path)
         macs_inc = Signal(range(P + 1))
         skip_inc = Signal(4)
-        m.d.sync += [macs_inc.eq(Mux(items.w_en & items.w_rdy & item.mac, mac_lanes, 0)), skip_inc.eq(0)]
+        m.d.sync += [macs_inc.eq(Mux(items.w_en & item.mac, mac_lanes, 0)), skip_inc.eq(0)]
         with m.If(macs_inc != 0):
             m.d.sync += reg["MACS"].eq(reg["MACS"] + macs_inc)
         with m.If(skip_inc != 0):
@@ -710,7 +763,8 @@ class Engine(wiring.Component):
         m.d.comb += [b_take.eq(bq.r_rdy & (~sc_valid | consume)), bq.r_en.eq(b_take)]
         with m.If(b_take):
             mask_in = Mux(dw, dw_lanes_mask, b_mask)
-            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_single.eq((mask_in & (mask_in - 1)) == 0), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
+            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_single.eq((mask_in & (mask_in - 1)) == 0),
+                         sc_any.eq(mask_in != 0), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
                          sc_last.eq(q.last),
                          sc_wbase.eq(q.wbase), sc_k0.eq(Mux(dw, q.dwoff, q.k0))]
             # operands skipped: in-range channels / lanes without an operand
@@ -738,11 +792,12 @@ class Engine(wiring.Component):
         # the hand-off is free and no other such item is in M0 or M1, so M2 never has to wait.
         m0_valid = Signal()
         m0_last = Signal()
-        m0_x = [Signal(signed(8), name=f"mx{p}") for p in range(P)]
-        m0_w = [Signal(signed(8), name=f"mw{p}") for p in range(P)]
+        muls = [_PipelinedMul() for p in range(P)]       # M0 and M1 are its two registers
+        for p in range(P):
+            m.submodules[f"mult{p}"] = muls[p]
         m1_valid = Signal()
         m1_last = Signal()
-        m1_prod = [Signal(signed(16), name=f"prod{p}") for p in range(P)]
+        m1_prod = [muls[p].p for p in range(P)]
         m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) &
                            (~head.last | (~hand_full & ~(m0_valid & m0_last) & ~(m1_valid & m1_last))))
         with m.If(run):
@@ -751,8 +806,7 @@ class Engine(wiring.Component):
         m.d.sync += [m0_valid.eq(pop & run), m0_last.eq(head.last), m1_valid.eq(m0_valid), m1_last.eq(m0_last)]
         for p in range(P):
             x = Mux(dw, head.x[p] if p < BLOCK else 0, head.x[0])
-            m.d.sync += [m0_x[p].eq(Mux(head.mac, x, 0)), m0_w[p].eq(wlane[p]),
-                         m1_prod[p].eq(m0_x[p] * m0_w[p])]
+            m.d.comb += [muls[p].a.eq(Mux(head.mac, x, 0)), muls[p].b.eq(wlane[p])]
             total = (acc[p] + m1_prod[p])[:32].as_signed()
             with m.If(m1_valid):
                 with m.If(m1_last):
