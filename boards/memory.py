@@ -2,12 +2,13 @@
 port (the UART bridge's) on the other. Both share the memory's one address, so a memory is a
 single-port RAM (block RAM on the ECP5; SPRAM on the iCE40UP5K, which has only one port): the
 host may use it only while the engine is idle, which the bridge guarantees."""
-from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..hw.ram import DP16KD_WIDTHS, dp16kd
 from ..hw.simmem import WriteReq
 
 
@@ -141,19 +142,14 @@ class BoardMemory(wiring.Component):
 
 
 class ECP5RAM(wiring.Component):
-    """A single-port RAM of `depth` words of `word_bytes` bytes from ECP5 DP16KD block RAMs, each
-    with its output register on (REGMODE OUTREG): `q` is the word at `addr` two cycles after, as
-    a RAM read followed by a register, but the register is inside the block RAM, so its 5.6 ns
-    clock-to-output time is off the fabric's paths (0.95 ns instead). Yosys does not infer that
-    register. Port A only, in "NORMAL" write mode (the output holds during a write), one block RAM
-    per `width` bits of a byte lane, wired as Yosys wires an inferred DP16KD (share/lattice/
-    brams_map_16kd.v): in the x1, x2 and x4 modes the address sits at the top of ADA, with the
-    low bits 0."""
-    WIDTHS = {16384: 1, 8192: 2, 4096: 4}               # depth -> data width of one DP16KD
+    """A single-port RAM of `depth` words of `word_bytes` bytes from ECP5 DP16KD block RAMs (port A
+    of each, hw/ram.dp16kd) with the output register on: `q` is the word at `addr` two cycles
+    after, as a RAM read followed by a register, but the register is the block RAM's own. The
+    output holds during a write. One block RAM per `width` bits of a byte lane."""
 
     @classmethod
     def fits(cls, depth):
-        return depth in cls.WIDTHS
+        return depth in DP16KD_WIDTHS and DP16KD_WIDTHS[depth] in (1, 2, 4)
 
     def __init__(self, depth, word_bytes):
         assert self.fits(depth)
@@ -163,23 +159,11 @@ class ECP5RAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        w = self.WIDTHS[self.depth]
-        low = _log2(w)                                   # address bits below the word address
+        w = DP16KD_WIDTHS[self.depth]
         for lane in range(self.word_bytes):
             for part in range(8 // w):
-                bit = 8 * lane + w * part
-                ports = {f"i_ADA{i}": (self.addr[i - low] if i >= low else 0) for i in range(14)}
-                ports.update({f"i_DIA{i}": (self.w_data[bit + i] if i < w else 0) for i in range(18)})
-                ports.update({f"o_DOA{i}": self.q[bit + i] for i in range(w)})
-                ports.update({f"i_ADB{i}": 0 for i in range(14)})
-                ports.update({f"i_DIB{i}": 0 for i in range(18)})
-                m.submodules[f"bram_{lane}_{part}"] = Instance(
-                    "DP16KD",
-                    p_DATA_WIDTH_A=w, p_DATA_WIDTH_B=w, p_REGMODE_A="OUTREG", p_REGMODE_B="NOREG",
-                    p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_RESETMODE="SYNC",
-                    p_ASYNC_RESET_RELEASE="SYNC", p_CSDECODE_A="0b000", p_CSDECODE_B="0b000", p_GSR="DISABLED",
-                    i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=self.w_en[lane], i_RSTA=0,
-                    i_CSA0=0, i_CSA1=0, i_CSA2=0,
-                    i_CLKB=0, i_CEB=0, i_OCEB=0, i_WEB=0, i_RSTB=0, i_CSB0=0, i_CSB1=0, i_CSB2=0,
-                    **ports)
+                lo = 8 * lane + w * part
+                m.submodules[f"bram_{lane}_{part}"] = dp16kd(
+                    width=w, a_addr=self.addr, a_data=self.w_data[lo:lo + w], a_we=self.w_en[lane],
+                    a_q=self.q[lo:lo + w])
         return m

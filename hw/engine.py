@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
 from . import regs
+from .ram import RegisteredRAM
 from .requant import Requantizer
 from .simmem import WriteReq
 
@@ -204,9 +205,8 @@ class Engine(wiring.Component):
 
         # ---- memories --------------------------------------------------------------------
         word_layout = data.StructLayout({"values": data.ArrayLayout(signed(8), BLOCK), "mask": 8})
-        m.submodules.linebuf = linebuf = Memory(shape=word_layout, depth=self.linebuf_depth, init=[])
-        lb_w = linebuf.write_port()
-        lb_r = linebuf.read_port()
+        # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
+        m.submodules.linebuf = linebuf = RegisteredRAM(word_layout, self.linebuf_depth)
         param_layout = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": signed(6)})
         m.submodules.params = params = Memory(shape=param_layout, depth=self.max_channels, init=[])
         pm_w = params.write_port()
@@ -214,8 +214,8 @@ class Engine(wiring.Component):
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         ip_w = in_ptr.write_port()
         # synchronous (block RAM), and registered again (ip_q) next to the loader: addressed two
-        # cycles ahead; transparent, as the word just stored may move the block read next (C <= 8)
-        ip_r = in_ptr.read_port(transparent_for=(ip_w,))
+        # cycles ahead. With one channel block (C <= 8) the loader keeps the pointer itself (l_next)
+        ip_r = in_ptr.read_port()
         m.submodules.out_ptr = out_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         op_w = out_ptr.write_port()
         op_r = out_ptr.read_port()
@@ -396,9 +396,9 @@ class Engine(wiring.Component):
         # the next word: their enables then come from the state register and the counters' own
         # "last" registers, not from the value just received.
         lbw_en = Signal()
-        lbw_addr = Signal.like(lb_w.addr)
+        lbw_addr = Signal.like(linebuf.w_addr)
         lbw_data = Signal(word_layout)
-        m.d.comb += [lb_w.addr.eq(lbw_addr), lb_w.en.eq(lbw_en), lb_w.data.eq(lbw_data)]
+        m.d.comb += [linebuf.w_addr.eq(lbw_addr), linebuf.w_en.eq(lbw_en), linebuf.w_data.eq(lbw_data)]
         # the value received this cycle (L_VALUES), placed in its lane, and the lanes above EPS_IN
         in_values = Signal()
         take = Signal()                      # a value arrives in L_VALUES
@@ -428,6 +428,15 @@ class Engine(wiring.Component):
         ip_q = Signal(32)
         m.d.comb += ip_r.addr.eq(Mux(ahead, Mux(lcb_last, 0, lcb + 1), Mux(l_idle, 0, lcb)))
         m.d.sync += ip_q.eq(ip_r.data)
+        # with one channel block, the block read next is the one just stored, whose new pointer
+        # the table has only from the store's cycle on: the loader keeps that pointer instead.
+        # l_end is the pointer the store writes (formed every cycle; L_STEP keeps the store's)
+        cb_one = Signal()                    # cb_in == 1, set at the run's start
+        in_bitmap = Signal()
+        l_end = Signal(32)
+        l_next = Signal(32)
+        m.d.sync += l_end.eq(Mux(in_bitmap, l_ptr + 1, l_ptr + l_need))
+        l_block_ptr = Mux(cb_one, l_next, ip_q)
 
         # the line-buffer write lands in L_STEP, and rows_loaded covers a row from the cycle after
         # L_STEP: the sequencer never reads a row before its last word is in the buffer.
@@ -456,7 +465,8 @@ class Engine(wiring.Component):
                     set_block(C)
                     m.d.sync += [lcb_last.eq(cb_in <= 1), lx_last.eq(W <= 1), slot_last.eq(rows <= 1)]
                     m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
-                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0)]
+                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0),
+                                 cb_one.eq(cb_in == 1), l_next.eq(reg["IN_BASE"])]
                     m.next = "L_ROW"
             with m.State("L_ROW"):
                 with m.If(~run):
@@ -468,15 +478,15 @@ class Engine(wiring.Component):
             with m.State("L_WORD"):
                 m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0)]
                 with m.If(in_cmp):
-                    m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(ip_q)]
+                    m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(l_block_ptr)]
                     with m.If(self.fm_addr.ready):
-                        m.d.sync += l_ptr.eq(ip_q)
+                        m.d.sync += l_ptr.eq(l_block_ptr)
                         m.next = "L_BITMAP"
                 with m.Else():
                     m.d.sync += [l_need.eq(BLOCK), recv_last.eq(0), l_ptr.eq(reg["IN_BASE"] + l_cboff + l_pix8)]
                     m.next = "L_VALUES"
             with m.State("L_BITMAP"):
-                m.d.comb += [self.fm_data.ready.eq(1), ahead.eq(1)]
+                m.d.comb += [self.fm_data.ready.eq(1), ahead.eq(1), in_bitmap.eq(1)]
                 with m.If(self.fm_data.valid):
                     bm = self.fm_data.payload & lanes_valid
                     m.d.sync += [l_remain.eq(bm), l_need.eq(_popcount(bm, 8)), recv_last.eq((bm & (bm - 1)) == 0),
@@ -505,6 +515,7 @@ class Engine(wiring.Component):
                         m.next = "L_STEP"
             with m.State("L_STEP"):          # the word just stored: next word, or a new row
                 m.d.comb += ahead.eq(1)
+                m.d.sync += l_next.eq(l_end)
                 next_word()
                 with m.If(lcb_last & lx_last):
                     m.next = "L_ROW"         # a new row must wait for a free line-buffer slot
@@ -574,9 +585,9 @@ class Engine(wiring.Component):
         for i in range(BLOCK):
             m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
 
-        # stage B: the line-buffer word of the position issued last cycle, with that position's
-        # facts; stage C registers them (the block RAM's output has the route to the queue to
-        # itself) and pushes them into a short queue for the scanner. The sequencer issues while
+        # stage B: the line buffer reads the word of the position issued last cycle; B registers
+        # that position's facts. Stage C has the word from the line buffer's output register and
+        # the facts registered again, and pushes them into a short queue for the scanner. The sequencer issues while
         # the queue has room counting the two in flight, so it never waits on the scanner within a cycle.
         b_valid = Signal()
         b_inb = Signal()
@@ -595,14 +606,15 @@ class Engine(wiring.Component):
         # then comes from a flip-flop, not from the queue's level and the scanner's pop
         credits = Signal(range(BQ + 1), init=BQ)
         m.d.sync += credits.eq(credits - (a_adv & a_valid) + b_take)
-        m.d.comb += [a_adv.eq(credits != 0), lb_r.addr.eq(cur_base + ix_cb + pos_cb),
-                     b_entry.word.eq(lb_r.data), b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
+        m.d.comb += [a_adv.eq(credits != 0), linebuf.r_addr.eq(cur_base + ix_cb + pos_cb),
+                     b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
                      b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
                      b_entry.k0.eq(b_k0)]
         c_valid = Signal()
         c_entry = Signal(pos_layout)
         m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry)]
-        m.d.comb += [bq.w_data.eq(c_entry), bq.w_en.eq(c_valid)]
+        c_full = Signal(pos_layout)
+        m.d.comb += [c_full.eq(c_entry), c_full.word.eq(linebuf.r_data), bq.w_data.eq(c_full), bq.w_en.eq(c_valid)]
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(last_pos),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
