@@ -216,6 +216,12 @@ class Engine(wiring.Component):
         # synchronous (block RAM), and registered again (ip_q) next to the loader: addressed two
         # cycles ahead. With one channel block (C <= 8) the loader keeps the pointer itself (l_next)
         ip_r = in_ptr.read_port()
+        # the loader's writes to the table are registered (they land a cycle after the store; the
+        # table's entry is read again a word later at the earliest); INIT writes directly
+        ipw_en = Signal()
+        ipw_addr = Signal.like(ip_w.addr)
+        ipw_data = Signal(32)
+        m.d.comb += [ip_w.addr.eq(ipw_addr), ip_w.data.eq(ipw_data), ip_w.en.eq(ipw_en)]
         m.submodules.out_ptr = out_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         op_w = out_ptr.write_port()
         op_r = out_ptr.read_port()
@@ -430,12 +436,11 @@ class Engine(wiring.Component):
         m.d.sync += ip_q.eq(ip_r.data)
         # with one channel block, the block read next is the one just stored, whose new pointer
         # the table has only from the store's cycle on: the loader keeps that pointer instead.
-        # l_end is the pointer the store writes (formed every cycle; L_STEP keeps the store's)
+        # ipw_data is the pointer a store writes (formed every cycle; L_STEP keeps the store's)
         cb_one = Signal()                    # cb_in == 1, set at the run's start
         in_bitmap = Signal()
-        l_end = Signal(32)
         l_next = Signal(32)
-        m.d.sync += l_end.eq(Mux(in_bitmap, l_ptr + 1, l_ptr + l_need))
+        m.d.sync += [ipw_en.eq(0), ipw_addr.eq(lcb), ipw_data.eq(Mux(in_bitmap, l_ptr + 1, l_ptr + l_need))]
         l_block_ptr = Mux(cb_one, l_next, ip_q)
 
         # the line-buffer write lands in L_STEP, and rows_loaded covers a row from the cycle after
@@ -495,7 +500,7 @@ class Engine(wiring.Component):
                     with m.If(bm == 0):
                         # an empty word: l_vals and l_big are 0 (cleared in L_WORD)
                         m.d.sync += lbw_en.eq(1)
-                        m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + 1), ip_w.en.eq(1)]
+                        m.d.sync += ipw_en.eq(1)
                         m.next = "L_STEP"
                     with m.Else():
                         m.next = "L_VALUES"
@@ -511,11 +516,11 @@ class Engine(wiring.Component):
                     with m.If(recv_last):
                         m.d.sync += lbw_en.eq(1)
                         with m.If(in_cmp):
-                            m.d.comb += [ip_w.addr.eq(lcb), ip_w.data.eq(l_ptr + l_need), ip_w.en.eq(1)]
+                            m.d.sync += ipw_en.eq(1)
                         m.next = "L_STEP"
             with m.State("L_STEP"):          # the word just stored: next word, or a new row
                 m.d.comb += ahead.eq(1)
-                m.d.sync += l_next.eq(l_end)
+                m.d.sync += l_next.eq(ipw_data)
                 next_word()
                 with m.If(lcb_last & lx_last):
                     m.next = "L_ROW"         # a new row must wait for a free line-buffer slot
