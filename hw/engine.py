@@ -58,6 +58,29 @@ class _SeqMul(wiring.Component):
         return m
 
 
+class _RegisterSlice(wiring.Component):
+    """A stream register slice (a skid buffer): `o.valid`, `o.payload` and `i.ready` are all
+    flip-flops, so neither the payload's logic nor the consumer's ready crosses it within a
+    cycle. Two places; full throughput; one cycle of latency."""
+
+    def __init__(self, width):
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid = Signal.like(self.i.payload)
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += [skid_valid.eq(1), skid.eq(self.i.payload)]
+        return m
+
+
 class _PipelinedMul(wiring.Component):
     """p = a * b (signed 8 x 8), two cycles after a and b: the operands are registered, then the
     product. On the ECP5 both registers are the MULT18X18D's own (its input and output registers),
@@ -346,13 +369,18 @@ class Engine(wiring.Component):
                     m.d.sync += [status_busy.eq(0), status_done.eq(1), run.eq(0)]
                     m.next = "IDLE"
 
+        # weight addresses leave through a register slice (its ready is a flip-flop; the address
+        # sum has the cycle to itself)
+        m.submodules.w_slice = w_slice = _RegisterSlice(32)
+        w_req = w_slice.i
+        wiring.connect(m, w_slice.o, wiring.flipped(self.w_addr))
         # parameter load through the weight port
         w_addr_params = Signal(32)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
         with m.If(phase_params):
-            m.d.comb += [self.w_addr.valid.eq(pa_issue < pa_total), self.w_addr.payload.eq(w_addr_params),
+            m.d.comb += [w_req.valid.eq(pa_issue < pa_total), w_req.payload.eq(w_addr_params),
                          self.w_data.ready.eq(1)]
-            with m.If(self.w_addr.valid & self.w_addr.ready):
+            with m.If(w_req.valid & w_req.ready):
                 m.d.sync += pa_issue.eq(pa_issue + 1)
             with m.If(self.w_data.valid):
                 m.d.sync += [pa_recv.eq(pa_recv + 1), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
@@ -745,7 +773,7 @@ class Engine(wiring.Component):
         m.d.comb += room.eq(item_credits != 0)
         with m.If(sc_valid):
             m.d.comb += [emit_mac.eq(sc_any), emit.eq(sc_any | sc_last), item.mac.eq(sc_any)]
-            ok = room & (~sc_any | self.w_addr.ready)
+            ok = room & (~sc_any | w_req.ready)
             with m.If(dw):
                 m.d.comb += [w_issue_addr.eq(sc_wbase), item.last.eq(sc_last)]
                 for i in range(BLOCK):
@@ -758,9 +786,9 @@ class Engine(wiring.Component):
                     m.d.sync += [sc_mask.eq(rest), sc_single.eq(rest2 == 0), sc_any.eq(~sc_single)]
                     m.d.comb += consume.eq(sc_single)
         with m.If(run):
-            m.d.comb += [self.w_addr.valid.eq(sc_valid & emit_mac & room),
-                         self.w_addr.payload.eq(w_issue_addr),
-                         items.w_en.eq(sc_valid & emit & room & (~emit_mac | self.w_addr.ready))]
+            m.d.comb += [w_req.valid.eq(sc_valid & emit_mac & room),
+                         w_req.payload.eq(w_issue_addr),
+                         items.w_en.eq(sc_valid & emit & room & (~emit_mac | w_req.ready))]
         mac_lanes = Signal(range(P + 1))
         kleft = Signal(signed(18))
         m.d.comb += kleft.eq(K - sc_k0)
