@@ -58,26 +58,19 @@ class _SeqMul(wiring.Component):
         return m
 
 
-class _RegisterSlice(wiring.Component):
-    """A stream register slice (a skid buffer): `o.valid`, `o.payload` and `i.ready` are all
-    flip-flops, so neither the payload's logic nor the consumer's ready crosses it within a
-    cycle. Two places; full throughput; one cycle of latency."""
+class _PipeRegister(wiring.Component):
+    """A stream pipeline register: `o.valid` and `o.payload` are flip-flops, so the payload's
+    logic and the route to the consumer are in different cycles. `i.ready` is `o.ready` (a
+    flip-flop in the board memories) or an empty register. Full throughput; one cycle of latency."""
 
     def __init__(self, width):
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
     def elaborate(self, platform):
         m = Module()
-        skid_valid = Signal()
-        skid = Signal.like(self.i.payload)
-        m.d.comb += self.i.ready.eq(~skid_valid)
-        with m.If(~self.o.valid | self.o.ready):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
-        with m.Elif(self.i.valid & self.i.ready):
-            m.d.sync += [skid_valid.eq(1), skid.eq(self.i.payload)]
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.ready):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
         return m
 
 
@@ -369,9 +362,8 @@ class Engine(wiring.Component):
                     m.d.sync += [status_busy.eq(0), status_done.eq(1), run.eq(0)]
                     m.next = "IDLE"
 
-        # weight addresses leave through a register slice (its ready is a flip-flop; the address
-        # sum has the cycle to itself)
-        m.submodules.w_slice = w_slice = _RegisterSlice(32)
+        # weight addresses leave through a pipeline register (the address sum has the cycle to itself)
+        m.submodules.w_slice = w_slice = _PipeRegister(32)
         w_req = w_slice.i
         wiring.connect(m, w_slice.o, wiring.flipped(self.w_addr))
         # parameter load through the weight port
