@@ -49,11 +49,13 @@ class Bridge(wiring.Component):
             m.d.sync += [port.we.eq(0), port.re.eq(0)]
         mem_rdata = Array(p.r_data for p in self.mems)[mem_id[:2]]
 
+        # the silence timeout and "count is 0" are registers, kept in step with their counters
+        timed_out = Signal()                 # idle == idle_timeout
+        count_zero = Signal()                # count == 0
         with m.If(self.rx.valid):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle != self.idle_timeout):
-            m.d.sync += idle.eq(idle + 1)
-        timed_out = idle == self.idle_timeout
+            m.d.sync += [idle.eq(0), timed_out.eq(0)]
+        with m.Elif(~timed_out):
+            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle + 1 == self.idle_timeout)]
 
         with m.FSM():
             with m.State("CMD"):
@@ -76,7 +78,7 @@ class Bridge(wiring.Component):
                 with m.Elif(timed_out):
                     m.next = "CMD"
             with m.State("EXEC"):
-                m.d.sync += [addr.eq(hdr[8:40]), count.eq(hdr[40:72]), send_i.eq(0)]
+                m.d.sync += [addr.eq(hdr[8:40]), count.eq(hdr[40:72]), count_zero.eq(hdr[40:72] == 0), send_i.eq(0)]
                 with m.Switch(cmd):
                     with m.Case(C["WRITE_REG"].code):
                         m.d.comb += self.csr.w_stb.eq(1)
@@ -108,18 +110,18 @@ class Bridge(wiring.Component):
                     with m.If(send_i + 1 == send_n):
                         m.next = "CMD"
             with m.State("WDATA"):               # one data byte a step, while the engine is idle
-                with m.If(count == 0):
+                with m.If(count_zero):
                     m.next = "ACK"
                 with m.Elif(~self.busy):
                     m.d.comb += self.rx.ready.eq(1)
                     with m.If(self.rx.valid):
                         for i, port in enumerate(self.mems):
                             m.d.sync += [port.we.eq(mem_id == i), port.addr.eq(addr), port.w_data.eq(self.rx.payload)]
-                        m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
+                        m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), count_zero.eq(count == 1)]
                     with m.Elif(timed_out):
                         m.next = "CMD"
             with m.State("RREAD"):
-                with m.If(count == 0):
+                with m.If(count_zero):
                     m.next = "CMD"
                 with m.Elif(~self.busy):
                     for i, port in enumerate(self.mems):
@@ -131,7 +133,7 @@ class Bridge(wiring.Component):
                     m.next = f"RWAIT{i + 1}" if i + 1 < HostPort.READ_LATENCY else "RLATCH"
             with m.State("RLATCH"):
                 m.d.sync += [reply.eq(Mux(mem_id < len(self.mems), mem_rdata, 0)), send_n.eq(1), send_i.eq(0),
-                             addr.eq(addr + 1), count.eq(count - 1)]
+                             addr.eq(addr + 1), count.eq(count - 1), count_zero.eq(count == 1)]
                 m.next = "RSEND"
             with m.State("RSEND"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(reply[:8])]

@@ -9,6 +9,7 @@ from amaranth import Module
 from amaranth.sim import Simulator
 
 from fmprune.boards import protocol
+from fmprune.boards.bridge import Bridge
 from fmprune.boards.host import check_fits
 from fmprune.boards.top import BOARDS, BuildError, build, ecp5_pll, parse_nextpnr_log, parse_yosys_ffs
 from fmprune.boards.uart import UARTRx, UARTTx, check_divisor
@@ -63,6 +64,44 @@ def test_uart_loopback():
     sim.run()
     assert got == sent
     assert overruns == [0]
+
+
+@pytest.mark.parametrize("pause", [10, 40])
+def test_bridge_drops_a_stalled_command(pause):
+    """A command whose bytes stop for the idle timeout (30 cycles here) is dropped: INFO sent
+    after a 40-cycle pause is answered as INFO. After a 10-cycle pause the same byte is still the
+    half-sent READ_REG's address, which the bridge answers with a register's 4 bytes."""
+    info = {f: i for i, f in enumerate(protocol.INFO_FIELDS)}
+    bridge = Bridge(info=info, mem_sizes=[16, 16, 16], idle_timeout=30)
+    got = []
+
+    async def bench(ctx):
+        async def send(byte):
+            ctx.set(bridge.rx.payload, byte)
+            ctx.set(bridge.rx.valid, 1)
+            await ctx.tick().until(bridge.rx.ready)
+            ctx.set(bridge.rx.valid, 0)
+        ctx.set(bridge.csr.r_data, 0x11223344)
+        await send(protocol.CMD["READ_REG"].code)
+        await ctx.tick().repeat(pause)
+        await send(protocol.CMD["INFO"].code)
+        ctx.set(bridge.tx.ready, 1)
+        for _ in range(200):
+            await ctx.tick()
+            if ctx.get(bridge.tx.valid):
+                got.append(ctx.get(bridge.tx.payload))
+
+    sim = Simulator(bridge)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    if pause > 30:
+        assert len(got) == protocol.INFO_BYTES
+        reply = protocol.parse_info(bytes(got))
+        assert {f: reply[f] for f in protocol.INFO_FIELDS if f != "magic"} == \
+            {f: v for f, v in info.items() if f != "magic"}
+    else:
+        assert got == [0x44, 0x33, 0x22, 0x11]
 
 
 def test_uart_divisor_checked():
