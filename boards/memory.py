@@ -40,7 +40,6 @@ class BoardMemory(wiring.Component):
         self.max_pending = max_pending
         self.size = depth * word_bytes                       # bytes
         self.units = self.size // unit_bytes
-        self.mem = Memory(shape=8 * word_bytes, depth=depth, init=[])
         ports = {"host": In(HostPort(max(1, (self.size - 1).bit_length())))}
         if kind == "read":
             ports.update(addr=In(stream.Signature(32)), data=Out(stream.Signature(8 * unit_bytes)))
@@ -62,7 +61,7 @@ class BoardMemory(wiring.Component):
             m.submodules.mem = ram = ECP5RAM(self.depth, wb)
             m.d.comb += [ram.addr.eq(addr), ram.w_data.eq(wp_data), ram.w_en.eq(wp_en), q_word.eq(ram.q)]
         else:
-            m.submodules.mem = mem = self.mem
+            m.submodules.mem = mem = Memory(shape=8 * wb, depth=self.depth, init=[])
             wp = mem.write_port(granularity=8)
             rp = mem.read_port()
             m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr), wp.data.eq(wp_data), wp.en.eq(wp_en)]
@@ -145,7 +144,9 @@ class ECP5RAM(wiring.Component):
     """A single-port RAM of `depth` words of `word_bytes` bytes from ECP5 DP16KD block RAMs (port A
     of each, hw/ram.dp16kd) with the output register on: `q` is the word at `addr` two cycles
     after, as a RAM read followed by a register, but the register is the block RAM's own. The
-    output holds during a write. One block RAM per `width` bits of a byte lane."""
+    whole word's output holds during a write, as the portable twin's (`rp.en = ~wp.en.any()`): a
+    lane that does not write is disabled (CE) while another does. One block RAM per `width` bits
+    of a byte lane."""
 
     @classmethod
     def fits(cls, depth):
@@ -165,5 +166,5 @@ class ECP5RAM(wiring.Component):
                 lo = 8 * lane + w * part
                 m.submodules[f"bram_{lane}_{part}"] = dp16kd(
                     width=w, a_addr=self.addr, a_data=self.w_data[lo:lo + w], a_we=self.w_en[lane],
-                    a_q=self.q[lo:lo + w])
+                    a_ce=self.w_en[lane] | ~self.w_en.any(), a_q=self.q[lo:lo + w])
         return m

@@ -4,7 +4,7 @@ RAM's own output register (REGMODE OUTREG), which Yosys does not infer: the bloc
 clock-to-output time then stays off the fabric's paths (0.95 ns instead). Elsewhere (simulation,
 `make verilog`, the iCE40) it is lib.memory.Memory followed by a flip-flop. The cycle behaviour is
 the same either way."""
-from amaranth import ClockSignal, Instance, Module, Signal
+from amaranth import ClockSignal, Instance, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -13,13 +13,14 @@ from amaranth.lib.wiring import In, Out
 DP16KD_WIDTHS = {16384: 1, 8192: 2, 4096: 4, 2048: 9}
 
 
-def dp16kd(*, width, a_addr, a_data, a_we, a_q=None, b_addr=None, b_q=None):
+def dp16kd(*, width, a_addr, a_data, a_we, a_ce=1, a_q=None, b_addr=None, b_q=None):
     """One DP16KD in the `width`-bit mode, wired as Yosys wires an inferred one (share/lattice/
     brams_map_16kd.v): the word address sits at the top of ADA / ADB, the bits below it are 0.
-    Port A writes `a_data` when `a_we` and, given `a_q`, reads into it; port B, given `b_q`, reads
-    `b_addr` into it. A port that reads has its output register on (REGMODE OUTREG): its data
-    arrives two cycles after the address. "NORMAL" write mode: port A's output holds during a
-    write. Both ports clock on the sync domain, always enabled."""
+    Port A, when `a_ce`, writes `a_data` if `a_we` and otherwise, given `a_q`, reads into it; port
+    B, given `b_q`, reads `b_addr` into it. A port that reads has its output register on (REGMODE
+    OUTREG): its data arrives two cycles after the address. "NORMAL" write mode: port A's output
+    holds during a write. Both ports clock on the sync domain; port B is always enabled.
+    tests/test_ecp5_prims.py checks this wiring against behavioural models (sim/rtl/ecp5_models.v)."""
     low = (width - 1).bit_length() if width < 9 else 3
     ports = {}
     for port, addr in (("A", a_addr), ("B", b_addr)):
@@ -37,7 +38,7 @@ def dp16kd(*, width, a_addr, a_data, a_we, a_q=None, b_addr=None, b_q=None):
         p_REGMODE_A="NOREG" if a_q is None else "OUTREG", p_REGMODE_B="NOREG" if b_q is None else "OUTREG",
         p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
         p_CSDECODE_A="0b000", p_CSDECODE_B="0b000", p_GSR="DISABLED",
-        i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=a_we, i_RSTA=0, i_CSA0=0, i_CSA1=0, i_CSA2=0,
+        i_CLKA=ClockSignal(), i_CEA=a_ce, i_OCEA=1, i_WEA=a_we, i_RSTA=0, i_CSA0=0, i_CSA1=0, i_CSA2=0,
         i_CLKB=ClockSignal(), i_CEB=1, i_OCEB=1, i_WEB=0, i_RSTB=0, i_CSB0=0, i_CSB1=0, i_CSB2=0,
         **ports)
 
@@ -54,9 +55,9 @@ class RegisteredRAM(wiring.Component):
         m = Module()
         if getattr(platform, "family", None) == "ecp5" and self.depth in DP16KD_WIDTHS:
             width = DP16KD_WIDTHS[self.depth]
-            bits = len(self.w_data.as_value())
-            w_flat = self.w_data.as_value()
-            q_flat = self.r_data.as_value()
+            w_flat = Value.cast(self.w_data)
+            q_flat = Value.cast(self.r_data)
+            bits = len(w_flat)
             for n, lo in enumerate(range(0, bits, width)):
                 hi = min(lo + width, bits)
                 m.submodules[f"bram{n}"] = dp16kd(width=width, a_addr=self.w_addr, a_data=w_flat[lo:hi],
