@@ -43,6 +43,7 @@ class _PortableECP5RAM(Elaboratable):
     """ECP5RAM's portable twin, as boards/memory.BoardMemory builds it off the ECP5."""
     def __init__(self, ram):
         self.ram = ram
+        ram._MustUse__used = True                    # only its ports are used
 
     def elaborate(self, platform):
         m = Module()
