@@ -227,7 +227,7 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     with warnings.catch_warnings():
         # pins are requested the pre-lib.io way: with lib.io buffers on the UART and LED pins,
         # Yosys 0.70's abc9 stopped with an assertion on the ECP5 build (DEVELOPERS.md; the
-        # bitstream Yosys is now pinned to 0.68)
+        # bitstream Yosys is now pinned to 0.69)
         warnings.filterwarnings("ignore", "Using platform.request without", DeprecationWarning)
         plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
                                 synth_opts="-dsp -spram" if b.family == "ice40" else "",
