@@ -36,6 +36,18 @@ def _popcount(v, n):
     return sum(v[i] for i in range(n))
 
 
+def _credits(m, places, name, take, give):
+    """A credit counter for a queue of `places`: `take` claims a place, `give` returns one.
+    Returns a flip-flop that is 1 while a credit is left, so that the issuer's enable is a
+    register, not a compare of the count behind it."""
+    count = Signal(range(places + 1), init=places, name=f"{name}_credits")
+    left = Signal(init=1, name=f"{name}_room")
+    count_next = Signal.like(count, name=f"{name}_credits_next")
+    m.d.comb += count_next.eq(count - take + give)
+    m.d.sync += [count.eq(count_next), left.eq(count_next != 0)]
+    return left
+
+
 class _SeqMul(wiring.Component):
     """p = a * b by shift-and-add, one bit of b a cycle (done when b's remaining bits are 0)."""
 
@@ -589,7 +601,25 @@ class Engine(wiring.Component):
         inb = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
         pos_cb = Mux(dw, bg, cb)
         group_empty = Signal()               # every channel of this group is past K: k0 >= K, kept in step with k0
-        last_pos = (Mux(dw, 1, cb_last) & ky_last & kx_last) | group_empty
+        # the loop nest's levels as registers: z[1] kx at its last (or the group empty), z[2] also
+        # ky, z[3] also cb (standard layers): the group's last position; z[4] also sg, z[5] also
+        # ox, z[6] also bg: the output row's last. The counter of level n steps when z[n-1] and
+        # not z[n], and restarts when z[n] (z[0] = 1), so every enable is a_adv and two flip-flops.
+        # The flags' next values (nxt, set by S_IDLE and S_POS) make the next z.
+        flags = dict(kx=kx_last, ky=ky_last, cb=cb_last, sg=sg_last, ox=ox_last, bg=bg_last, ge=group_empty)
+        nxt = {n: Signal(name=f"seq_{n}_next") for n in flags}
+        m.d.comb += [nxt[n].eq(f) for n, f in flags.items()]
+        m.d.sync += [f.eq(nxt[n]) for n, f in flags.items()]
+        z = [Const(1)] + [Signal(name=f"seq_z{i}") for i in range(1, 7)]
+        zn = [Const(1)] + [Signal(name=f"seq_z{i}_next") for i in range(1, 7)]
+        m.d.comb += [zn[1].eq(nxt["kx"] | nxt["ge"]), zn[2].eq(zn[1] & (nxt["ky"] | nxt["ge"])),
+                     zn[3].eq(zn[2] & (dw | nxt["cb"] | nxt["ge"])), zn[4].eq(zn[3] & nxt["sg"]),
+                     zn[5].eq(zn[4] & nxt["ox"]), zn[6].eq(zn[5] & nxt["bg"])]
+        m.d.sync += [z[i].eq(zn[i]) for i in range(1, 7)]
+        # each loop's restart value of its "last" flag (one trip), registered from the descriptor
+        k_one, cb_one, sg_one, ox_one, bg_one = (Signal(name=f"seq_{n}_one") for n in ("k", "cb", "sg", "ox", "bg"))
+        m.d.sync += [k_one.eq(k <= 1), cb_one.eq(cb_in <= 1), sg_one.eq(n_sg <= 1), ox_one.eq(Wo <= 1),
+                     bg_one.eq(n_bg <= 1)]
         k0 = Signal(16)                      # first output channel of the group: bg Q + sg P (dw: 8 bg + D sg)
         bg_k0 = Signal(16)                   # first output channel of the block group
         # the next output row's slot, line-buffer base and released rows, computed ahead: an
@@ -629,9 +659,7 @@ class Engine(wiring.Component):
         b_entry = Signal(pos_layout)
         # free queue entries, counting the two positions in flight (B, C), as a register: the sequencer's enable
         # then comes from a flip-flop, not from the queue's level and the scanner's pop
-        credits = Signal(range(BQ + 1), init=BQ)
-        m.d.sync += credits.eq(credits - (a_adv & a_valid) + b_take)
-        m.d.comb += [a_adv.eq(credits != 0), linebuf.r_addr.eq(cur_base + ix_cb + pos_cb),
+        m.d.comb += [a_adv.eq(_credits(m, BQ, "seq", a_adv & a_valid, b_take)), linebuf.r_addr.eq(cur_base + ix_cb + pos_cb),
                      b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
                      b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
                      b_entry.k0.eq(b_k0)]
@@ -641,7 +669,7 @@ class Engine(wiring.Component):
         c_full = Signal(pos_layout)
         m.d.comb += [c_full.eq(c_entry), c_full.word.eq(linebuf.r_data), bq.w_data.eq(c_full), bq.w_en.eq(c_valid)]
         with m.If(a_adv):
-            m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(last_pos),
+            m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(z[3]),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
                          b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
                          b_k0.eq(k0)]
@@ -649,9 +677,8 @@ class Engine(wiring.Component):
         with m.FSM():
             with m.State("S_IDLE"):
                 with m.If(run_start):
-                    m.d.sync += [kx_last.eq(k <= 1), ky_last.eq(k <= 1), cb_last.eq(cb_in <= 1),
-                                 sg_last.eq(n_sg <= 1), ox_last.eq(Wo <= 1), bg_last.eq(n_bg <= 1),
-                                 group_empty.eq(0)]
+                    m.d.comb += [nxt["kx"].eq(k_one), nxt["ky"].eq(k_one), nxt["cb"].eq(cb_one),
+                                 nxt["sg"].eq(sg_one), nxt["ox"].eq(ox_one), nxt["bg"].eq(bg_one), nxt["ge"].eq(0)]
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
                                  top.eq(-pad), need_rows.eq(Mux(k - pad > H, H, k - pad)),
                                  rel.eq(s - pad), nt_k.eq(s + k - pad),
@@ -673,57 +700,67 @@ class Engine(wiring.Component):
             with m.State("S_POS"):
                 m.d.comb += a_valid.eq(1)
                 with m.If(a_adv):
-                    # advance kx, ky, cb, then sg, ox, bg, oy
-                    with m.If(~kx_last & ~group_empty):
-                        m.d.sync += [kx.eq(kx + 1), kx_last.eq(kx + 2 >= k), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_in)]
+                    # level n steps when z[n-1] and not z[n], and restarts when z[n]: kx, ky, cb,
+                    # then sg, ox, bg, and at z[6] the output row (oy). Later statements win.
+                    with m.If(~z[1]):
+                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_in)]
+                        m.d.comb += nxt["kx"].eq(kx + 2 >= k)
                     with m.Else():
-                        m.d.sync += [kx.eq(0), kx_last.eq(k <= 1), ix_cb.eq(left_cb)]
-                        with m.If(~ky_last & ~group_empty):
-                            m.d.sync += [ky.eq(ky + 1), ky_last.eq(ky + 2 >= k), kpos.eq(kpos + 1),
-                                         cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1)),
-                                         cur_base.eq(Mux(cur_slot + 1 == rows, 0, cur_base + row_words))]
-                        with m.Else():
-                            m.d.sync += [ky.eq(0), ky_last.eq(k <= 1), kpos.eq(0), cur_slot.eq(top_slot),
-                                         cur_base.eq(top_base)]
-                            with m.If(~dw & ~cb_last & ~group_empty):
-                                m.d.sync += [cb.eq(cb + 1), cb_last.eq(cb + 2 >= cb_in), cb_woff.eq(cb_woff + BLOCK * khkw)]
-                            with m.Else():
-                                m.d.sync += [cb.eq(0), cb_last.eq(cb_in <= 1), cb_woff.eq(0)]
-                                with m.If(~sg_last):
-                                    # a block group's first channel is below K (n_bg = ceil(K / step)),
-                                    # so only a subgroup step can reach an empty group
-                                    m.d.sync += [sg.eq(sg + 1), sg_last.eq(sg + 2 >= n_sg), g_off.eq(g_off + g_stride),
-                                                 k0.eq(k0 + Mux(dw, D, P)), group_empty.eq(k0 + Mux(dw, D, P) >= K)]
-                                with m.Else():
-                                    m.d.sync += [sg.eq(0), sg_last.eq(n_sg <= 1), g_off.eq(bg_off), k0.eq(bg_k0),
-                                                 group_empty.eq(0)]
-                                    with m.If(~ox_last):
-                                        m.d.sync += [ox.eq(ox + 1), ox_last.eq(ox + 2 >= Wo),
-                                                     left.eq(left + s), left_cb.eq(left_cb + s_cb),
-                                                     ix_cb.eq(left_cb + s_cb)]
-                                    with m.Else():
-                                        m.d.sync += [ox.eq(0), ox_last.eq(Wo <= 1), left.eq(-pad), left_cb.eq(-pad_cb),
-                                                     ix_cb.eq(-pad_cb)]
-                                        with m.If(~bg_last):
-                                            step = Mux(dw, BLOCK, Q)
-                                            m.d.sync += [bg.eq(bg + 1), bg_last.eq(bg + 2 >= n_bg), bg_off.eq(bg_off + bg_stride),
-                                                         g_off.eq(bg_off + bg_stride),
-                                                         bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step)]
-                                        with m.Else():
-                                            m.d.sync += [bg.eq(0), bg_last.eq(n_bg <= 1), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
-                                                         bg_k0.eq(0), k0.eq(0),
-                                                         top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
-                                                         top_slot.eq(next_slot), cur_slot.eq(next_slot),
-                                                         top_base.eq(next_base), cur_base.eq(next_base),
-                                                         rows_released.eq(next_released), need_rows.eq(next_need)]
-                                            m.next = "S_ROW"
+                        m.d.sync += [kx.eq(0), ix_cb.eq(left_cb)]
+                        m.d.comb += nxt["kx"].eq(k_one)
+                    with m.If(z[1] & ~z[2]):
+                        m.d.sync += [ky.eq(ky + 1), kpos.eq(kpos + 1),
+                                     cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1)),
+                                     cur_base.eq(Mux(cur_slot + 1 == rows, 0, cur_base + row_words))]
+                        m.d.comb += nxt["ky"].eq(ky + 2 >= k)
+                    with m.If(z[2]):
+                        m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base)]
+                        m.d.comb += nxt["ky"].eq(k_one)
+                    with m.If(z[2] & ~z[3]):
+                        m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw)]
+                        m.d.comb += nxt["cb"].eq(cb + 2 >= cb_in)
+                    with m.If(z[3]):
+                        m.d.sync += [cb.eq(0), cb_woff.eq(0)]
+                        m.d.comb += nxt["cb"].eq(cb_one)
+                    with m.If(z[3] & ~z[4]):
+                        # a block group's first channel is below K (n_bg = ceil(K / step)),
+                        # so only a subgroup step can reach an empty group
+                        m.d.sync += [sg.eq(sg + 1), g_off.eq(g_off + g_stride), k0.eq(k0 + Mux(dw, D, P))]
+                        m.d.comb += [nxt["sg"].eq(sg + 2 >= n_sg), nxt["ge"].eq(k0 + Mux(dw, D, P) >= K)]
+                    with m.If(z[4]):
+                        m.d.sync += [sg.eq(0), g_off.eq(bg_off), k0.eq(bg_k0)]
+                        m.d.comb += [nxt["sg"].eq(sg_one), nxt["ge"].eq(0)]
+                    with m.If(z[4] & ~z[5]):
+                        m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
+                                     ix_cb.eq(left_cb + s_cb)]
+                        m.d.comb += nxt["ox"].eq(ox + 2 >= Wo)
+                    with m.If(z[5]):
+                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb)]
+                        m.d.comb += nxt["ox"].eq(ox_one)
+                    with m.If(z[5] & ~z[6]):
+                        step = Mux(dw, BLOCK, Q)
+                        m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride), g_off.eq(bg_off + bg_stride),
+                                     bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step)]
+                        m.d.comb += nxt["bg"].eq(bg + 2 >= n_bg)
+                    with m.If(z[6]):
+                        m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
+                                     bg_k0.eq(0), k0.eq(0),
+                                     top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
+                                     top_slot.eq(next_slot), cur_slot.eq(next_slot),
+                                     top_base.eq(next_base), cur_base.eq(next_base),
+                                     rows_released.eq(next_released), need_rows.eq(next_need)]
+                        m.d.comb += nxt["bg"].eq(bg_one)
+                        m.next = "S_ROW"
 
         # ---- scanner: one MAC item per non-zero operand ----------------------------------
         sc_valid = Signal()
         sc_mask = Signal(8)
         sc_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         sc_last = Signal()
-        sc_wbase = Signal(32)
+        # the weight address of each channel's operand, wbase + i k k (depthwise: wbase, as
+        # khkw_x[0] = 0), added when the word is taken, so that an item's address is a selection
+        # by the lowest operand, with no add after it
+        sc_waddr = Array(Signal(32, name=f"sc_waddr{i}") for i in range(BLOCK))
         sc_k0 = Signal(16)
         item_layout = data.StructLayout({"x": data.ArrayLayout(signed(8), BLOCK), "mac": 1, "last": 1})
         m.submodules.items = items = SyncFIFOBuffered(width=item_layout.size, depth=self.fifo_depth)
@@ -751,8 +788,7 @@ class Engine(wiring.Component):
         # scanner's hand-over does not wait on the queue's level logic within a cycle. For a
         # SyncFIFOBuffered of depth >= 3 this equals its w_rdy: its output register is empty only
         # while its inner queue holds at most one entry
-        item_credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
-        m.d.sync += item_credits.eq(item_credits - items.w_en + (items.r_en & items.r_rdy))
+        item_room = _credits(m, self.fifo_depth, "item", items.w_en, items.r_en & items.r_rdy)
         rest2 = Signal(8)
         m.d.comb += rest2.eq(rest & (rest - 1))
         emit = Signal()
@@ -762,17 +798,17 @@ class Engine(wiring.Component):
         vals_sh = Signal(data.ArrayLayout(signed(8), BLOCK))
         m.d.comb += vals_sh.eq(sc_vals.as_value() >> (sc_k0[:3] * 8))
         room = Signal()
-        m.d.comb += room.eq(item_credits != 0)
+        m.d.comb += room.eq(item_room)
         with m.If(sc_valid):
             m.d.comb += [emit_mac.eq(sc_any), emit.eq(sc_any | sc_last), item.mac.eq(sc_any)]
             ok = room & (~sc_any | w_req.ready)
             with m.If(dw):
-                m.d.comb += [w_issue_addr.eq(sc_wbase), item.last.eq(sc_last)]
+                m.d.comb += [w_issue_addr.eq(sc_waddr[0]), item.last.eq(sc_last)]
                 for i in range(BLOCK):
                     m.d.comb += item.x[i].eq(Mux(sc_mask[i], vals_sh[i], 0))
                 m.d.comb += consume.eq(ok)
             with m.Else():
-                m.d.comb += [w_issue_addr.eq(sc_wbase + khkw_x[low]),
+                m.d.comb += [w_issue_addr.eq(sc_waddr[low]),
                              item.last.eq(sc_last & sc_single), item.x[0].eq(sc_vals[low])]
                 with m.If(ok):
                     m.d.sync += [sc_mask.eq(rest), sc_single.eq(rest2 == 0), sc_any.eq(~sc_single)]
@@ -803,7 +839,8 @@ class Engine(wiring.Component):
             m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_single.eq((mask_in & (mask_in - 1)) == 0),
                          sc_any.eq(mask_in != 0), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
                          sc_last.eq(q.last),
-                         sc_wbase.eq(q.wbase), sc_k0.eq(Mux(dw, q.dwoff, q.k0))]
+                         sc_k0.eq(Mux(dw, q.dwoff, q.k0))]
+            m.d.sync += [sc_waddr[i].eq(q.wbase + khkw_x[i]) for i in range(BLOCK)]
             # operands skipped: in-range channels / lanes without an operand
             avail = Signal(8)
             with m.If(dw):
@@ -835,8 +872,12 @@ class Engine(wiring.Component):
         m1_valid = Signal()
         m1_last = Signal()
         m1_prod = [muls[p].p for p in range(P)]
-        m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) &
-                           (~head.last | (~hand_full & ~(m0_valid & m0_last) & ~(m1_valid & m1_last))))
+        # "a pixel-group's last item must wait" (the hand-off full, or such an item in M0 or M1),
+        # as a register computed from next cycle's values: pop's decision takes no gates on them
+        last_wait = Signal()
+        m.d.sync += last_wait.eq((pop & run & head.last) | (m0_valid & m0_last) |
+                                 (m1_valid & m1_last) | (hand_full & ~hand_take))
+        m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) & (~head.last | ~last_wait))
         with m.If(run):
             m.d.comb += [items.r_en.eq(pop), self.w_data.ready.eq(pop & head.mac)]
         wlane = [self.w_data.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
@@ -855,7 +896,7 @@ class Engine(wiring.Component):
         with m.Elif(hand_take):
             m.d.sync += hand_full.eq(0)
         with m.If(run_start):
-            m.d.sync += [hand_full.eq(0), m0_valid.eq(0), m1_valid.eq(0)]
+            m.d.sync += [hand_full.eq(0), m0_valid.eq(0), m1_valid.eq(0), last_wait.eq(0)]
             for p in range(P):
                 m.d.sync += acc[p].eq(0)
 
@@ -891,16 +932,15 @@ class Engine(wiring.Component):
         RQ_QUEUE = Requantizer.LATENCY + 5
         # each queued value carries its |y| > EPS_OUT flag (bit 8), decided before the queue
         m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=9, depth=RQ_QUEUE)
-        rq_credits = Signal(range(RQ_QUEUE + 1), init=RQ_QUEUE)
         o2_valid = Signal()
         o2_acc = Signal(signed(32))
         o2_real = Signal()
         o_adv = Signal()
-        m.d.comb += [o_adv.eq(rq_credits != 0), pm_r.en.eq(1), pm_r.addr.eq(o_ch),
+        m.d.comb += [o_adv.eq(_credits(m, RQ_QUEUE, "rq", o_adv & o_busy, rq_queue.r_en & rq_queue.r_rdy)),
+                     pm_r.en.eq(1), pm_r.addr.eq(o_ch),
                      rq.o.ready.eq(1), rq_queue.w_en.eq(rq.o.valid),
                      rq_queue.w_data.eq(Cat(rq.o.payload, (rq.o.payload > eps_out) | (rq.o.payload < neg_eps_out)))]
-        m.d.sync += [rq_credits.eq(rq_credits - (o_adv & o_busy) + (rq_queue.r_en & rq_queue.r_rdy)),
-                     o2_valid.eq(o_adv & o_busy)]
+        m.d.sync += o2_valid.eq(o_adv & o_busy)
         o_acc_lane = Signal(signed(32))
         with m.Switch(o_lane):
             for p in range(P):

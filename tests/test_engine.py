@@ -190,13 +190,17 @@ def test_illegal_descriptor(case):
     assert r["memory"] == dict(fm_reads=0, w_reads=0, out_writes=0, oob=0)
 
 
-@pytest.mark.parametrize("lanes,shape", [(8, (16, 6, 6, 32, 1, 1, 0)), (16, (24, 5, 5, 32, 3, 1, 1)),
-                                         (4, (5, 7, 7, 6, 3, 2, 1))])
-def test_cycles_against_model(lanes, shape):
+@pytest.mark.parametrize("lanes,shape,zero", [(8, (16, 6, 6, 32, 1, 1, 0), 0.5), (16, (24, 5, 5, 32, 3, 1, 1), 0.5),
+                                              (4, (5, 7, 7, 6, 3, 2, 1), 0.5),
+                                              # K = P: the second subgroup is empty, and a sparse input
+                                              # makes a walk over its 36 taps a pixel show in the cycles
+                                              (4, (32, 5, 5, 4, 3, 1, 1), 0.97)])
+def test_cycles_against_model(lanes, shape, zero):
     """Standard / pointwise layers without stalls: cycles within -20 % / +35 % of the model's
-    estimate (the model does not capture the output stage's hand-off waits exactly)."""
+    estimate (the model does not capture the output stage's hand-off waits exactly). An output
+    group past K costs the sequencer one position, not a walk over its taps."""
     c, h, w, ko, k, s, p = shape
-    spec, act = make_spec(lanes * 31, c, h, w, ko, k, s, p, False)
+    spec, act = make_spec(lanes * 31, c, h, w, ko, k, s, p, False, zero=zero)
     r, pr = run_and_check(spec, act, lanes)
     ratio = r["counters"]["CYCLES"] / pr["cycles_estimate"]
     assert 0.8 <= ratio <= 1.35, f"cycles {r['counters']['CYCLES']} against the model's {pr['cycles_estimate']}"
