@@ -236,9 +236,9 @@ class Engine(wiring.Component):
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
         m.submodules.linebuf = linebuf = RegisteredRAM(word_layout, self.linebuf_depth)
         param_layout = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": signed(6)})
-        m.submodules.params = params = Memory(shape=param_layout, depth=self.max_channels, init=[])
-        pm_w = params.write_port()
-        pm_r = params.read_port()
+        # read data registered (hw/ram.py): on the ECP5 the block RAM's slow clock-to-output stays
+        # inside it, which the requantiser's input register would otherwise meet across the die
+        m.submodules.params = params = RegisteredRAM(param_layout, self.max_channels)
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         ip_w = in_ptr.write_port()
         # synchronous (block RAM), and registered again (ip_q) next to the loader: addressed two
@@ -256,6 +256,7 @@ class Engine(wiring.Component):
 
         # ---- control ---------------------------------------------------------------------
         init_i = Signal(14)
+        init_last = Signal()                 # init_i + 1 >= max(cb_in, cb_out), kept in step
         init_in = Signal(40)
         init_out = Signal(40)
         pa_issue = Signal(32)                # parameter words requested
@@ -354,16 +355,18 @@ class Engine(wiring.Component):
                     m.d.sync += [err.eq(code), status_busy.eq(0), status_done.eq(1)]
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [init_i.eq(0), init_in.eq(reg["IN_BASE"]), init_out.eq(reg["OUT_BASE"])]
+                    m.d.sync += [init_i.eq(0), init_in.eq(reg["IN_BASE"]), init_out.eq(reg["OUT_BASE"]),
+                                 init_last.eq((cb_in <= 1) & (cb_out <= 1)),
+                                 pa_issue.eq(0), pa_recv.eq(0), pa_total.eq(K * PW), pa_j.eq(0), pa_k.eq(0)]
                     m.next = "INIT"
             with m.State("INIT"):            # block-pointer tables
                 m.d.comb += [ip_w.addr.eq(init_i), ip_w.data.eq(init_in), ip_w.en.eq(init_i < cb_in),
                              op_w.addr.eq(init_i), op_w.data.eq(init_out), op_w.en.eq(init_i < cb_out)]
                 m.d.sync += [init_i.eq(init_i + 1), init_in.eq(init_in + in_stride),
-                             init_out.eq(init_out + out_stride)]
-                with m.If((init_i + 1 >= cb_in) & (init_i + 1 >= cb_out)):
-                    m.d.sync += [pa_issue.eq(0), pa_recv.eq(0), pa_total.eq(K * PW), pa_j.eq(0), pa_k.eq(0),
-                                 phase_params.eq(1)]
+                             init_out.eq(init_out + out_stride),
+                             init_last.eq((init_i + 2 >= cb_in) & (init_i + 2 >= cb_out))]
+                with m.If(init_last):
+                    m.d.sync += phase_params.eq(1)
                     m.next = "PARAMS"
             with m.State("PARAMS"):
                 with m.If(pa_recv == pa_total):
@@ -393,9 +396,9 @@ class Engine(wiring.Component):
                 m.d.sync += pa_asm.eq(word)
                 with m.If(pa_j == PW - 1):
                     m.d.sync += [pa_j.eq(0), pa_k.eq(pa_k + 1)]
-                    m.d.comb += [pm_w.addr.eq(pa_k), pm_w.en.eq(1),
-                                 pm_w.data.bias.eq(word[0:32]), pm_w.data.mult.eq(word[32:64]),
-                                 pm_w.data.shift.eq(word[64:70])]
+                    m.d.comb += [params.w_addr.eq(pa_k), params.w_en.eq(1),
+                                 params.w_data.bias.eq(word[0:32]), params.w_data.mult.eq(word[32:64]),
+                                 params.w_data.shift.eq(word[64:70])]
                 with m.Else():
                     m.d.sync += pa_j.eq(pa_j + 1)
         assert PARAM_BYTES == 12
@@ -923,24 +926,28 @@ class Engine(wiring.Component):
 
         m.submodules.rq = rq = Requantizer()
         m.d.comb += [rq.lo.eq(lo), rq.hi.eq(hi)]
-        # O1: read the lane's parameters; O2: present them to the requantiser. The requantiser
+        # O1: read the lane's parameters; O2: the block RAM's read; O3: its output register
+        # presents them to the requantiser (with the lane's sum, carried along). The requantiser
         # never stalls: its results go into a queue for the packer, and O1 issues only with a
         # credit for a place in that queue (credits: places not yet claimed), so no back-pressure
         # runs from the packer through the requantiser into the output stage within a cycle.
-        # places: O2, the requantiser's stages, the queue's own two cycles and the credit's return,
-        # so that credits never run out while the packer keeps up (16 at LATENCY 11)
-        RQ_QUEUE = Requantizer.LATENCY + 5
+        # places: O2, O3, the requantiser's stages, the queue's own two cycles and the credit's
+        # return, so that credits never run out while the packer keeps up (17 at LATENCY 11)
+        RQ_QUEUE = Requantizer.LATENCY + 6
         # each queued value carries its |y| > EPS_OUT flag (bit 8), decided before the queue
         m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=9, depth=RQ_QUEUE)
         o2_valid = Signal()
         o2_acc = Signal(signed(32))
         o2_real = Signal()
+        o3_valid = Signal()
+        o3_acc = Signal(signed(32))
+        o3_real = Signal()
         o_adv = Signal()
         m.d.comb += [o_adv.eq(_credits(m, RQ_QUEUE, "rq", o_adv & o_busy, rq_queue.r_en & rq_queue.r_rdy)),
-                     pm_r.en.eq(1), pm_r.addr.eq(o_ch),
+                     params.r_addr.eq(o_ch),
                      rq.o.ready.eq(1), rq_queue.w_en.eq(rq.o.valid),
                      rq_queue.w_data.eq(Cat(rq.o.payload, (rq.o.payload > eps_out) | (rq.o.payload < neg_eps_out)))]
-        m.d.sync += o2_valid.eq(o_adv & o_busy)
+        m.d.sync += [o2_valid.eq(o_adv & o_busy), o3_valid.eq(o2_valid), o3_acc.eq(o2_acc), o3_real.eq(o2_real)]
         o_acc_lane = Signal(signed(32))
         with m.Switch(o_lane):
             for p in range(P):
@@ -969,14 +976,14 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += [o_lane.eq(o_lane + 1), o_lane_last.eq(o_lane + 2 == n_lanes), o_ch.eq(o_ch + 1)]
         m.d.comb += [
-            rq.i.valid.eq(o2_valid),
-            # the parameters go straight from the block RAM into the requantiser's input register;
-            # a lane past K is zeroed there
-            rq.i.payload.acc.eq(o2_acc),
-            rq.i.payload.bias.eq(pm_r.data.bias),
-            rq.i.payload.multiplier.eq(pm_r.data.mult),
-            rq.i.payload.shift.eq(pm_r.data.shift),
-            rq.i.payload.zero.eq(~o2_real),
+            rq.i.valid.eq(o3_valid),
+            # the parameters go straight from the block RAM's output register into the
+            # requantiser's input register; a lane past K is zeroed there
+            rq.i.payload.acc.eq(o3_acc),
+            rq.i.payload.bias.eq(params.r_data.bias),
+            rq.i.payload.multiplier.eq(params.r_data.mult),
+            rq.i.payload.shift.eq(params.r_data.shift),
+            rq.i.payload.zero.eq(~o3_real),
         ]
 
         # packer: 8 values -> one block
@@ -1077,7 +1084,7 @@ class Engine(wiring.Component):
 
         m.d.comb += all_written.eq(pk_done & ~wr_busy)
         with m.If(run_start):
-            m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0),
+            m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0),
                          o_sg_last.eq(n_sg <= 1), o_ox_last.eq(Wo <= 1), o_bg_last.eq(n_bg <= 1),
                          o_k0.eq(0), o_bg_k0.eq(0),
                          pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),

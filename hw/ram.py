@@ -53,8 +53,11 @@ class RegisteredRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if getattr(platform, "family", None) == "ecp5" and self.depth in DP16KD_WIDTHS:
-            width = DP16KD_WIDTHS[self.depth]
+        # the narrowest block-RAM mode that holds `depth` words (a shallower memory leaves the
+        # upper addresses unused)
+        modes = [d for d in sorted(DP16KD_WIDTHS) if d >= self.depth]
+        if getattr(platform, "family", None) == "ecp5" and modes:
+            width = DP16KD_WIDTHS[modes[0]]
             w_flat = Value.cast(self.w_data)
             q_flat = Value.cast(self.r_data)
             bits = len(w_flat)
