@@ -89,8 +89,8 @@ distclean: clean ## also remove .venv
 	rm -rf $(VENV)
 
 BOARD ?= ulx3s
-bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..]; build/boards/BOARD/report.json
-	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ))
+bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..] [SEED=..]; build/boards/BOARD/report.json
+	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(SEED),--seed $(SEED))
 
 test-boards: setup ## boards only: UART co-simulation, tiles on the RTL, smoke bitstream builds of both boards
 	$(BIN)/python -m pytest tests/test_boards.py

@@ -207,7 +207,7 @@ def tool_errors(log: str, limit: int = 20) -> list[str]:
     return lines[-limit:] or log.splitlines()[-limit:]
 
 
-def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
+def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None, seed: int | None = None,
           build_root: Path | str = ROOT / "build" / "boards", program: bool = False, echo=print) -> dict:
     """Build the bitstream; return (and write) the report. Raises RuntimeError with the tool's
     own error lines if a step fails."""
@@ -229,7 +229,8 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
         # Yosys 0.70's abc9 stopped with an assertion on the ECP5 build (DEVELOPERS.md; the
         # bitstream Yosys is now pinned to 0.69)
         warnings.filterwarnings("ignore", "Using platform.request without", DeprecationWarning)
-        plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts="--timing-allow-fail",
+        nextpnr_opts = "--timing-allow-fail" + (f" --seed {seed}" if seed is not None else "")
+        plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts=nextpnr_opts,
                                 synth_opts="-dsp -spram" if b.family == "ice40" else "",
                                 script_after_read=f"delete {no_init}")
     for stale in ("top.bit", "top.bin", "top.tim", "report.json"):
@@ -253,6 +254,7 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     bitfile = out / ("top.bit" if b.family == "ecp5" else "top.bin")
     over = {k: v for k, v in parsed["utilisation"].items() if v["used"] > v["total"]}
     report = dict(board=board, title=b.title, device=b.device, lanes=cfg.lanes, clk_target_mhz=cfg.clk_hz / 1e6,
+                  seed=seed,
                   baud=cfg.baud, memories=dict(fm_bytes=cfg.fm_bytes, w_bytes=cfg.w_bytes, out_bytes=cfg.out_bytes,
                                                linebuf_words=cfg.linebuf_depth, max_channels=cfg.max_channels),
                   utilisation=parsed["utilisation"], fits=not over and p.returncode == 0,

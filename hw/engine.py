@@ -86,6 +86,34 @@ class _PipeRegister(wiring.Component):
         return m
 
 
+class _SkidBuffer(wiring.Component):
+    """A stream register whose `i.ready` is a flip-flop too (verilog-axis's skid register): the
+    consumer's decision to take a word ends here, and the producer's next transfer depends on a
+    register only. A second register holds the word that arrives while the output is stalled.
+    Full throughput; one cycle of latency."""
+
+    def __init__(self, width):
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i_ready = Signal(init=1)
+        skid_valid = Signal()
+        skid = Signal.like(self.i.payload)
+        m.d.comb += self.i.ready.eq(i_ready)
+        # ready next cycle unless the skid register will be full: the output takes its word now,
+        # or the skid register stays empty (the output is empty or nothing arrives)
+        m.d.sync += i_ready.eq(self.o.ready | (~skid_valid & (~self.o.valid | ~self.i.valid)))
+        with m.If(i_ready):
+            with m.If(self.o.ready | ~self.o.valid):
+                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+            with m.Else():
+                m.d.sync += [skid_valid.eq(self.i.valid), skid.eq(self.i.payload)]
+        with m.Elif(self.o.ready):
+            m.d.sync += [self.o.valid.eq(skid_valid), self.o.payload.eq(skid), skid_valid.eq(0)]
+        return m
+
+
 class _PipelinedMul(wiring.Component):
     """p = a * b (signed 8 x 8), two cycles after a and b: the operands are registered, then the
     product. On the ECP5 both registers are the MULT18X18D's own (its input and output registers),
@@ -381,18 +409,23 @@ class Engine(wiring.Component):
         m.submodules.w_slice = w_slice = _PipeRegister(32)
         w_req = w_slice.i
         wiring.connect(m, w_slice.o, wiring.flipped(self.w_addr))
+        # weight words arrive through a skid register: the MAC's pop ends at its flip-flops, and
+        # the memory's read queue advances on a flip-flop (its ready)
+        m.submodules.w_skid = w_skid = _SkidBuffer(8 * P)
+        wiring.connect(m, wiring.flipped(self.w_data), w_skid.i)
+        w_in = w_skid.o
         # parameter load through the weight port
         w_addr_params = Signal(32)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
         with m.If(phase_params):
             m.d.comb += [w_req.valid.eq(pa_issue < pa_total), w_req.payload.eq(w_addr_params),
-                         self.w_data.ready.eq(1)]
+                         w_in.ready.eq(1)]
             with m.If(w_req.valid & w_req.ready):
                 m.d.sync += pa_issue.eq(pa_issue + 1)
-            with m.If(self.w_data.valid):
+            with m.If(w_in.valid):
                 m.d.sync += [pa_recv.eq(pa_recv + 1), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
                 word = Signal(8 * P * PW)
-                m.d.comb += word.eq(Cat(pa_asm[8 * P:], self.w_data.payload) if PW > 1 else self.w_data.payload)
+                m.d.comb += word.eq(Cat(pa_asm[8 * P:], w_in.payload) if PW > 1 else w_in.payload)
                 m.d.sync += pa_asm.eq(word)
                 with m.If(pa_j == PW - 1):
                     m.d.sync += [pa_j.eq(0), pa_k.eq(pa_k + 1)]
@@ -880,10 +913,10 @@ class Engine(wiring.Component):
         last_wait = Signal()
         m.d.sync += last_wait.eq((pop & run & head.last) | (m0_valid & m0_last) |
                                  (m1_valid & m1_last) | (hand_full & ~hand_take))
-        m.d.comb += pop.eq(items.r_rdy & (~head.mac | self.w_data.valid) & (~head.last | ~last_wait))
+        m.d.comb += pop.eq(items.r_rdy & (~head.mac | w_in.valid) & (~head.last | ~last_wait))
         with m.If(run):
-            m.d.comb += [items.r_en.eq(pop), self.w_data.ready.eq(pop & head.mac)]
-        wlane = [self.w_data.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
+            m.d.comb += [items.r_en.eq(pop), w_in.ready.eq(pop & head.mac)]
+        wlane = [w_in.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
         m.d.sync += [m0_valid.eq(pop & run), m0_last.eq(head.last), m1_valid.eq(m0_valid), m1_last.eq(m0_last)]
         for p in range(P):
             x = Mux(dw, head.x[p] if p < BLOCK else 0, head.x[0])
@@ -1096,10 +1129,10 @@ class Engine(wiring.Component):
         with m.If(status_busy):
             m.d.sync += reg["CYCLES"].eq(reg["CYCLES"] + 1)
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
-                       (self.out.valid & ~self.out.ready) | (items.r_rdy & head.mac & ~self.w_data.valid & run) |
-                       (phase_params & (pa_recv < pa_issue) & ~self.w_data.valid))
+                       (self.out.valid & ~self.out.ready) | (items.r_rdy & head.mac & ~w_in.valid & run) |
+                       (phase_params & (pa_recv < pa_issue) & ~w_in.valid))
             with m.If(stalled):
                 m.d.sync += reg["STALL_CYCLES"].eq(reg["STALL_CYCLES"] + 1)
-        with m.If(self.w_data.valid & self.w_data.ready & run):
+        with m.If(w_in.valid & w_in.ready & run):
             m.d.sync += reg["WEIGHT_BYTES"].eq(reg["WEIGHT_BYTES"] + P)
         return m

@@ -99,7 +99,7 @@ def cmd_verilog(args) -> int:
 
 def cmd_bitstream(args) -> int:
     from ..boards.top import build
-    r = build(args.board, lanes=args.lanes, clk_mhz=args.clk_mhz, program=args.program)
+    r = build(args.board, lanes=args.lanes, clk_mhz=args.clk_mhz, seed=args.seed, program=args.program)
     u = r["utilisation"]
     print("  ".join(f"{k} {v['used']:,}/{v['total']:,}" for k, v in u.items()))
     print(f"engine clock {r['clock']}: max {r['fmax_mhz']} MHz post-route against {r['clk_target_mhz']:g} MHz: "
@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clk-mhz", type=float, default=None,
                    help=f"engine clock (ULX3S, from its PLL; default {BOARDS['ulx3s'].system.clk_hz / 1e6:g}). "
                         f"The iCEBreaker runs at {BOARDS['icebreaker'].system.clk_hz / 1e6:g} MHz")
+    s.add_argument("--seed", type=_int_range(0, 2 ** 31 - 1), default=None,
+                   help="nextpnr's placement seed (default: nextpnr's own); the post-route maximum frequency "
+                        "varies from seed to seed, so a design close to its target may meet it with another seed")
     s.add_argument("--program", action="store_true", help="program the board afterwards (openFPGALoader / iceprog)")
     s.set_defaults(func=cmd_bitstream)
 

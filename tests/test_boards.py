@@ -206,13 +206,14 @@ def test_bitstream_smoke(board, tmp_path):
     """A real build with a small P: the report holds the tools' own figures. A design that does
     not fit must say so (fits false, the resource over its total, the tool's error lines)."""
     try:
-        r = build(board, lanes=SMOKE[board], build_root=tmp_path, echo=lambda *a: None)
+        r = build(board, lanes=SMOKE[board], seed=7, build_root=tmp_path, echo=lambda *a: None)
     except BuildError as e:
         r = e.report
         assert not r["fits"] and r["errors"] and r["bitstream"] is None
     saved = json.loads((tmp_path / board / "report.json").read_text())
     assert saved == r
     assert r["device"] == BOARDS[board].device and r["lanes"] == SMOKE[board]
+    assert r["seed"] == 7 and "--seed 7" in (tmp_path / board / "build_top.sh").read_text()
     tim = (tmp_path / board / "top.tim").read_text()
     again = parse_nextpnr_log(tim, BOARDS[board].resources)
     for kind in ("luts", "dsps", "brams"):
