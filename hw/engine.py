@@ -642,7 +642,16 @@ class Engine(wiring.Component):
         # ox, z[6] also bg: the output row's last. The counter of level n steps when z[n-1] and
         # not z[n], and restarts when z[n] (z[0] = 1), so every enable is a_adv and two flip-flops.
         # The flags' next values (nxt, set by S_IDLE and S_POS) make the next z.
-        flags = dict(kx=kx_last, ky=ky_last, cb=cb_last, sg=sg_last, ox=ox_last, bg=bg_last, ge=group_empty)
+        # Only the last block group can have empty subgroups (n_bg = ceil(K / step)); there, the
+        # subgroups from n_real = ceil(rem / lanes) on are empty, rem = K - (n_bg - 1) * step. With
+        # power-of-two steps, n_real - 1 = ((K - 1) mod 8) >> log2(D) (P >= 8: one subgroup, 0).
+        # sr: sg >= n_real - 1, kept in step with sg: the next subgroup step (in the last block
+        # group) reaches an empty one. So group_empty's next value is a register's, not k0 + step >= K.
+        sg_real_last = Signal()
+        n_real_m1 = Signal(3)
+        m.d.sync += n_real_m1.eq((K - 1)[:3] >> (D.bit_length() - 1))
+        flags = dict(kx=kx_last, ky=ky_last, cb=cb_last, sg=sg_last, ox=ox_last, bg=bg_last, ge=group_empty,
+                     sr=sg_real_last)
         nxt = {n: Signal(name=f"seq_{n}_next") for n in flags}
         m.d.comb += [nxt[n].eq(f) for n, f in flags.items()]
         m.d.sync += [f.eq(nxt[n]) for n, f in flags.items()]
@@ -714,7 +723,8 @@ class Engine(wiring.Component):
             with m.State("S_IDLE"):
                 with m.If(run_start):
                     m.d.comb += [nxt["kx"].eq(k_one), nxt["ky"].eq(k_one), nxt["cb"].eq(cb_one),
-                                 nxt["sg"].eq(sg_one), nxt["ox"].eq(ox_one), nxt["bg"].eq(bg_one), nxt["ge"].eq(0)]
+                                 nxt["sg"].eq(sg_one), nxt["ox"].eq(ox_one), nxt["bg"].eq(bg_one), nxt["ge"].eq(0),
+                                 nxt["sr"].eq(n_real_m1 == 0)]
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
                                  top.eq(-pad), need_rows.eq(Mux(k - pad > H, H, k - pad)),
                                  rel.eq(s - pad), nt_k.eq(s + k - pad),
@@ -762,10 +772,11 @@ class Engine(wiring.Component):
                         # a block group's first channel is below K (n_bg = ceil(K / step)),
                         # so only a subgroup step can reach an empty group
                         m.d.sync += [sg.eq(sg + 1), g_off.eq(g_off + g_stride), k0.eq(k0 + Mux(dw, D, P))]
-                        m.d.comb += [nxt["sg"].eq(sg + 2 >= n_sg), nxt["ge"].eq(k0 + Mux(dw, D, P) >= K)]
+                        m.d.comb += [nxt["sg"].eq(sg + 2 >= n_sg), nxt["ge"].eq(bg_last & sg_real_last),
+                                     nxt["sr"].eq(sg + 1 >= n_real_m1)]
                     with m.If(z[4]):
                         m.d.sync += [sg.eq(0), g_off.eq(bg_off), k0.eq(bg_k0)]
-                        m.d.comb += [nxt["sg"].eq(sg_one), nxt["ge"].eq(0)]
+                        m.d.comb += [nxt["sg"].eq(sg_one), nxt["ge"].eq(0), nxt["sr"].eq(n_real_m1 == 0)]
                     with m.If(z[4] & ~z[5]):
                         m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
                                      ix_cb.eq(left_cb + s_cb)]
