@@ -956,6 +956,19 @@ class Engine(wiring.Component):
         o_ox_last = Signal()
         o_bg_last = Signal()
         o_lane_last = Signal()               # o_lane + 1 == n_lanes
+        # as in the sequencer, the nest's levels as registers: oz[1] the group's last lane, oz[2]
+        # also sg, oz[3] also ox, oz[4] also bg, made from the flags' next values (o_nxt)
+        o_flags = dict(lane=o_lane_last, sg=o_sg_last, ox=o_ox_last, bg=o_bg_last)
+        o_nxt = {n: Signal(name=f"o_{n}_next") for n in o_flags}
+        m.d.comb += [o_nxt[n].eq(f) for n, f in o_flags.items()]
+        m.d.sync += [f.eq(o_nxt[n]) for n, f in o_flags.items()]
+        oz = [Const(1)] + [Signal(name=f"o_z{i}") for i in range(1, 5)]
+        ozn = [Const(1)] + [Signal(name=f"o_z{i}_next") for i in range(1, 5)]
+        m.d.comb += [ozn[1].eq(o_nxt["lane"])] + [ozn[i].eq(ozn[i - 1] & o_nxt[n])
+                                                  for i, n in ((2, "sg"), (3, "ox"), (4, "bg"))]
+        m.d.sync += [oz[i].eq(ozn[i]) for i in range(1, 5)]
+        lanes_one = Signal()
+        m.d.sync += lanes_one.eq(n_lanes == 1)
         o_ch = Signal(16)                    # o_k0 + o_lane: the channel whose parameters are read
         o_busy = Signal()
         o_lane = Signal(range(P + 1))
@@ -964,7 +977,8 @@ class Engine(wiring.Component):
         o_bg_k0 = Signal(16)                 # the block group's first channel
         m.d.comb += hand_take.eq(hand_full & ~o_busy)
         with m.If(hand_take):
-            m.d.sync += [o_busy.eq(1), o_lane.eq(0), o_lane_last.eq(n_lanes == 1), o_ch.eq(o_k0)]
+            m.d.sync += [o_busy.eq(1), o_lane.eq(0), o_ch.eq(o_k0)]
+            m.d.comb += o_nxt["lane"].eq(lanes_one)
             for p in range(P):
                 m.d.sync += o_acc[p].eq(hand[p])
 
@@ -1000,25 +1014,32 @@ class Engine(wiring.Component):
         with m.If(o_adv):
             m.d.sync += [o2_acc.eq(o_acc_lane), o2_real.eq(o_ch < K)]
             with m.If(o_busy):
-                with m.If(o_lane_last):
-                    m.d.sync += o_busy.eq(0)
-                    # the next group, in the sequencer's order: sg, ox, bg (then the next row)
-                    with m.If(~o_sg_last):
-                        m.d.sync += [o_sg.eq(o_sg + 1), o_sg_last.eq(o_sg + 2 >= n_sg), o_k0.eq(o_k0 + Mux(dw, D, P))]
-                    with m.Else():
-                        m.d.sync += [o_sg.eq(0), o_sg_last.eq(n_sg <= 1), o_k0.eq(o_bg_k0)]
-                        with m.If(~o_ox_last):
-                            m.d.sync += [o_ox.eq(o_ox + 1), o_ox_last.eq(o_ox + 2 >= Wo)]
-                        with m.Else():
-                            m.d.sync += [o_ox.eq(0), o_ox_last.eq(Wo <= 1)]
-                            with m.If(~o_bg_last):
-                                step = Mux(dw, BLOCK, Q)
-                                m.d.sync += [o_bg.eq(o_bg + 1), o_bg_last.eq(o_bg + 2 >= n_bg),
-                                             o_bg_k0.eq(o_bg_k0 + step), o_k0.eq(o_bg_k0 + step)]
-                            with m.Else():
-                                m.d.sync += [o_bg.eq(0), o_bg_last.eq(n_bg <= 1), o_bg_k0.eq(0), o_k0.eq(0)]
+                # the next lane; after the last, the next group in the sequencer's order: sg, ox,
+                # bg (then the next row). Level n steps when oz[n-1] and not oz[n]
+                with m.If(~oz[1]):
+                    m.d.sync += [o_lane.eq(o_lane + 1), o_ch.eq(o_ch + 1)]
+                    m.d.comb += o_nxt["lane"].eq(o_lane + 2 == n_lanes)
                 with m.Else():
-                    m.d.sync += [o_lane.eq(o_lane + 1), o_lane_last.eq(o_lane + 2 == n_lanes), o_ch.eq(o_ch + 1)]
+                    m.d.sync += o_busy.eq(0)
+                with m.If(oz[1] & ~oz[2]):
+                    m.d.sync += [o_sg.eq(o_sg + 1), o_k0.eq(o_k0 + Mux(dw, D, P))]
+                    m.d.comb += o_nxt["sg"].eq(o_sg + 2 >= n_sg)
+                with m.If(oz[2]):
+                    m.d.sync += [o_sg.eq(0), o_k0.eq(o_bg_k0)]
+                    m.d.comb += o_nxt["sg"].eq(sg_one)
+                with m.If(oz[2] & ~oz[3]):
+                    m.d.sync += o_ox.eq(o_ox + 1)
+                    m.d.comb += o_nxt["ox"].eq(o_ox + 2 >= Wo)
+                with m.If(oz[3]):
+                    m.d.sync += o_ox.eq(0)
+                    m.d.comb += o_nxt["ox"].eq(ox_one)
+                with m.If(oz[3] & ~oz[4]):
+                    step = Mux(dw, BLOCK, Q)
+                    m.d.sync += [o_bg.eq(o_bg + 1), o_bg_k0.eq(o_bg_k0 + step), o_k0.eq(o_bg_k0 + step)]
+                    m.d.comb += o_nxt["bg"].eq(o_bg + 2 >= n_bg)
+                with m.If(oz[4]):
+                    m.d.sync += [o_bg.eq(0), o_bg_k0.eq(0), o_k0.eq(0)]
+                    m.d.comb += o_nxt["bg"].eq(bg_one)
         m.d.comb += [
             rq.i.valid.eq(o3_valid),
             # the parameters go straight from the block RAM's output register into the
@@ -1038,9 +1059,22 @@ class Engine(wiring.Component):
         pk_ox = Signal(16)
         pk_bg = Signal(16)
         pk_oy = Signal(16)
+        blocks_per_bg = Mux(dw, 1, Q // BLOCK)
         pk_j_last = Signal()                 # pk_j + 1 >= blocks_per_bg, and so on, kept in step
         pk_ox_last = Signal()
         pk_bg_last = Signal()
+        # as in the sequencer, the nest's levels as registers: pz[1] j at its last, pz[2] j and ox,
+        # pz[3] j, ox and bg (the row's last block), made from the flags' next values (pk_nxt)
+        pk_flags = dict(j=pk_j_last, ox=pk_ox_last, bg=pk_bg_last)
+        pk_nxt = {n: Signal(name=f"pk_{n}_next") for n in pk_flags}
+        m.d.comb += [pk_nxt[n].eq(f) for n, f in pk_flags.items()]
+        m.d.sync += [f.eq(pk_nxt[n]) for n, f in pk_flags.items()]
+        pz = [Const(1)] + [Signal(name=f"pk_z{i}") for i in range(1, 4)]
+        pzn = [Const(1)] + [Signal(name=f"pk_z{i}_next") for i in range(1, 4)]
+        m.d.comb += [pzn[1].eq(pk_nxt["j"]), pzn[2].eq(pzn[1] & pk_nxt["ox"]), pzn[3].eq(pzn[2] & pk_nxt["bg"])]
+        m.d.sync += [pz[i].eq(pzn[i]) for i in range(1, 4)]
+        bpb_one = Signal()                   # one block a block group (ox_one, bg_one: the sequencer's)
+        m.d.sync += bpb_one.eq(blocks_per_bg <= 1)
         pk_oy_last = Signal()                # pk_oy + 1 == Ho
         wr_busy = Signal()
         wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
@@ -1053,7 +1087,6 @@ class Engine(wiring.Component):
         wr_start = Signal()
         pk_done = Signal()
         block_ready = Signal()
-        blocks_per_bg = Mux(dw, 1, Q // BLOCK)
         m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
         pk_take = Signal()                   # a requantised value enters the packer
         m.d.comb += [pk_take.eq(rq_queue.r_rdy & ~(block_ready & wr_busy)), rq_queue.r_en.eq(pk_take)]
@@ -1075,23 +1108,28 @@ class Engine(wiring.Component):
                 m.d.comb += omask.eq(Mux(out_cmp, big, 0xFF))
                 m.d.sync += [pk_big.eq(0), wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
                              wr_off.eq(Mux(out_cmp, 0, (pk_row + pk_ox) * BLOCK)), wr_i.eq(0), wr_start.eq(1)]
-                # the next block: j, then ox, bg, oy
-                with m.If(~pk_j_last):
-                    m.d.sync += [pk_j.eq(pk_j + 1), pk_j_last.eq(pk_j + 2 >= blocks_per_bg)]
+                # the next block: j, then ox, bg, oy (level n steps when pz[n-1] and not pz[n])
+                with m.If(~pz[1]):
+                    m.d.sync += pk_j.eq(pk_j + 1)
+                    m.d.comb += pk_nxt["j"].eq(pk_j + 2 >= blocks_per_bg)
                 with m.Else():
-                    m.d.sync += [pk_j.eq(0), pk_j_last.eq(blocks_per_bg <= 1)]
-                    with m.If(~pk_ox_last):
-                        m.d.sync += [pk_ox.eq(pk_ox + 1), pk_ox_last.eq(pk_ox + 2 >= Wo)]
-                    with m.Else():
-                        m.d.sync += [pk_ox.eq(0), pk_ox_last.eq(Wo <= 1)]
-                        with m.If(~pk_bg_last):
-                            m.d.sync += [pk_bg.eq(pk_bg + 1), pk_bg_last.eq(pk_bg + 2 >= n_bg),
-                                         pk_bg_cb.eq(pk_bg_cb + blocks_per_bg)]
-                        with m.Else():
-                            m.d.sync += [pk_bg.eq(0), pk_bg_last.eq(n_bg <= 1), pk_bg_cb.eq(0),
-                                         pk_oy.eq(pk_oy + 1), pk_oy_last.eq(pk_oy + 2 == Ho), pk_row.eq(pk_row + Wo)]
-                            with m.If(pk_oy_last):
-                                m.d.sync += pk_done.eq(1)
+                    m.d.sync += pk_j.eq(0)
+                    m.d.comb += pk_nxt["j"].eq(bpb_one)
+                with m.If(pz[1] & ~pz[2]):
+                    m.d.sync += pk_ox.eq(pk_ox + 1)
+                    m.d.comb += pk_nxt["ox"].eq(pk_ox + 2 >= Wo)
+                with m.If(pz[2]):
+                    m.d.sync += pk_ox.eq(0)
+                    m.d.comb += pk_nxt["ox"].eq(ox_one)
+                with m.If(pz[2] & ~pz[3]):
+                    m.d.sync += [pk_bg.eq(pk_bg + 1), pk_bg_cb.eq(pk_bg_cb + blocks_per_bg)]
+                    m.d.comb += pk_nxt["bg"].eq(pk_bg + 2 >= n_bg)
+                with m.If(pz[3]):
+                    m.d.sync += [pk_bg.eq(0), pk_bg_cb.eq(0),
+                                 pk_oy.eq(pk_oy + 1), pk_oy_last.eq(pk_oy + 2 == Ho), pk_row.eq(pk_row + Wo)]
+                    m.d.comb += pk_nxt["bg"].eq(bg_one)
+                    with m.If(pk_oy_last):
+                        m.d.sync += pk_done.eq(1)
 
         # writer: one block to memory, a byte a cycle
         with m.If(wr_busy):
@@ -1129,12 +1167,12 @@ class Engine(wiring.Component):
         m.d.comb += all_written.eq(pk_done & ~wr_busy)
         with m.If(run_start):
             m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0),
-                         o_sg_last.eq(n_sg <= 1), o_ox_last.eq(Wo <= 1), o_bg_last.eq(n_bg <= 1),
                          o_k0.eq(0), o_bg_k0.eq(0),
                          pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
-                         pk_j_last.eq(blocks_per_bg <= 1), pk_ox_last.eq(Wo <= 1), pk_bg_last.eq(n_bg <= 1),
                          pk_oy_last.eq(Ho <= 1),
                          wr_busy.eq(0), b_valid.eq(0), c_valid.eq(0)]
+            m.d.comb += [pk_nxt["j"].eq(bpb_one), pk_nxt["ox"].eq(ox_one), pk_nxt["bg"].eq(bg_one),
+                         o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
 
         # ---- counters --------------------------------------------------------------------
         with m.If(status_busy):
