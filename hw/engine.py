@@ -719,6 +719,17 @@ class Engine(wiring.Component):
                          b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
                          b_k0.eq(k0)]
 
+        # the start values, registered from the descriptor and its derived values (settled long
+        # before RUN: INIT and PARAMS come between), in two steps where there is arithmetic
+        st_kp = Signal(signed(6))            # k - pad
+        st_need = Signal(signed(18))         # min(k - pad, H)
+        st_slot = Signal(5)
+        st_base = Signal(LBW)
+        st_left_cb = Signal(LBW)
+        m.d.sync += [st_kp.eq(k - pad), st_need.eq(Mux(st_kp > H, H, st_kp)),
+                     st_slot.eq(Mux(pad == 0, 0, rows - pad)),
+                     st_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)), st_left_cb.eq(-pad_cb)]
+
         with m.FSM():
             with m.State("S_IDLE"):
                 with m.If(run_start):
@@ -726,13 +737,12 @@ class Engine(wiring.Component):
                                  nxt["sg"].eq(sg_one), nxt["ox"].eq(ox_one), nxt["bg"].eq(bg_one), nxt["ge"].eq(0),
                                  nxt["sr"].eq(n_real_m1 == 0)]
                     m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
-                                 top.eq(-pad), need_rows.eq(Mux(k - pad > H, H, k - pad)),
+                                 top.eq(-pad), need_rows.eq(st_need),
                                  rel.eq(s - pad), nt_k.eq(s + k - pad),
-                                 left.eq(-pad), top_slot.eq(Mux(pad == 0, 0, rows - pad)),
-                                 cur_slot.eq(Mux(pad == 0, 0, rows - pad)), g_off.eq(0), bg_off.eq(0),
-                                 top_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
-                                 cur_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)),
-                                 left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb),
+                                 left.eq(-pad), top_slot.eq(st_slot),
+                                 cur_slot.eq(st_slot), g_off.eq(0), bg_off.eq(0),
+                                 top_base.eq(st_base), cur_base.eq(st_base),
+                                 left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
                                  g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0), k0.eq(0), bg_k0.eq(0),
                                  rows_released.eq(0)]
                     m.next = "S_ROW"
@@ -782,7 +792,7 @@ class Engine(wiring.Component):
                                      ix_cb.eq(left_cb + s_cb)]
                         m.d.comb += nxt["ox"].eq(ox + 2 >= Wo)
                     with m.If(z[5]):
-                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(-pad_cb), ix_cb.eq(-pad_cb)]
+                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb)]
                         m.d.comb += nxt["ox"].eq(ox_one)
                     with m.If(z[5] & ~z[6]):
                         step = Mux(dw, BLOCK, Q)
