@@ -695,10 +695,11 @@ class Engine(wiring.Component):
         b_wbase = Signal(32)
         b_chmask = Signal(8)
         b_dwoff = Signal(3)
-        b_k0 = Signal(16)
+        b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
         b_take = Signal()
+        # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
         pos_layout = data.StructLayout({"word": word_layout, "inb": 1, "last": 1, "wbase": 32, "chmask": 8,
-                                        "dwoff": 3, "k0": 16})
+                                        "dwoff": 3, "nl": range(P + 1)})
         BQ = 6
         m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
         b_entry = Signal(pos_layout)
@@ -706,18 +707,20 @@ class Engine(wiring.Component):
         # then comes from a flip-flop, not from the queue's level and the scanner's pop
         m.d.comb += [a_adv.eq(_credits(m, BQ, "seq", a_adv & a_valid, b_take)), linebuf.r_addr.eq(cur_base + ix_cb + pos_cb),
                      b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
-                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
-                     b_entry.k0.eq(b_k0)]
+                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
         c_valid = Signal()
         c_entry = Signal(pos_layout)
-        m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry)]
+        c_nl = Signal(range(P + 1))          # K - k0 subtracted in stage B, clamped into stage C
+        m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry),
+                     c_nl.eq(Mux(b_kleft <= 0, 0, Mux(b_kleft < P, b_kleft, P)))]
         c_full = Signal(pos_layout)
-        m.d.comb += [c_full.eq(c_entry), c_full.word.eq(linebuf.r_data), bq.w_data.eq(c_full), bq.w_en.eq(c_valid)]
+        m.d.comb += [c_full.eq(c_entry), c_full.word.eq(linebuf.r_data), c_full.nl.eq(c_nl),
+                     bq.w_data.eq(c_full), bq.w_en.eq(c_valid)]
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(z[3]),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
                          b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
-                         b_k0.eq(k0)]
+                         b_kleft.eq(K - k0)]
 
         # the start values, registered from the descriptor and its derived values (settled long
         # before RUN: INIT and PARAMS come between), in two steps where there is arithmetic
@@ -818,7 +821,8 @@ class Engine(wiring.Component):
         # khkw_x[0] = 0), added when the word is taken, so that an item's address is a selection
         # by the lowest operand, with no add after it
         sc_waddr = Array(Signal(32, name=f"sc_waddr{i}") for i in range(BLOCK))
-        sc_k0 = Signal(16)
+        sc_dwoff = Signal(3)                 # depthwise: the subgroup's first lane in the block
+        sc_nl = Signal(range(P + 1))         # standard: the group's real output channels
         item_layout = data.StructLayout({"x": data.ArrayLayout(signed(8), BLOCK), "mac": 1, "last": 1})
         m.submodules.items = items = SyncFIFOBuffered(width=item_layout.size, depth=self.fifo_depth)
         item = Signal(item_layout)
@@ -853,7 +857,7 @@ class Engine(wiring.Component):
         consume = Signal()                   # the current word is finished this cycle
         w_issue_addr = Signal(32)
         vals_sh = Signal(data.ArrayLayout(signed(8), BLOCK))
-        m.d.comb += vals_sh.eq(sc_vals.as_value() >> (sc_k0[:3] * 8))
+        m.d.comb += vals_sh.eq(sc_vals.as_value() >> (sc_dwoff * 8))
         room = Signal()
         m.d.comb += room.eq(item_room)
         with m.If(sc_valid):
@@ -875,12 +879,10 @@ class Engine(wiring.Component):
                          w_req.payload.eq(w_issue_addr),
                          items.w_en.eq(sc_valid & emit & room & (~emit_mac | w_req.ready))]
         mac_lanes = Signal(range(P + 1))
-        kleft = Signal(signed(18))
-        m.d.comb += kleft.eq(K - sc_k0)
         with m.If(dw):
             m.d.comb += mac_lanes.eq(_popcount(sc_mask, BLOCK))
         with m.Else():
-            m.d.comb += mac_lanes.eq(Mux(kleft <= 0, 0, Mux(kleft < P, kleft, P)))
+            m.d.comb += mac_lanes.eq(sc_nl)
         # counter increments are registered and added a cycle later (off the scanner's path)
         macs_inc = Signal(range(P + 1))
         skip_inc = Signal(4)
@@ -896,7 +898,7 @@ class Engine(wiring.Component):
             m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_single.eq((mask_in & (mask_in - 1)) == 0),
                          sc_any.eq(mask_in != 0), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
                          sc_last.eq(q.last),
-                         sc_k0.eq(Mux(dw, q.dwoff, q.k0))]
+                         sc_dwoff.eq(q.dwoff), sc_nl.eq(q.nl)]
             m.d.sync += [sc_waddr[i].eq(q.wbase + khkw_x[i]) for i in range(BLOCK)]
             # operands skipped: in-range channels / lanes without an operand
             avail = Signal(8)
