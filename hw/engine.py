@@ -86,31 +86,39 @@ class _PipeRegister(wiring.Component):
         return m
 
 
-class _SkidBuffer(wiring.Component):
-    """A stream register whose `i.ready` is a flip-flop too (verilog-axis's skid register): the
-    consumer's decision to take a word ends here, and the producer's next transfer depends on a
-    register only. A second register holds the word that arrives while the output is stalled.
-    Full throughput; one cycle of latency."""
+class _TwoPlaceQueue(wiring.Component):
+    """A two-place stream queue for a wide payload whose consumer decides late: the places load
+    on the producer's side only (their enables do not depend on `o.ready`), the output is the
+    place a read pointer selects, and `o.valid` and `i.ready` are flip-flops. The consumer's
+    decision then reaches a pointer and a count, not the payload's flip-flops. Full throughput;
+    one cycle of latency."""
 
     def __init__(self, width):
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
     def elaborate(self, platform):
         m = Module()
+        place = [Signal.like(self.i.payload, name=f"place{n}") for n in range(2)]
+        w_ptr = Signal()
+        r_ptr = Signal()
+        count = Signal(range(3))
+        count_next = Signal(range(3))
         i_ready = Signal(init=1)
-        skid_valid = Signal()
-        skid = Signal.like(self.i.payload)
-        m.d.comb += self.i.ready.eq(i_ready)
-        # ready next cycle unless the skid register will be full: the output takes its word now,
-        # or the skid register stays empty (the output is empty or nothing arrives)
-        m.d.sync += i_ready.eq(self.o.ready | (~skid_valid & (~self.o.valid | ~self.i.valid)))
-        with m.If(i_ready):
-            with m.If(self.o.ready | ~self.o.valid):
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        o_valid = Signal()
+        push = self.i.valid & i_ready
+        pop = self.o.ready & o_valid
+        m.d.comb += [self.i.ready.eq(i_ready), self.o.valid.eq(o_valid),
+                     self.o.payload.eq(Mux(r_ptr, place[1], place[0])),
+                     count_next.eq(count + push - pop)]
+        m.d.sync += [count.eq(count_next), o_valid.eq(count_next != 0), i_ready.eq(count_next != 2)]
+        with m.If(push):
+            m.d.sync += w_ptr.eq(~w_ptr)
+            with m.If(w_ptr):
+                m.d.sync += place[1].eq(self.i.payload)
             with m.Else():
-                m.d.sync += [skid_valid.eq(self.i.valid), skid.eq(self.i.payload)]
-        with m.Elif(self.o.ready):
-            m.d.sync += [self.o.valid.eq(skid_valid), self.o.payload.eq(skid), skid_valid.eq(0)]
+                m.d.sync += place[0].eq(self.i.payload)
+        with m.If(pop):
+            m.d.sync += r_ptr.eq(~r_ptr)
         return m
 
 
@@ -409,11 +417,11 @@ class Engine(wiring.Component):
         m.submodules.w_slice = w_slice = _PipeRegister(32)
         w_req = w_slice.i
         wiring.connect(m, w_slice.o, wiring.flipped(self.w_addr))
-        # weight words arrive through a skid register: the MAC's pop ends at its flip-flops, and
-        # the memory's read queue advances on a flip-flop (its ready)
-        m.submodules.w_skid = w_skid = _SkidBuffer(8 * P)
-        wiring.connect(m, wiring.flipped(self.w_data), w_skid.i)
-        w_in = w_skid.o
+        # weight words arrive through a two-place queue: the MAC's pop reaches its read pointer
+        # only, and the memory's read queue advances on a flip-flop (its ready)
+        m.submodules.w_queue = w_queue = _TwoPlaceQueue(8 * P)
+        wiring.connect(m, wiring.flipped(self.w_data), w_queue.i)
+        w_in = w_queue.o
         # parameter load through the weight port
         w_addr_params = Signal(32)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
