@@ -539,6 +539,11 @@ class Engine(wiring.Component):
                         m.d.sync += [l_slot.eq(l_slot + 1), slot_last.eq(l_slot + 2 >= rows),
                                      l_slot_base.eq(l_slot_base + row_words)]
 
+        # rows the line buffer can take, rows_released + rows, registered: a cycle late it is at
+        # most too small (rows_released only grows during a layer), which only delays a row
+        row_limit = Signal(17)
+        m.d.sync += row_limit.eq(Mux(run_start, 0, rows_released) + rows)
+
         with m.FSM():
             with m.State("L_IDLE"):
                 m.d.comb += l_idle.eq(1)
@@ -554,7 +559,7 @@ class Engine(wiring.Component):
                     m.next = "L_IDLE"
                 with m.Elif(ly == H):
                     pass
-                with m.Elif(ly < rows_released + rows):
+                with m.Elif(ly < row_limit):
                     m.next = "L_WORD"
             with m.State("L_WORD"):
                 m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0)]

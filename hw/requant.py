@@ -1,7 +1,7 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp, after the bias. Eleven pipeline stages (no stage has more than one 16 x 16
-multiplier, one wide adder or one barrel shifter), one result per cycle, stalls on back-pressure."""
+fused activation clamp, after the bias. Twelve pipeline stages (no stage has more than one 16 x 16
+multiplier, one wide adder, one wide compare or one barrel shifter), one result per cycle, stalls on back-pressure."""
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -29,7 +29,7 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 11
+    LATENCY = 12
 
     def elaborate(self, platform):
         m = Module()
@@ -79,12 +79,19 @@ class Requantizer(wiring.Component):
         s3_right = Signal(unsigned(5))
         s3_mask = Signal(unsigned(31))      # (1 << right) - 1, from the right shift alone: made a stage early
         trunc = (s3a_nudged + Mux(s3a_nudged < 0, (1 << 31) - 1, 0)) >> 31
-        # stage 4a: RoundingDivideByPOT's shift and its rounding decision; 4b: their sum; then the clamp
+        # stage 4a: RoundingDivideByPOT's shift and remainder; 4b: its rounding decision,
+        # remainder > (mask >> 1) + (q < 0), as two compares side by side (no add in front);
+        # 5: their sum; then the clamp
+        s3_half = Signal(unsigned(31))      # mask >> 1, made with the mask
+        s4a_valid = Signal()
+        s4a_shifted = Signal(signed(32))
+        s4a_rem = Signal(unsigned(31))
+        s4a_neg = Signal()
+        s4a_half = Signal(unsigned(31))
+        s4a_half1 = Signal(unsigned(32))    # half + 1
         s4_valid = Signal()
         s4_shifted = Signal(signed(32))
         s4_up = Signal()
-        remainder = s3_q.as_unsigned()[:31] & s3_mask
-        threshold = (s3_mask >> 1) + (s3_q < 0)
         s5_valid = Signal()
         divided = Signal(signed(33))
         clamped = Mux(divided < self.lo, self.lo, Mux(divided > self.hi, self.hi, divided))
@@ -126,9 +133,16 @@ class Requantizer(wiring.Component):
                 s3_q.eq(Mux(s3a_ovf, quant.INT32_MAX, trunc[:32].as_signed())),
                 s3_right.eq(s3a_right),
                 s3_mask.eq(((Const(1, unsigned(32)) << s3a_right) - 1)[:31]),
-                s4_valid.eq(s3_valid),
-                s4_shifted.eq(s3_q >> s3_right),
-                s4_up.eq(remainder > threshold),
+                s3_half.eq(((Const(1, unsigned(32)) << s3a_right) - 1)[1:32]),
+                s4a_valid.eq(s3_valid),
+                s4a_shifted.eq(s3_q >> s3_right),
+                s4a_rem.eq(s3_q.as_unsigned()[:31] & s3_mask),
+                s4a_neg.eq(s3_q < 0),
+                s4a_half.eq(s3_half),
+                s4a_half1.eq(s3_half + 1),
+                s4_valid.eq(s4a_valid),
+                s4_shifted.eq(s4a_shifted),
+                s4_up.eq(Mux(s4a_neg, s4a_rem > s4a_half1, s4a_rem > s4a_half)),
                 s5_valid.eq(s4_valid),
                 divided.eq(s4_shifted + s4_up),
                 self.o.valid.eq(s5_valid),
