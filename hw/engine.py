@@ -543,6 +543,10 @@ class Engine(wiring.Component):
         # most too small (rows_released only grows during a layer), which only delays a row
         row_limit = Signal(17)
         m.d.sync += row_limit.eq(Mux(run_start, 0, rows_released) + rows)
+        # L_ROW's decisions as registers (ly holds from L_SETTLE on)
+        l_rows_done = Signal()               # ly == H
+        l_row_free = Signal()                # ly < row_limit
+        m.d.sync += [l_rows_done.eq(ly == H), l_row_free.eq(ly < row_limit)]
 
         with m.FSM():
             with m.State("L_IDLE"):
@@ -553,13 +557,15 @@ class Engine(wiring.Component):
                     m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
                                  l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0),
                                  cb_one.eq(cb_in == 1), l_next.eq(reg["IN_BASE"])]
-                    m.next = "L_ROW"
+                    m.next = "L_SETTLE"
+            with m.State("L_SETTLE"):        # ly settles: L_ROW's compares are registered
+                m.next = "L_ROW"
             with m.State("L_ROW"):
                 with m.If(~run):
                     m.next = "L_IDLE"
-                with m.Elif(ly == H):
+                with m.Elif(l_rows_done):
                     pass
-                with m.Elif(ly < row_limit):
+                with m.Elif(l_row_free):
                     m.next = "L_WORD"
             with m.State("L_WORD"):
                 m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0)]
@@ -604,7 +610,7 @@ class Engine(wiring.Component):
                 m.d.sync += l_next.eq(ipw_data)
                 next_word()
                 with m.If(lcb_last & lx_last):
-                    m.next = "L_ROW"         # a new row must wait for a free line-buffer slot
+                    m.next = "L_SETTLE"      # a new row must wait for a free line-buffer slot
                 with m.Else():
                     m.next = "L_WORD"
 
@@ -680,10 +686,13 @@ class Engine(wiring.Component):
                      bg_one.eq(n_bg <= 1)]
         k0 = Signal(16)                      # first output channel of the group: bg Q + sg P (dw: 8 bg + D sg)
         bg_k0 = Signal(16)                   # first output channel of the block group
-        # the next output row's slot, line-buffer base and released rows, computed ahead: an
-        # output row ends in S_POS and S_ROW always follows, so these are settled before use
-        nts = Signal(6)
-        m.d.comb += nts.eq(top_slot + s)
+        # the next output row's slot, line-buffer base and released rows, computed ahead in two
+        # steps from top_slot / top_base / top: an output row ends in S_POS, and S_SETTLE and S_ROW
+        # always follow, so these are settled before the next row's end uses them
+        nts = Signal(6)                      # top_slot + s
+        nts_wrap = Signal()                  # top_slot + s >= rows
+        tb_s = Signal(LBW)                   # top_base + s_words
+        m.d.sync += [nts.eq(top_slot + s), nts_wrap.eq(top_slot + s >= rows), tb_s.eq(top_base + s_words)]
         next_slot = Signal(5)
         next_base = Signal(LBW)
         next_released = Signal(16)
@@ -691,8 +700,8 @@ class Engine(wiring.Component):
         rel = Signal(signed(18))             # top + s, kept in step with top
         nt_k = Signal(signed(19))            # top + s + k
         m.d.sync += next_need.eq(Mux(nt_k > H, H, nt_k))
-        m.d.sync += [next_slot.eq(Mux(nts >= rows, nts - rows, nts)),
-                     next_base.eq(top_base + s_words - Mux(nts >= rows, rows_acc, 0)),
+        m.d.sync += [next_slot.eq(Mux(nts_wrap, nts - rows, nts)),
+                     next_base.eq(tb_s - Mux(nts_wrap, rows_acc, 0)),
                      next_released.eq(Mux(rel < 0, 0, Mux(rel > H, H, rel)))]
         chmask = Signal(8)
         for i in range(BLOCK):
@@ -746,6 +755,12 @@ class Engine(wiring.Component):
                      st_slot.eq(Mux(pad == 0, 0, rows - pad)),
                      st_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)), st_left_cb.eq(-pad_cb)]
 
+        # S_ROW's decisions as registers: oy and need_rows hold from S_SETTLE on; rows_loaded only
+        # grows, so a cycle late it is at most too small, which only delays the row
+        s_rows_done = Signal()               # oy == Ho
+        s_row_ready = Signal()               # rows_loaded >= need_rows
+        m.d.sync += [s_rows_done.eq(oy == Ho), s_row_ready.eq(rows_loaded >= need_rows)]
+
         with m.FSM():
             with m.State("S_IDLE"):
                 with m.If(run_start):
@@ -761,13 +776,15 @@ class Engine(wiring.Component):
                                  left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
                                  g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0), k0.eq(0), bg_k0.eq(0),
                                  rows_released.eq(0)]
-                    m.next = "S_ROW"
+                    m.next = "S_SETTLE"
+            with m.State("S_SETTLE"):        # a row's values settle: the compares below, next_*
+                m.next = "S_ROW"
             with m.State("S_ROW"):
                 with m.If(~run):
                     m.next = "S_IDLE"
-                with m.Elif(oy == Ho):
+                with m.Elif(s_rows_done):
                     m.d.sync += rows_released.eq(H)
-                with m.Elif(rows_loaded >= need_rows):
+                with m.Elif(s_row_ready):
                     m.next = "S_POS"
             with m.State("S_POS"):
                 m.d.comb += a_valid.eq(1)
@@ -823,7 +840,7 @@ class Engine(wiring.Component):
                                      top_base.eq(next_base), cur_base.eq(next_base),
                                      rows_released.eq(next_released), need_rows.eq(next_need)]
                         m.d.comb += nxt["bg"].eq(bg_one)
-                        m.next = "S_ROW"
+                        m.next = "S_SETTLE"
 
         # ---- scanner: one MAC item per non-zero operand ----------------------------------
         sc_valid = Signal()

@@ -11,7 +11,7 @@ from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
 SETUP = 8
-ROW_OVERHEAD = 4          # S_ROW and the refill of the line-buffer read, its register and the scanner
+ROW_OVERHEAD = 5          # S_SETTLE, S_ROW and the refill of the line-buffer read, its register and the scanner
 
 
 def _windows(x_present, k, s, pad, ho, wo):
