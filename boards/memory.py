@@ -15,7 +15,7 @@ from ..hw.simmem import WriteReq
 class HostPort(wiring.Signature):
     """Byte access from the bridge: `addr` a byte address; `we` writes `w_data`; `re` reads, and
     `r_data` holds the byte `READ_LATENCY` cycles after."""
-    READ_LATENCY = 3
+    READ_LATENCY = 4
     def __init__(self, addr_width):
         super().__init__({"addr": Out(addr_width), "w_data": Out(8), "we": Out(1), "re": Out(1), "r_data": In(8)})
 
@@ -69,14 +69,21 @@ class BoardMemory(wiring.Component):
             # (this form, the write enables' OR, is the one Yosys maps to the UP5K's SPRAM)
             m.d.comb += rp.en.eq(~wp.en.any())
             m.d.sync += q_word.eq(rp.data)
+        # the host port is registered where it enters (the bridge sits far from the block RAMs,
+        # and its address decodes into every lane's write enable)
+        host = HostPort(len(self.host.addr)).flip().create(path=("host_q",))
+        m.d.sync += [host.addr.eq(self.host.addr), host.w_data.eq(self.host.w_data),
+                     host.we.eq(self.host.we), host.re.eq(self.host.re)]
+        host_we = Signal(wb)                                # the registered write's byte lane
+        m.d.sync += host_we.eq(Mux(self.host.we, Const(1, wb) << (self.host.addr[:_log2(wb)] if wb > 1 else 0), 0))
         host_lane = Signal(range(wb))
         host_lane_q = Signal(range(wb))
-        host_word = self.host.addr >> _log2(wb)
-        m.d.sync += [host_lane.eq(self.host.addr[:_log2(wb)] if wb > 1 else 0), host_lane_q.eq(host_lane)]
+        host_word = host.addr >> _log2(wb)
+        m.d.sync += [host_lane.eq(host.addr[:_log2(wb)] if wb > 1 else 0), host_lane_q.eq(host_lane)]
         # the byte is selected from the registered word, and registered again: it arrives
-        # HostPort.READ_LATENCY (3) cycles after `re`
+        # HostPort.READ_LATENCY (4) cycles after `re`, one for the port's register
         m.d.sync += self.host.r_data.eq(q_word.word_select(host_lane_q, 8))
-        host_active = self.host.we | self.host.re
+        host_active = host.we | host.re
 
         if self.kind == "read":
             # an accepted address is registered before it reaches the RAM (the engine's address
@@ -126,17 +133,12 @@ class BoardMemory(wiring.Component):
             m.d.sync += [x_en.eq(Mux(w_valid & (w_byte < self.size), Const(1, wb) << w_lane, 0)),
                          x_word.eq(w_byte >> _log2(wb)), x_data.eq(w_data)]
             engine_word = x_word
-            host_lane_w = self.host.addr[:_log2(wb)] if wb > 1 else 0
-            m.d.comb += wp_data.eq(Mux(host_active, self.host.w_data, x_data).replicate(wb))
+            m.d.comb += wp_data.eq(Mux(host_active, host.w_data, x_data).replicate(wb))
             for i in range(wb):
-                m.d.comb += wp_en[i].eq(Mux(host_active, self.host.we & (host_lane_w == i), x_en[i]))
+                m.d.comb += wp_en[i].eq(Mux(host_active, host_we[i], x_en[i]))
         m.d.comb += addr.eq(Mux(host_active, host_word, engine_word))
         if self.kind == "read":
-            with m.If(self.host.we):
-                lane = self.host.addr[:_log2(wb)] if wb > 1 else 0
-                m.d.comb += wp_data.eq(self.host.w_data.replicate(wb))
-                for i in range(wb):
-                    m.d.comb += wp_en[i].eq(lane == i)
+            m.d.comb += [wp_data.eq(host.w_data.replicate(wb)), wp_en.eq(host_we)]
         return m
 
 

@@ -424,6 +424,11 @@ class Engine(wiring.Component):
         w_in = w_queue.o
         # parameter load through the weight port
         w_addr_params = Signal(32)
+        # a completed parameter word is written one cycle later from registers (the block RAMs
+        # are far from the weight queue); RUN reads the buffer only after the first MACs
+        pw_en = Signal()
+        m.d.sync += pw_en.eq(0)
+        m.d.comb += params.w_en.eq(pw_en)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
         with m.If(phase_params):
             m.d.comb += [w_req.valid.eq(pa_issue < pa_total), w_req.payload.eq(w_addr_params),
@@ -437,7 +442,7 @@ class Engine(wiring.Component):
                 m.d.sync += pa_asm.eq(word)
                 with m.If(pa_j == PW - 1):
                     m.d.sync += [pa_j.eq(0), pa_k.eq(pa_k + 1)]
-                    m.d.comb += [params.w_addr.eq(pa_k), params.w_en.eq(1),
+                    m.d.sync += [pw_en.eq(1), params.w_addr.eq(pa_k),
                                  params.w_data.bias.eq(word[0:32]), params.w_data.mult.eq(word[32:64]),
                                  params.w_data.shift.eq(word[64:70])]
                 with m.Else():
@@ -1102,21 +1107,16 @@ class Engine(wiring.Component):
         pk_bg = Signal(16)
         pk_oy = Signal(16)
         blocks_per_bg = Mux(dw, 1, Q // BLOCK)
-        pk_j_last = Signal()                 # pk_j + 1 >= blocks_per_bg, and so on, kept in step
-        pk_ox_last = Signal()
-        pk_bg_last = Signal()
-        # as in the sequencer, the nest's levels as registers: pz[1] j at its last, pz[2] j and ox,
-        # pz[3] j, ox and bg (the row's last block), made from the flags' next values (pk_nxt)
-        pk_flags = dict(j=pk_j_last, ox=pk_ox_last, bg=pk_bg_last)
-        pk_nxt = {n: Signal(name=f"pk_{n}_next") for n in pk_flags}
-        m.d.comb += [pk_nxt[n].eq(f) for n, f in pk_flags.items()]
-        m.d.sync += [f.eq(pk_nxt[n]) for n, f in pk_flags.items()]
+        # The nest's levels as registers, two cycles behind the counters: pz[1] j at its last,
+        # pz[2] j and ox, pz[3] j, ox and bg (the row's last block). A block takes eight values,
+        # so the counters step at most once in eight cycles and the levels are in step by the
+        # next block (the sequencer, which steps every cycle, keeps its levels from next values)
+        pk_last = dict(j=pk_j + 1 >= blocks_per_bg, ox=pk_ox + 1 >= Wo, bg=pk_bg + 1 >= n_bg)
+        pk_flag = {n: Signal(name=f"pk_{n}_last") for n in pk_last}
+        m.d.sync += [pk_flag[n].eq(v) for n, v in pk_last.items()]
         pz = [Const(1)] + [Signal(name=f"pk_z{i}") for i in range(1, 4)]
-        pzn = [Const(1)] + [Signal(name=f"pk_z{i}_next") for i in range(1, 4)]
-        m.d.comb += [pzn[1].eq(pk_nxt["j"]), pzn[2].eq(pzn[1] & pk_nxt["ox"]), pzn[3].eq(pzn[2] & pk_nxt["bg"])]
-        m.d.sync += [pz[i].eq(pzn[i]) for i in range(1, 4)]
-        bpb_one = Signal()                   # one block a block group (ox_one, bg_one: the sequencer's)
-        m.d.sync += bpb_one.eq(blocks_per_bg <= 1)
+        m.d.sync += [pz[1].eq(pk_flag["j"]), pz[2].eq(pk_flag["j"] & pk_flag["ox"]),
+                     pz[3].eq(pk_flag["j"] & pk_flag["ox"] & pk_flag["bg"])]
         pk_oy_last = Signal()                # pk_oy + 1 == Ho
         wr_busy = Signal()
         wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
@@ -1153,23 +1153,17 @@ class Engine(wiring.Component):
                 # the next block: j, then ox, bg, oy (level n steps when pz[n-1] and not pz[n])
                 with m.If(~pz[1]):
                     m.d.sync += pk_j.eq(pk_j + 1)
-                    m.d.comb += pk_nxt["j"].eq(pk_j + 2 >= blocks_per_bg)
                 with m.Else():
                     m.d.sync += pk_j.eq(0)
-                    m.d.comb += pk_nxt["j"].eq(bpb_one)
                 with m.If(pz[1] & ~pz[2]):
                     m.d.sync += pk_ox.eq(pk_ox + 1)
-                    m.d.comb += pk_nxt["ox"].eq(pk_ox + 2 >= Wo)
                 with m.If(pz[2]):
                     m.d.sync += pk_ox.eq(0)
-                    m.d.comb += pk_nxt["ox"].eq(ox_one)
                 with m.If(pz[2] & ~pz[3]):
                     m.d.sync += [pk_bg.eq(pk_bg + 1), pk_bg_cb.eq(pk_bg_cb + blocks_per_bg)]
-                    m.d.comb += pk_nxt["bg"].eq(pk_bg + 2 >= n_bg)
                 with m.If(pz[3]):
                     m.d.sync += [pk_bg.eq(0), pk_bg_cb.eq(0),
                                  pk_oy.eq(pk_oy + 1), pk_oy_last.eq(pk_oy + 2 == Ho), pk_row.eq(pk_row + Wo)]
-                    m.d.comb += pk_nxt["bg"].eq(bg_one)
                     with m.If(pk_oy_last):
                         m.d.sync += pk_done.eq(1)
 
@@ -1213,8 +1207,7 @@ class Engine(wiring.Component):
                          pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
                          pk_oy_last.eq(Ho <= 1),
                          wr_busy.eq(0), b_valid.eq(0), c_valid.eq(0)]
-            m.d.comb += [pk_nxt["j"].eq(bpb_one), pk_nxt["ox"].eq(ox_one), pk_nxt["bg"].eq(bg_one),
-                         o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
+            m.d.comb += [o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
 
         # ---- counters --------------------------------------------------------------------
         with m.If(status_busy):
