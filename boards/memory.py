@@ -50,16 +50,24 @@ class BoardMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wb, ub = self.word_bytes, self.unit_bytes
-        addr = Signal(range(self.depth))                    # the one address
+        # the one address: a register, made from its next value (it reaches every block RAM)
+        addr = Signal(range(self.depth))
+        addr_next = Signal(range(self.depth))
+        m.d.sync += addr.eq(addr_next)
         # the RAM's output word goes straight into a register (a block RAM's clock-to-output time is
         # most of a 100 MHz cycle): every read has one more cycle of latency. On the ECP5 that
         # register is the block RAM's own output register (ECP5RAM); elsewhere a fabric register
         q_word = Signal(8 * wb)
         wp_data = Signal(8 * wb)
+        # the byte-lane write enables are registers, made from their next values (wp_en_next), and
+        # so are the ECP5 block RAMs' clock enables: both fan out to every block RAM of a lane
         wp_en = Signal(wb)
+        wp_en_next = Signal(wb)
+        m.d.sync += wp_en.eq(wp_en_next)
         if getattr(platform, "family", None) == "ecp5" and ECP5RAM.fits(self.depth):
             m.submodules.mem = ram = ECP5RAM(self.depth, wb)
             m.d.comb += [ram.addr.eq(addr), ram.w_data.eq(wp_data), ram.w_en.eq(wp_en), q_word.eq(ram.q)]
+            m.d.sync += ram.ce.eq(ECP5RAM.clock_enables(wp_en_next))
         else:
             m.submodules.mem = mem = Memory(shape=8 * wb, depth=self.depth, init=[])
             wp = mem.write_port(granularity=8)
@@ -74,11 +82,10 @@ class BoardMemory(wiring.Component):
         host = HostPort(len(self.host.addr)).flip().create(path=("host_q",))
         m.d.sync += [host.addr.eq(self.host.addr), host.w_data.eq(self.host.w_data),
                      host.we.eq(self.host.we), host.re.eq(self.host.re)]
-        host_we = Signal(wb)                                # the registered write's byte lane
-        m.d.sync += host_we.eq(Mux(self.host.we, Const(1, wb) << (self.host.addr[:_log2(wb)] if wb > 1 else 0), 0))
+        host_we_next = Mux(self.host.we, Const(1, wb) << (self.host.addr[:_log2(wb)] if wb > 1 else 0), 0)
         host_lane = Signal(range(wb))
         host_lane_q = Signal(range(wb))
-        host_word = host.addr >> _log2(wb)
+        host_word_next = self.host.addr >> _log2(wb)
         m.d.sync += [host_lane.eq(host.addr[:_log2(wb)] if wb > 1 else 0), host_lane_q.eq(host_lane)]
         # the byte is selected from the registered word, and registered again: it arrives
         # HostPort.READ_LATENCY (4) cycles after `re`, one for the port's register
@@ -115,30 +122,27 @@ class BoardMemory(wiring.Component):
             m.d.comb += [fifo.w_data.eq(Mux(q_oob, 0, word)), fifo.w_en.eq(q_valid),
                          self.data.payload.eq(fifo.r_data), self.data.valid.eq(fifo.r_rdy),
                          fifo.r_en.eq(self.data.ready)]
-            engine_word = a_unit >> _log2(upw)
+            engine_word_next = Mux(take, self.addr.payload, a_unit) >> _log2(upw)
         else:
-            # an accepted write is registered (w_*), then decoded into registered byte-lane enables
-            # (x_*), which reach the RAM directly: they fan out to every block RAM of their lane
+            # an accepted write is registered (w_*), then decoded into the registered byte-lane
+            # enables and address, which reach the RAM directly (the data a cycle later, in x_data)
             w_valid = Signal()
             w_byte = Signal(32)
             w_data = Signal(8)
-            x_en = Signal(wb)
-            x_word = Signal(range(self.depth))
             x_data = Signal(8)
             m.d.comb += self.req.ready.eq(1)          # the host writes only while the engine is idle
             m.d.sync += w_valid.eq(self.req.valid & self.req.ready)
             with m.If(self.req.valid & self.req.ready):
                 m.d.sync += [w_byte.eq(self.req.payload.addr), w_data.eq(self.req.payload.data)]
             w_lane = w_byte[:_log2(wb)] if wb > 1 else 0
-            m.d.sync += [x_en.eq(Mux(w_valid & (w_byte < self.size), Const(1, wb) << w_lane, 0)),
-                         x_word.eq(w_byte >> _log2(wb)), x_data.eq(w_data)]
-            engine_word = x_word
+            x_en_next = Mux(w_valid & (w_byte < self.size), Const(1, wb) << w_lane, 0)
+            m.d.sync += x_data.eq(w_data)
+            engine_word_next = w_byte >> _log2(wb)
             m.d.comb += wp_data.eq(Mux(host_active, host.w_data, x_data).replicate(wb))
-            for i in range(wb):
-                m.d.comb += wp_en[i].eq(Mux(host_active, host_we[i], x_en[i]))
-        m.d.comb += addr.eq(Mux(host_active, host_word, engine_word))
+            m.d.comb += wp_en_next.eq(Mux(self.host.we | self.host.re, host_we_next, x_en_next))
+        m.d.comb += addr_next.eq(Mux(self.host.we | self.host.re, host_word_next, engine_word_next))
         if self.kind == "read":
-            m.d.comb += [wp_data.eq(host.w_data.replicate(wb)), wp_en.eq(host_we)]
+            m.d.comb += [wp_data.eq(host.w_data.replicate(wb)), wp_en_next.eq(host_we_next)]
         return m
 
 
@@ -147,8 +151,9 @@ class ECP5RAM(wiring.Component):
     of each, hw/ram.dp16kd) with the output register on: `q` is the word at `addr` two cycles
     after, as a RAM read followed by a register, but the register is the block RAM's own. The
     whole word's output holds during a write, as the portable twin's (`rp.en = ~wp.en.any()`): a
-    lane that does not write is disabled (CE) while another does. One block RAM per `width` bits
-    of a byte lane."""
+    lane that does not write is disabled while another does. `ce` must be `clock_enables(w_en)`;
+    it is a port so that it can come from a register. One block RAM per `width` bits of a byte
+    lane."""
 
     @classmethod
     def fits(cls, depth):
@@ -158,7 +163,13 @@ class ECP5RAM(wiring.Component):
         assert self.fits(depth)
         self.depth, self.word_bytes = depth, word_bytes
         super().__init__({"addr": In(range(depth)), "w_data": In(8 * word_bytes), "w_en": In(word_bytes),
-                          "q": Out(8 * word_bytes)})
+                          "ce": In(word_bytes), "q": Out(8 * word_bytes)})
+
+    @staticmethod
+    def clock_enables(w_en):
+        """The lanes' clock enables for write enables `w_en`: all on when none writes, else
+        the writing lanes only."""
+        return w_en | Mux(w_en.any(), 0, (1 << len(w_en)) - 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -168,5 +179,5 @@ class ECP5RAM(wiring.Component):
                 lo = 8 * lane + w * part
                 m.submodules[f"bram_{lane}_{part}"] = dp16kd(
                     width=w, a_addr=self.addr, a_data=self.w_data[lo:lo + w], a_we=self.w_en[lane],
-                    a_ce=self.w_en[lane] | ~self.w_en.any(), a_q=self.q[lo:lo + w])
+                    a_ce=self.ce[lane], a_q=self.q[lo:lo + w])
         return m

@@ -96,8 +96,9 @@ class Harness(Elaboratable):
             m.submodules[f"{name}_ref"] = _PortableECP5RAM(b)
             abits = (depth - 1).bit_length()
             for r in (a, b):
+                we = x[52:52 + nbytes] & x[56:56 + nbytes]
                 m.d.comb += [r.addr.eq(spread(x[14:20], abits)), r.w_data.eq(x[20:20 + 8 * nbytes]),
-                             r.w_en.eq(x[52:52 + nbytes] & x[56:56 + nbytes])]
+                             r.w_en.eq(we), r.ce.eq(ECP5RAM.clock_enables(we))]
             outs.append((name, a.q, b.q))
         a, b = _PipelinedMul(), _PipelinedMul()
         m.submodules.mul_ecp5 = _As(a, _ECP5())
