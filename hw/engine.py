@@ -194,6 +194,7 @@ class Engine(wiring.Component):
         status_done = Signal()
         err = Signal(8)
         start = Signal()
+        m.d.sync += start.eq(0)
         rdata = [Const(0, 32)] * len(regs.REGISTERS)
         for r in regs.REGISTERS:
             a = regs.ADDR[r.name]
@@ -214,7 +215,11 @@ class Engine(wiring.Component):
                         with m.Case(regs.ADDR[r.name]):
                             m.d.sync += reg[r.name].eq(self.csr.w_data)
                 with m.Case(regs.ADDR["CTRL"]):
-                    m.d.comb += start.eq(self.csr.w_data[0])
+                    # STATUS changes with the write; the state machine starts a cycle later, from
+                    # a register (the bus comes from across the die)
+                    with m.If(self.csr.w_data[0]):
+                        m.d.sync += [start.eq(1), status_busy.eq(1), status_done.eq(0), err.eq(0)]
+                        m.d.sync += [reg[name].eq(0) for name in regs.COUNTERS]
         m.d.comb += [self.busy.eq(status_busy), self.error.eq(err != 0)]
 
         k = reg["KERNEL"]
@@ -311,9 +316,6 @@ class Engine(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(start):
-                    m.d.sync += [status_busy.eq(1), status_done.eq(0), err.eq(0)]
-                    for name in regs.COUNTERS:
-                        m.d.sync += reg[name].eq(0)
                     m.next = "DERIVE"
             with m.State("DERIVE"):          # cheap terms; the products follow, one at a time
                 m.d.sync += [
@@ -712,10 +714,13 @@ class Engine(wiring.Component):
         for i in range(BLOCK):
             m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
 
-        # stage B: the line buffer reads the word of the position issued last cycle; B registers
-        # that position's facts. Stage C has the word from the line buffer's output register and
-        # the facts registered again, and pushes them into a short queue for the scanner. The sequencer issues while
-        # the queue has room counting the two in flight, so it never waits on the scanner within a cycle.
+        # stage B registers the issued position's facts and its line-buffer address; the line
+        # buffer reads there. Stage C registers the facts again; stage D has the word from the line
+        # buffer's output register and pushes it with the facts into a short queue for the
+        # scanner. The sequencer issues while the queue has room counting the three in flight, so
+        # it never waits on the scanner within a cycle. (A row the sequencer has finished is
+        # released for the loader at the row's end; the loader's first write into it comes many
+        # cycles after the last reads leave stage B.)
         b_valid = Signal()
         b_inb = Signal()
         b_last = Signal()
@@ -723,31 +728,35 @@ class Engine(wiring.Component):
         b_chmask = Signal(8)
         b_dwoff = Signal(3)
         b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
+        b_raddr = Signal(LBW)                # cur_base + ix_cb + pos_cb
         b_take = Signal()
         # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
         pos_layout = data.StructLayout({"word": word_layout, "inb": 1, "last": 1, "wbase": 32, "chmask": 8,
                                         "dwoff": 3, "nl": range(P + 1)})
-        BQ = 6
+        BQ = 7
         m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
         b_entry = Signal(pos_layout)
-        # free queue entries, counting the two positions in flight (B, C), as a register: the sequencer's enable
-        # then comes from a flip-flop, not from the queue's level and the scanner's pop
-        m.d.comb += [a_adv.eq(_credits(m, BQ, "seq", a_adv & a_valid, b_take)), linebuf.r_addr.eq(cur_base + ix_cb + pos_cb),
+        # free queue entries, counting the positions in flight (B, C, D), as a register: the
+        # sequencer's enable then comes from a flip-flop, not from the queue's level and the scanner's pop
+        m.d.comb += [a_adv.eq(_credits(m, BQ, "seq", a_adv & a_valid, b_take)), linebuf.r_addr.eq(b_raddr),
                      b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
                      b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
         c_valid = Signal()
         c_entry = Signal(pos_layout)
-        c_nl = Signal(range(P + 1))          # K - k0 subtracted in stage B, clamped into stage C
+        d_valid = Signal()
+        d_entry = Signal(pos_layout)
+        # K - k0 subtracted in stage B, clamped into stage C
         m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry),
-                     c_nl.eq(Mux(b_kleft <= 0, 0, Mux(b_kleft < P, b_kleft, P)))]
-        c_full = Signal(pos_layout)
-        m.d.comb += [c_full.eq(c_entry), c_full.word.eq(linebuf.r_data), c_full.nl.eq(c_nl),
-                     bq.w_data.eq(c_full), bq.w_en.eq(c_valid)]
+                     c_entry.nl.eq(Mux(b_kleft <= 0, 0, Mux(b_kleft < P, b_kleft, P))),
+                     d_valid.eq(c_valid), d_entry.eq(c_entry)]
+        d_full = Signal(pos_layout)
+        m.d.comb += [d_full.eq(d_entry), d_full.word.eq(linebuf.r_data),
+                     bq.w_data.eq(d_full), bq.w_en.eq(d_valid)]
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(z[3]),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
                          b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
-                         b_kleft.eq(K - k0)]
+                         b_kleft.eq(K - k0), b_raddr.eq(cur_base + ix_cb + pos_cb)]
 
         # the start values, registered from the descriptor and its derived values (settled long
         # before RUN: INIT and PARAMS come between), in two steps where there is arithmetic
@@ -1206,7 +1215,7 @@ class Engine(wiring.Component):
                          o_k0.eq(0), o_bg_k0.eq(0),
                          pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
                          pk_oy_last.eq(Ho <= 1),
-                         wr_busy.eq(0), b_valid.eq(0), c_valid.eq(0)]
+                         wr_busy.eq(0), b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
             m.d.comb += [o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
 
         # ---- counters --------------------------------------------------------------------
