@@ -467,6 +467,7 @@ class Engine(wiring.Component):
         l_need = Signal(4)                   # values to read for this word
         recv_last = Signal()                 # the next value received is the word's last: l_recv + 1 == l_need
         l_remain = Signal(8)                 # compressed: bitmap lanes still to receive
+        l_first = Signal()                   # compressed: L_VALUES's first cycle (l_need, recv_last not yet set)
         l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         l_big = Signal(8)                    # lanes of l_vals with |value| > EPS_IN
         l_ptr = Signal(32)
@@ -575,7 +576,7 @@ class Engine(wiring.Component):
                 with m.Elif(l_row_free):
                     m.next = "L_WORD"
             with m.State("L_WORD"):
-                m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0)]
+                m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0), l_first.eq(0)]
                 with m.If(in_cmp):
                     m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(l_block_ptr)]
                     with m.If(self.fm_addr.ready):
@@ -588,7 +589,9 @@ class Engine(wiring.Component):
                 m.d.comb += [self.fm_data.ready.eq(1), ahead.eq(1), in_bitmap.eq(1)]
                 with m.If(self.fm_data.valid):
                     bm = self.fm_data.payload & lanes_valid
-                    m.d.sync += [l_remain.eq(bm), l_need.eq(_popcount(bm, 8)), recv_last.eq((bm & (bm - 1)) == 0),
+                    # the byte arrives from across the die: it is only registered here; l_need and
+                    # recv_last follow from it in L_VALUES's first cycle
+                    m.d.sync += [l_remain.eq(bm), l_first.eq(1),
                                  l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0),
                                  reg["FM_BITMAP_BYTES"].eq(reg["FM_BITMAP_BYTES"] + 1)]
                     with m.If(bm == 0):
@@ -599,8 +602,13 @@ class Engine(wiring.Component):
                     with m.Else():
                         m.next = "L_VALUES"
             with m.State("L_VALUES"):
-                m.d.comb += [self.fm_addr.valid.eq(l_issue < l_need), self.fm_addr.payload.eq(l_ptr + l_issue),
+                # in the first cycle of a compressed word, the first value (the bitmap is not empty)
+                # is requested, and its data cannot arrive before the next cycle
+                m.d.comb += [self.fm_addr.valid.eq(l_first | (l_issue < l_need)), self.fm_addr.payload.eq(l_ptr + l_issue),
                              self.fm_data.ready.eq(1), in_values.eq(1), ahead.eq(1)]
+                with m.If(l_first):
+                    m.d.sync += [l_first.eq(0), l_need.eq(_popcount(l_remain, 8)),
+                                 recv_last.eq((l_remain & (l_remain - 1)) == 0)]
                 with m.If(self.fm_addr.valid & self.fm_addr.ready):
                     m.d.sync += l_issue.eq(l_issue + 1)
                 with m.If(self.fm_data.valid):
