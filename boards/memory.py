@@ -15,7 +15,7 @@ from ..hw.simmem import WriteReq
 class HostPort(wiring.Signature):
     """Byte access from the bridge: `addr` a byte address; `we` writes `w_data`; `re` reads, and
     `r_data` holds the byte `READ_LATENCY` cycles after."""
-    READ_LATENCY = 4
+    READ_LATENCY = 5
     def __init__(self, addr_width):
         super().__init__({"addr": Out(addr_width), "w_data": Out(8), "we": Out(1), "re": Out(1), "r_data": In(8)})
 
@@ -86,10 +86,16 @@ class BoardMemory(wiring.Component):
         host_lane = Signal(range(wb))
         host_lane_q = Signal(range(wb))
         host_word_next = self.host.addr >> _log2(wb)
-        m.d.sync += [host_lane.eq(host.addr[:_log2(wb)] if wb > 1 else 0), host_lane_q.eq(host_lane)]
-        # the byte is selected from the registered word, and registered again: it arrives
-        # HostPort.READ_LATENCY (4) cycles after `re`, one for the port's register
-        m.d.sync += self.host.r_data.eq(q_word.word_select(host_lane_q, 8))
+        host_lane_qq = Signal(range(wb))
+        m.d.sync += [host_lane.eq(host.addr[:_log2(wb)] if wb > 1 else 0), host_lane_q.eq(host_lane),
+                     host_lane_qq.eq(host_lane_q)]
+        # the byte is selected from the registered word in two registered steps (a group of up to
+        # four bytes next to the block RAMs, then the byte): it arrives HostPort.READ_LATENCY (5)
+        # cycles after `re`, one for the port's register
+        gb = min(wb, 4)                                     # bytes a group
+        group = Signal(8 * gb)
+        m.d.sync += group.eq(q_word.word_select(host_lane_q >> _log2(gb), 8 * gb) if wb > gb else q_word)
+        m.d.sync += self.host.r_data.eq(group.word_select(host_lane_qq[:_log2(gb)], 8) if gb > 1 else group)
         host_active = host.we | host.re
 
         if self.kind == "read":

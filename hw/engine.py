@@ -36,6 +36,16 @@ def _popcount(v, n):
     return sum(v[i] for i in range(n))
 
 
+def _near(m, name, count, bound):
+    """A register kept equal to `count + 2 >= bound` (the next step reaches the last), so that a
+    loop's next "last" flag is a flip-flop, not an add and a compare. Returns the flag and the
+    statements that go with the counter's step (count + 1) and its restart (0)."""
+    near = Signal(name=f"{name}_near")
+    two = Signal(name=f"{name}_two")         # bound <= 2: near after a restart
+    m.d.sync += two.eq(bound <= 2)
+    return near, near.eq(count + 3 >= bound), near.eq(two)
+
+
 def _credits(m, places, name, take, give):
     """A credit counter for a queue of `places`: `take` claims a place, `give` returns one.
     Returns a flip-flop that is 1 while a credit is left, so that the issuer's enable is a
@@ -254,6 +264,7 @@ class Engine(wiring.Component):
         p_end = Signal(64)
         rows = Signal(5)                    # line-buffer rows R
         rows_acc = Signal(32)
+        rows_fit = Signal()
         shape_ok = Signal()
         span_h = Signal(20)                 # (Ho - 1) * s + k: input rows the output needs
         span_w = Signal(20)
@@ -361,8 +372,12 @@ class Engine(wiring.Component):
                                          (span_w <= in_w) & (span_w + s > in_w))]
                 m.next = "ROWS"
             with m.State("ROWS"):            # R = rows that fit the line buffer, at most 16
-                with m.If((rows < 16) & (rows_acc + row_words <= self.linebuf_depth) & (row_words != 0)):
+                m.d.sync += rows_fit.eq((rows < 16) & (rows_acc + row_words <= self.linebuf_depth) & (row_words != 0))
+                m.next = "ROWS_ADD"
+            with m.State("ROWS_ADD"):        # the compare above, registered, decides
+                with m.If(rows_fit):
                     m.d.sync += [rows.eq(rows + 1), rows_acc.eq(rows_acc + row_words)]
+                    m.next = "ROWS"
                 with m.Else():
                     m.next = "CHECK"
             # the checks: each condition into a register (CHECK), then the first failing one's
@@ -782,6 +797,10 @@ class Engine(wiring.Component):
         s_rows_done = Signal()               # oy == Ho
         s_row_ready = Signal()               # rows_loaded >= need_rows
         m.d.sync += [s_rows_done.eq(oy == Ho), s_row_ready.eq(rows_loaded >= need_rows)]
+        # the wide counters' next "last" flags as registers too (cb + 2 >= cb_in, and so on)
+        cb_near, cb_near_step, cb_near_restart = _near(m, "seq_cb", cb, cb_in)
+        ox_near, ox_near_step, ox_near_restart = _near(m, "seq_ox", ox, Wo)
+        bg_near, bg_near_step, bg_near_restart = _near(m, "seq_bg", bg, n_bg)
 
         with m.FSM():
             with m.State("S_IDLE"):
@@ -797,7 +816,7 @@ class Engine(wiring.Component):
                                  top_base.eq(st_base), cur_base.eq(st_base),
                                  left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
                                  g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0), k0.eq(0), bg_k0.eq(0),
-                                 rows_released.eq(0)]
+                                 rows_released.eq(0), cb_near_restart, ox_near_restart, bg_near_restart]
                     m.next = "S_SETTLE"
             with m.State("S_SETTLE"):        # a row's values settle: the compares below, next_*
                 m.next = "S_ROW"
@@ -828,10 +847,10 @@ class Engine(wiring.Component):
                         m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base)]
                         m.d.comb += nxt["ky"].eq(k_one)
                     with m.If(z[2] & ~z[3]):
-                        m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw)]
-                        m.d.comb += nxt["cb"].eq(cb + 2 >= cb_in)
+                        m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw), cb_near_step]
+                        m.d.comb += nxt["cb"].eq(cb_near)
                     with m.If(z[3]):
-                        m.d.sync += [cb.eq(0), cb_woff.eq(0)]
+                        m.d.sync += [cb.eq(0), cb_woff.eq(0), cb_near_restart]
                         m.d.comb += nxt["cb"].eq(cb_one)
                     with m.If(z[3] & ~z[4]):
                         # a block group's first channel is below K (n_bg = ceil(K / step)),
@@ -844,18 +863,19 @@ class Engine(wiring.Component):
                         m.d.comb += [nxt["sg"].eq(sg_one), nxt["ge"].eq(0), nxt["sr"].eq(n_real_m1 == 0)]
                     with m.If(z[4] & ~z[5]):
                         m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
-                                     ix_cb.eq(left_cb + s_cb)]
-                        m.d.comb += nxt["ox"].eq(ox + 2 >= Wo)
+                                     ix_cb.eq(left_cb + s_cb), ox_near_step]
+                        m.d.comb += nxt["ox"].eq(ox_near)
                     with m.If(z[5]):
-                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb)]
+                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
+                                     ox_near_restart]
                         m.d.comb += nxt["ox"].eq(ox_one)
                     with m.If(z[5] & ~z[6]):
                         step = Mux(dw, BLOCK, Q)
                         m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride), g_off.eq(bg_off + bg_stride),
-                                     bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step)]
-                        m.d.comb += nxt["bg"].eq(bg + 2 >= n_bg)
+                                     bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step), bg_near_step]
+                        m.d.comb += nxt["bg"].eq(bg_near)
                     with m.If(z[6]):
-                        m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1),
+                        m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1), bg_near_restart,
                                      bg_k0.eq(0), k0.eq(0),
                                      top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
                                      top_slot.eq(next_slot), cur_slot.eq(next_slot),
@@ -1033,6 +1053,8 @@ class Engine(wiring.Component):
         m.d.sync += [oz[i].eq(ozn[i]) for i in range(1, 5)]
         lanes_one = Signal()
         m.d.sync += lanes_one.eq(n_lanes == 1)
+        o_ox_near, o_ox_near_step, o_ox_near_restart = _near(m, "o_ox", o_ox, Wo)
+        o_bg_near, o_bg_near_step, o_bg_near_restart = _near(m, "o_bg", o_bg, n_bg)
         o_ch = Signal(16)                    # o_k0 + o_lane: the channel whose parameters are read
         o_busy = Signal()
         o_lane = Signal(range(P + 1))
@@ -1092,17 +1114,18 @@ class Engine(wiring.Component):
                     m.d.sync += [o_sg.eq(0), o_k0.eq(o_bg_k0)]
                     m.d.comb += o_nxt["sg"].eq(sg_one)
                 with m.If(oz[2] & ~oz[3]):
-                    m.d.sync += o_ox.eq(o_ox + 1)
-                    m.d.comb += o_nxt["ox"].eq(o_ox + 2 >= Wo)
+                    m.d.sync += [o_ox.eq(o_ox + 1), o_ox_near_step]
+                    m.d.comb += o_nxt["ox"].eq(o_ox_near)
                 with m.If(oz[3]):
-                    m.d.sync += o_ox.eq(0)
+                    m.d.sync += [o_ox.eq(0), o_ox_near_restart]
                     m.d.comb += o_nxt["ox"].eq(ox_one)
                 with m.If(oz[3] & ~oz[4]):
                     step = Mux(dw, BLOCK, Q)
-                    m.d.sync += [o_bg.eq(o_bg + 1), o_bg_k0.eq(o_bg_k0 + step), o_k0.eq(o_bg_k0 + step)]
-                    m.d.comb += o_nxt["bg"].eq(o_bg + 2 >= n_bg)
+                    m.d.sync += [o_bg.eq(o_bg + 1), o_bg_k0.eq(o_bg_k0 + step), o_k0.eq(o_bg_k0 + step),
+                                 o_bg_near_step]
+                    m.d.comb += o_nxt["bg"].eq(o_bg_near)
                 with m.If(oz[4]):
-                    m.d.sync += [o_bg.eq(0), o_bg_k0.eq(0), o_k0.eq(0)]
+                    m.d.sync += [o_bg.eq(0), o_bg_k0.eq(0), o_k0.eq(0), o_bg_near_restart]
                     m.d.comb += o_nxt["bg"].eq(bg_one)
         m.d.comb += [
             rq.i.valid.eq(o3_valid),
@@ -1220,6 +1243,7 @@ class Engine(wiring.Component):
         m.d.comb += all_written.eq(pk_done & ~wr_busy)
         with m.If(run_start):
             m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0),
+                         o_ox_near_restart, o_bg_near_restart,
                          o_k0.eq(0), o_bg_k0.eq(0),
                          pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
                          pk_oy_last.eq(Ho <= 1),
