@@ -2,7 +2,7 @@
 port (the UART bridge's) on the other. Both share the memory's one address, so a memory is a
 single-port RAM (block RAM on the ECP5; SPRAM on the iCE40UP5K, which has only one port): the
 host may use it only while the engine is idle, which the bridge guarantees."""
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -103,7 +103,10 @@ class BoardMemory(wiring.Component):
             # logic and the RAM's address setup are then in different cycles), and the RAM's output
             # is registered (q_word): three reads in flight
             upw = wb // ub                                  # engine units per memory word
-            m.submodules.fifo = fifo = SyncFIFOBuffered(width=8 * ub, depth=self.max_pending)
+            # the queue holds the whole RAM word (the block RAMs' outputs go straight into it, as
+            # they lie across the die) with the unit's place in it; the unit is selected after
+            sub_bits = max(1, (upw - 1).bit_length())
+            m.submodules.fifo = fifo = SyncFIFOBuffered(width=8 * wb + sub_bits + 1, depth=self.max_pending)
             a_valid = Signal()                              # address registered, RAM read this cycle
             a_unit = Signal(32)
             d_valid = Signal()                              # RAM output valid this cycle
@@ -124,10 +127,10 @@ class BoardMemory(wiring.Component):
                          q_valid.eq(d_valid), q_sub.eq(sub), q_oob.eq(oob)]
             with m.If(take):
                 m.d.sync += a_unit.eq(self.addr.payload)
-            word = q_word.word_select(q_sub, 8 * ub)
-            m.d.comb += [fifo.w_data.eq(Mux(q_oob, 0, word)), fifo.w_en.eq(q_valid),
-                         self.data.payload.eq(fifo.r_data), self.data.valid.eq(fifo.r_rdy),
-                         fifo.r_en.eq(self.data.ready)]
+            r_word, r_sub, r_oob = fifo.r_data[:8 * wb], fifo.r_data[8 * wb:-1], fifo.r_data[-1]
+            m.d.comb += [fifo.w_data.eq(Cat(q_word, q_sub, q_oob)), fifo.w_en.eq(q_valid),
+                         self.data.payload.eq(Mux(r_oob, 0, r_word.word_select(r_sub, 8 * ub) if upw > 1 else r_word)),
+                         self.data.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.data.ready)]
             engine_word_next = Mux(take, self.addr.payload, a_unit) >> _log2(upw)
         else:
             # an accepted write is registered (w_*), then decoded into the registered byte-lane

@@ -1251,13 +1251,17 @@ class Engine(wiring.Component):
             m.d.comb += [o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
 
         # ---- counters --------------------------------------------------------------------
+        stall_q = Signal()
+        m.d.sync += stall_q.eq(0)
         with m.If(status_busy):
             m.d.sync += reg["CYCLES"].eq(reg["CYCLES"] + 1)
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
                        (self.out.valid & ~self.out.ready) | (items.r_rdy & head.mac & ~w_in.valid & run) |
                        (phase_params & (pa_recv < pa_issue) & ~w_in.valid))
-            with m.If(stalled):
-                m.d.sync += reg["STALL_CYCLES"].eq(reg["STALL_CYCLES"] + 1)
+            # counted a cycle later, from a register (the conditions come from every port)
+            m.d.sync += stall_q.eq(stalled)
+        with m.If(stall_q):
+            m.d.sync += reg["STALL_CYCLES"].eq(reg["STALL_CYCLES"] + 1)
         with m.If(w_in.valid & w_in.ready & run):
             m.d.sync += reg["WEIGHT_BYTES"].eq(reg["WEIGHT_BYTES"] + P)
         return m
