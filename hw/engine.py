@@ -9,7 +9,7 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
 """
-from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
 from . import regs
+from .dsp import PipelinedMul
 from .ram import RegisteredRAM
 from .requant import Requantizer
 from .simmem import WriteReq
@@ -129,43 +130,6 @@ class _TwoPlaceQueue(wiring.Component):
                 m.d.sync += place[0].eq(self.i.payload)
         with m.If(pop):
             m.d.sync += r_ptr.eq(~r_ptr)
-        return m
-
-
-class _PipelinedMul(wiring.Component):
-    """p = a * b (signed 8 x 8), two cycles after a and b: the operands are registered, then the
-    product. On the ECP5 both registers are the MULT18X18D's own (its input and output registers),
-    so no fabric route sits between a register and the multiplier; elsewhere they are flip-flops
-    around a `*` that Yosys maps to a DSP (or to logic). Same cycle behaviour either way."""
-    a: In(signed(8))
-    b: In(signed(8))
-    p: Out(signed(16))
-
-    def elaborate(self, platform):
-        m = Module()
-        if getattr(platform, "family", None) == "ecp5":
-            a = self.a.as_signed()
-            b = self.b.as_signed()
-            prod = Signal(36)
-            ports = {f"i_A{i}": a[min(i, 7)] for i in range(18)}          # sign-extended to 18 bits
-            ports.update({f"i_B{i}": b[min(i, 7)] for i in range(18)})
-            ports.update({f"i_C{i}": 0 for i in range(18)})
-            ports.update({f"o_P{i}": prod[i] for i in range(36)})
-            m.submodules.dsp = Instance(
-                "MULT18X18D",
-                p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-                p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
-                p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
-                p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
-                p_GSR="DISABLED", p_RESETMODE="SYNC",
-                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
-                i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0,
-                **ports)
-            m.d.comb += self.p.eq(prod[:16])
-        else:
-            a_r = Signal(signed(8))
-            b_r = Signal(signed(8))
-            m.d.sync += [a_r.eq(self.a), b_r.eq(self.b), self.p.eq(a_r * b_r)]
         return m
 
 
@@ -997,7 +961,7 @@ class Engine(wiring.Component):
         # the hand-off is free and no other such item is in M0 or M1, so M2 never has to wait.
         m0_valid = Signal()
         m0_last = Signal()
-        muls = [_PipelinedMul() for p in range(P)]       # M0 and M1 are its two registers
+        muls = [PipelinedMul() for p in range(P)]       # M0 and M1 are its two registers
         for p in range(P):
             m.submodules[f"mult{p}"] = muls[p]
         m1_valid = Signal()

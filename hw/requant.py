@@ -1,12 +1,13 @@
 """The requantiser: int32 accumulator -> int8 output, exactly sw/quant.py's
 MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT) and the
-fused activation clamp, after the bias. Twelve pipeline stages (no stage has more than one 16 x 16
+fused activation clamp, after the bias. Thirteen pipeline stages (no stage has more than one 16 x 16
 multiplier, one wide adder, one wide compare or one barrel shifter), one result per cycle, stalls on back-pressure."""
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw import quant
+from .dsp import PipelinedMul
 
 
 class RequantIn(data.StructLayout):
@@ -29,7 +30,7 @@ class Requantizer(wiring.Component):
     lo: In(signed(8))
     hi: In(signed(8))
 
-    LATENCY = 12
+    LATENCY = 13
 
     def elaborate(self, platform):
         m = Module()
@@ -50,13 +51,27 @@ class Requantizer(wiring.Component):
         s1_x = Signal(signed(32))
         s1_m = Signal(signed(32))
         s1_right = Signal(unsigned(5))
-        # stage 2a: four 16 x 16 partial products, each straight out of one DSP multiplier
-        # (x * m = ll + (lh + hl) << 16 + hh << 32); 2m: the middle sum
+        # stages 2i and 2a: four 16 x 16 partial products (x * m = ll + (lh + hl) << 16 + hh << 32),
+        # each from one DSP multiplier whose operand (2i) and product (2a) registers are its own;
+        # 2m: the middle sum
+        halves = dict(ll=(unsigned(16), unsigned(16)), lh=(unsigned(16), signed(16)),
+                      hl=(unsigned(16), signed(16)), hh=(signed(16), signed(16)))
+        mul = {n: PipelinedMul(*shapes) for n, shapes in halves.items()}
+        for n, u in mul.items():
+            m.submodules[f"mul_{n}"] = u
+            m.d.comb += u.ce.eq(advance)
+        m.d.comb += [mul["ll"].a.eq(s1_x[:16]), mul["ll"].b.eq(s1_m[:16]),
+                     mul["lh"].a.eq(s1_x[:16]), mul["lh"].b.eq(s1_m[16:]),
+                     mul["hl"].a.eq(s1_m[:16]), mul["hl"].b.eq(s1_x[16:]),
+                     mul["hh"].a.eq(s1_x[16:]), mul["hh"].b.eq(s1_m[16:])]
+        s2i_valid = Signal()
+        s2i_ovf = Signal()
+        s2i_right = Signal(unsigned(5))
         s2a_valid = Signal()
-        s2a_ll = Signal(unsigned(32))
-        s2a_lh = Signal(signed(33))
-        s2a_hl = Signal(signed(33))
-        s2a_hh = Signal(signed(32))
+        s2a_ll = mul["ll"].p
+        s2a_lh = mul["lh"].p
+        s2a_hl = mul["hl"].p
+        s2a_hh = mul["hh"].p
         s2a_ovf = Signal()
         s2a_right = Signal(unsigned(5))
         s2m_valid = Signal()
@@ -109,13 +124,12 @@ class Requantizer(wiring.Component):
                 s1_x.eq((s1a_sum << s1a_left)[:32].as_signed()),
                 s1_m.eq(s1a_m),
                 s1_right.eq(s1a_right),
-                s2a_valid.eq(s1_valid),
-                s2a_ll.eq(s1_x[:16] * s1_m[:16]),
-                s2a_lh.eq(s1_x[:16] * s1_m[16:].as_signed()),
-                s2a_hl.eq(s1_x[16:].as_signed() * s1_m[:16]),
-                s2a_hh.eq(s1_x[16:].as_signed() * s1_m[16:].as_signed()),
-                s2a_ovf.eq((s1_x == quant.INT32_MIN) & (s1_m == quant.INT32_MIN)),
-                s2a_right.eq(s1_right),
+                s2i_valid.eq(s1_valid),
+                s2i_ovf.eq((s1_x == quant.INT32_MIN) & (s1_m == quant.INT32_MIN)),
+                s2i_right.eq(s1_right),
+                s2a_valid.eq(s2i_valid),
+                s2a_ovf.eq(s2i_ovf),
+                s2a_right.eq(s2i_right),
                 s2m_valid.eq(s2a_valid),
                 s2m_outer.eq(Cat(s2a_ll, s2a_hh).as_signed()),
                 s2m_mid.eq(s2a_lh + s2a_hl),

@@ -1,6 +1,6 @@
 """The hand-instantiated ECP5 primitives against their portable twins.
 
-On the ECP5, hw/ram.RegisteredRAM, boards/memory.ECP5RAM and hw/engine._PipelinedMul instantiate
+On the ECP5, hw/ram.RegisteredRAM, boards/memory.ECP5RAM and hw/dsp.PipelinedMul instantiate
 DP16KD / MULT18X18D, which Yosys cannot simulate (it ships black boxes) and which no simulation of
 the engine or the board exercises (they run the portable twins). Here each is elaborated both ways
 side by side in one design, driven by the same pseudo-random stimulus generated inside the design,
@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from amaranth import Cat, Elaboratable, Module, Signal
+from amaranth import Cat, Elaboratable, Module, Signal, signed, unsigned
 from amaranth.back import verilog
 from amaranth.lib.memory import Memory
 
 from fmprune.boards.memory import ECP5RAM
-from fmprune.hw.engine import _PipelinedMul
+from fmprune.hw.dsp import PipelinedMul
 from fmprune.hw.ram import RegisteredRAM
 
 MODELS = Path(__file__).resolve().parent.parent / "sim" / "rtl" / "ecp5_models.v"
@@ -62,7 +62,7 @@ class Harness(Elaboratable):
     at the first cycle their outputs differ; `nonzero` counts cycles with a non-zero output."""
     def __init__(self):
         self.pairs = []
-        self.bad = Signal(8)
+        self.bad = Signal(16)
         self.nonzero = Signal(32)
         self.first_bad = Signal(32)
         self.cycle = Signal(32)
@@ -100,12 +100,21 @@ class Harness(Elaboratable):
                 m.d.comb += [r.addr.eq(spread(x[14:20], abits)), r.w_data.eq(x[20:20 + 8 * nbytes]),
                              r.w_en.eq(we), r.ce.eq(ECP5RAM.clock_enables(we))]
             outs.append((name, a.q, b.q))
-        a, b = _PipelinedMul(), _PipelinedMul()
+        a, b = PipelinedMul(), PipelinedMul()
         m.submodules.mul_ecp5 = _As(a, _ECP5())
         m.submodules.mul_ref = _As(b, None)
         for u in (a, b):
             m.d.comb += [u.a.eq(x[32:40]), u.b.eq(x[40:48])]
         outs.append(("mul", a.p, b.p))
+        # the requantiser's 16 x 16 partial products, with the clock enable toggling
+        for name, sa, sb in (("mul_uu", unsigned(16), unsigned(16)), ("mul_us", unsigned(16), signed(16)),
+                             ("mul_ss", signed(16), signed(16))):
+            a, b = PipelinedMul(sa, sb), PipelinedMul(sa, sb)
+            m.submodules[f"{name}_ecp5"] = _As(a, _ECP5())
+            m.submodules[f"{name}_ref"] = _As(b, None)
+            for u in (a, b):
+                m.d.comb += [u.a.eq(x[16:32]), u.b.eq(x[44:60]), u.ce.eq(x[60] | x[61])]
+            outs.append((name, a.p, b.p))
 
         self.names = [n for n, _, _ in outs]
         warm = self.cycle > 4
@@ -122,7 +131,7 @@ class Harness(Elaboratable):
 TESTBENCH = """
 module tb;
   reg clk = 0, rst = 1;
-  wire [7:0] bad; wire [31:0] nonzero, first_bad;
+  wire [15:0] bad; wire [31:0] nonzero, first_bad;
   top dut(.clk(clk), .rst(rst), .bad(bad), .nonzero(nonzero), .first_bad(first_bad));
   always #5 clk = ~clk;
   initial begin
