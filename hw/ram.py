@@ -4,7 +4,7 @@ RAM's own output register (REGMODE OUTREG), which Yosys does not infer: the bloc
 clock-to-output time then stays off the fabric's paths (0.95 ns instead). Elsewhere (simulation,
 `make verilog`, the iCE40) it is lib.memory.Memory followed by a flip-flop. The cycle behaviour is
 the same either way."""
-from amaranth import ClockSignal, Instance, Module, Signal, Value
+from amaranth import ClockSignal, Instance, Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 RTL = Path(__file__).parent / "rtl"
 ROOT = Path(__file__).resolve().parent.parent

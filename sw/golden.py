@@ -8,7 +8,6 @@ Tensors are always N x C x H x W; a fully-connected layer is a 1x1 convolution o
 from __future__ import annotations
 
 import difflib
-import math
 import operator
 from dataclasses import dataclass, field
 

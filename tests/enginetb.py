@@ -5,7 +5,6 @@ from amaranth.sim import Simulator
 
 from fmprune.hw import regs
 from fmprune.hw.simtop import SimTop
-from fmprune.sw import driver
 
 
 async def csr_write(ctx, csr, name, value):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fmprune.sw import driver
-from fmprune.sw.golden import QLayer, QuantizedNetwork
+from fmprune.sw.golden import QuantizedNetwork
 from test_engine import run_and_check
 
 
