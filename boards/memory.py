@@ -91,7 +91,8 @@ class BoardMemory(wiring.Component):
                      host_lane_qq.eq(host_lane_q)]
         # the byte is selected from the registered word in two registered steps (a group of up to
         # four bytes next to the block RAMs, then the byte): it arrives HostPort.READ_LATENCY (5)
-        # cycles after `re`, one for the port's register
+        # cycles after `re` (the address register, the RAM and its output register, the group,
+        # the byte)
         gb = min(wb, 4)                                     # bytes a group
         group = Signal(8 * gb)
         m.d.sync += group.eq(q_word.word_select(host_lane_q >> _log2(gb), 8 * gb) if wb > gb else q_word)

@@ -1040,7 +1040,7 @@ class Engine(wiring.Component):
         # credit for a place in that queue (credits: places not yet claimed), so no back-pressure
         # runs from the packer through the requantiser into the output stage within a cycle.
         # places: O2, O3, the requantiser's stages, the queue's own two cycles and the credit's
-        # return, so that credits never run out while the packer keeps up (17 at LATENCY 11)
+        # return, so that credits never run out while the packer keeps up (19 at LATENCY 13)
         RQ_QUEUE = Requantizer.LATENCY + 6
         # each queued value carries its |y| > EPS_OUT flag (bit 8), decided before the queue
         m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=9, depth=RQ_QUEUE)

@@ -117,6 +117,7 @@ class Harness(Elaboratable):
             outs.append((name, a.p, b.p))
 
         self.names = [n for n, _, _ in outs]
+        assert len(outs) <= len(self.bad), "one `bad` bit a pair: widen it (and the testbench's wire)"
         warm = self.cycle > 4
         for i, (_, got, ref) in enumerate(outs):
             with m.If(warm & (got != ref) & ~self.bad[i]):
