@@ -47,20 +47,33 @@ def _near(m, name, count, bound):
     return near, near.eq(count + 3 >= bound), near.eq(two)
 
 
-def _credits(m, places, name, take, give):
+def _times_const(v, c):
+    """v * c for a constant 0 <= c < 8: shifted copies of v, at most one add or subtract."""
+    terms = {0: 0, 1: v, 2: v << 1, 3: (v << 1) + v, 4: v << 2, 5: (v << 2) + v, 6: (v << 2) + (v << 1),
+             7: (v << 3) - v}
+    return terms[c]
+
+
+def _credits(m, places, name, take, give, *, late=False):
     """A credit counter for a queue of `places`: `take` claims a place, `give` returns one.
     Returns a flip-flop that is 1 while a credit is left, so that the issuer's enable is a
-    register, not a compare of the count behind it."""
+    register, not a compare of the count behind it.
+
+    late: `take` is the claim of the cycle before (a register next to the counter), so the
+    issuer's enable and its fan-out are not in the counter's loop. One claim may then be in flight
+    uncounted: the flag means two credits left, and the queue needs one place more for the same
+    throughput."""
     count = Signal(range(places + 1), init=places, name=f"{name}_credits")
     left = Signal(init=1, name=f"{name}_room")
     count_next = Signal.like(count, name=f"{name}_credits_next")
     m.d.comb += count_next.eq(count - take + give)
-    m.d.sync += [count.eq(count_next), left.eq(count_next != 0)]
+    m.d.sync += [count.eq(count_next), left.eq(count_next > 1 if late else count_next != 0)]
     return left
 
 
 class _SeqMul(wiring.Component):
-    """p = a * b by shift-and-add, one bit of b a cycle (done when b's remaining bits are 0)."""
+    """p = a * b by shift-and-add, one bit of b a cycle (done when b's remaining bits are 0;
+    "remaining bits are 0" is a register kept in step with b, so `done` is a flip-flop)."""
 
     def __init__(self, a_width, b_width):
         self.a_width, self.b_width = a_width, b_width
@@ -71,13 +84,14 @@ class _SeqMul(wiring.Component):
         m = Module()
         a = Signal(self.a_width + self.b_width)
         b = Signal(self.b_width)
-        m.d.comb += self.done.eq((b == 0) & ~self.start)
+        b_zero = Signal(init=1)              # b == 0
+        m.d.comb += self.done.eq(b_zero & ~self.start)
         with m.If(self.start):
-            m.d.sync += [a.eq(self.a), b.eq(self.b), self.p.eq(0)]
-        with m.Elif(b != 0):
+            m.d.sync += [a.eq(self.a), b.eq(self.b), b_zero.eq(self.b == 0), self.p.eq(0)]
+        with m.Elif(~b_zero):
             with m.If(b[0]):
                 m.d.sync += self.p.eq(self.p + a)
-            m.d.sync += [a.eq(a << 1), b.eq(b >> 1)]
+            m.d.sync += [a.eq(a << 1), b.eq(b >> 1), b_zero.eq(b[1:] == 0)]
         return m
 
 
@@ -241,6 +255,8 @@ class Engine(wiring.Component):
         bg_stride = Signal(36)              # weight words per block group: n_sg * (k k or C k k)
         w_size = Signal(52)
         m.submodules.mul = mul = _SeqMul(40, 16)
+        mul_i = Signal(4)                   # the product being made (DERIVE's `steps`)
+        mul_last = Signal()                 # mul_i is the last step
         khkw_x = Array(Signal(11, name=f"khkw_x{i}") for i in range(BLOCK))   # i * k * k, for channel i
         pad_words = Signal(40)              # pad * row_words: line-buffer words of the top padding rows
         s_words = Signal(40)                # stride * row_words
@@ -277,6 +293,8 @@ class Engine(wiring.Component):
         init_out = Signal(40)
         pa_issue = Signal(32)                # parameter words requested
         pa_recv = Signal(32)                 # parameter words received
+        pa_done = Signal()                   # pa_recv == pa_total, a register made from next values
+        pa_recv_next = Signal(32)
         pa_total = Signal(32)
         pa_asm = Signal(8 * P * PW)
         pa_j = Signal(range(PW + 1))
@@ -303,7 +321,8 @@ class Engine(wiring.Component):
                     m.d.sync += [n_bg.eq((K + 7) >> 3), n_sg.eq(BLOCK // D), n_lanes.eq(D)]
                 with m.Else():
                     m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P)]
-                m.next = "MUL0"
+                m.d.sync += [mul_i.eq(0), mul_last.eq(0)]
+                m.next = "MUL"
             # every product is a shift-and-add over the narrower operand's bits (hw/engine.py
             # _SeqMul): a few cycles once per layer, instead of wide multipliers on the clock path.
             # hw/model.derive_cycles counts them: keep its operand list in step with this one
@@ -314,22 +333,37 @@ class Engine(wiring.Component):
                 (pad_words, row_words, pad), (s_words, row_words, s), (pad_cb, cb_in, pad), (s_cb, cb_in, s),
                 (span_h, Ho - 1, s), (span_w, Wo - 1, s),
             ]
-            for i, (dest, a, b) in enumerate(steps):
-                with m.State(f"MUL{i}"):
-                    m.d.comb += [mul.a.eq(a), mul.b.eq(b), mul.start.eq(1)]
-                    m.next = f"MUL{i}_WAIT"
-                with m.State(f"MUL{i}_WAIT"):
-                    with m.If(mul.done):
-                        m.d.sync += dest.eq(mul.p)
-                        if dest is hw_:
-                            m.d.sync += in_stride.eq((mul.p << 3) + Mux(in_cmp, mul.p, 0))
-                        if dest is howo:
-                            m.d.sync += out_stride.eq((mul.p << 3) + Mux(out_cmp, mul.p, 0))
-                        if dest is span_h or dest is span_w:
-                            m.d.sync += dest.eq(mul.p + k)
-                        m.next = f"MUL{i + 1}" if i + 1 < len(steps) else "ENDS"
+            # Two states walk the list with a step counter (mul_i), so that the state machine stays
+            # small: its next state is on the clock path, the operands' selection is not (MUL
+            # loads them into the multiplier, MUL_WAIT writes the product to its destination).
+            with m.State("MUL"):
+                with m.Switch(mul_i):
+                    for i, (dest, a, b) in enumerate(steps):
+                        with m.Case(i):
+                            m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
+                m.d.comb += mul.start.eq(1)
+                m.next = "MUL_WAIT"
+            with m.State("MUL_WAIT"):
+                with m.If(mul.done):
+                    with m.Switch(mul_i):
+                        for i, (dest, a, b) in enumerate(steps):
+                            with m.Case(i):
+                                m.d.sync += dest.eq(mul.p)
+                                if dest is hw_:
+                                    m.d.sync += in_stride.eq((mul.p << 3) + Mux(in_cmp, mul.p, 0))
+                                if dest is howo:
+                                    m.d.sync += out_stride.eq((mul.p << 3) + Mux(out_cmp, mul.p, 0))
+                                if dest is span_h or dest is span_w:
+                                    m.d.sync += dest.eq(mul.p + k)
+                    m.d.sync += [mul_i.eq(mul_i + 1), mul_last.eq(mul_i + 2 == len(steps))]
+                    with m.If(mul_last):
+                        m.next = "ENDS"
+                    with m.Else():
+                        m.next = "MUL"
             with m.State("ENDS"):
-                m.d.sync += [khkw_x[i].eq(khkw * i) for i in range(BLOCK)]
+                # i k k as a shift and at most one add (7 = 8 - 1), not a multiplier: Yosys maps a
+                # product by a constant to a DSP, a slow path and a DSP for each
+                m.d.sync += [khkw_x[i].eq(_times_const(khkw, i)) for i in range(BLOCK)]
                 m.d.sync += [in_end.eq(reg["IN_BASE"] + in_size), out_end.eq(reg["OUT_BASE"] + out_size),
                              w_end.eq(reg["W_BASE"] + w_size),
                              shape_ok.eq((span_h <= in_h) & (span_h + s > in_h) &
@@ -386,7 +420,7 @@ class Engine(wiring.Component):
                     m.d.sync += phase_params.eq(1)
                     m.next = "PARAMS"
             with m.State("PARAMS"):
-                with m.If(pa_recv == pa_total):
+                with m.If(pa_done):
                     m.d.sync += [phase_params.eq(0), run.eq(1), run_start.eq(1)]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -411,13 +445,18 @@ class Engine(wiring.Component):
         m.d.sync += pw_en.eq(0)
         m.d.comb += params.w_en.eq(pw_en)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
+        # the parameter phase ends on a flip-flop: the compare of the received count is made from
+        # its next value, a cycle ahead (the state machine's next state is then no 32-bit compare).
+        # CHECK_END clears pa_recv and sets pa_total, and INIT follows, so pa_done is right in PARAMS
+        m.d.comb += pa_recv_next.eq(pa_recv + (phase_params & w_in.valid))
+        m.d.sync += pa_done.eq(pa_recv_next == pa_total)
         with m.If(phase_params):
             m.d.comb += [w_req.valid.eq(pa_issue < pa_total), w_req.payload.eq(w_addr_params),
                          w_in.ready.eq(1)]
             with m.If(w_req.valid & w_req.ready):
                 m.d.sync += pa_issue.eq(pa_issue + 1)
             with m.If(w_in.valid):
-                m.d.sync += [pa_recv.eq(pa_recv + 1), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
+                m.d.sync += [pa_recv.eq(pa_recv_next), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
                 word = Signal(8 * P * PW)
                 m.d.comb += word.eq(Cat(pa_asm[8 * P:], w_in.payload) if PW > 1 else w_in.payload)
                 m.d.sync += pa_asm.eq(word)
@@ -970,13 +1009,17 @@ class Engine(wiring.Component):
         # "a pixel-group's last item must wait" (the hand-off full, or such an item in M0 or M1),
         # as a register computed from next cycle's values: pop's decision takes no gates on them
         last_wait = Signal()
-        m.d.sync += last_wait.eq((pop & run & head.last) | (m0_valid & m0_last) |
+        m.d.sync += last_wait.eq((pop & head.last) | (m0_valid & m0_last) |
                                  (m1_valid & m1_last) | (hand_full & ~hand_take))
         m.d.comb += pop.eq(items.r_rdy & (~head.mac | w_in.valid) & (~head.last | ~last_wait))
-        with m.If(run):
-            m.d.comb += [items.r_en.eq(pop), w_in.ready.eq(pop & head.mac)]
+        # pop needs no `run` (a register spread over the die): the scanner fills the item queue in
+        # RUN only, and a run ends only after the last item's result is written, so the queue is
+        # empty outside RUN. The weight port then belongs to the parameter load (PARAMS)
+        m.d.comb += items.r_en.eq(pop)
+        with m.If(~phase_params):
+            m.d.comb += w_in.ready.eq(pop & head.mac)
         wlane = [w_in.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
-        m.d.sync += [m0_valid.eq(pop & run), m0_last.eq(head.last), m1_valid.eq(m0_valid), m1_last.eq(m0_last)]
+        m.d.sync += [m0_valid.eq(pop), m0_last.eq(head.last), m1_valid.eq(m0_valid), m1_last.eq(m0_last)]
         for p in range(P):
             x = Mux(dw, head.x[p] if p < BLOCK else 0, head.x[0])
             m.d.comb += [muls[p].a.eq(Mux(head.mac, x, 0)), muls[p].b.eq(wlane[p])]
@@ -1039,9 +1082,10 @@ class Engine(wiring.Component):
         # never stalls: its results go into a queue for the packer, and O1 issues only with a
         # credit for a place in that queue (credits: places not yet claimed), so no back-pressure
         # runs from the packer through the requantiser into the output stage within a cycle.
-        # places: O2, O3, the requantiser's stages, the queue's own two cycles and the credit's
-        # return, so that credits never run out while the packer keeps up (19 at LATENCY 13)
-        RQ_QUEUE = Requantizer.LATENCY + 6
+        # places: O2, O3, the requantiser's stages, the queue's own two cycles, the credit's
+        # return and the claim counted a cycle late (O2's valid, below), so that credits never run
+        # out while the packer keeps up (20 at LATENCY 13)
+        RQ_QUEUE = Requantizer.LATENCY + 7
         # each queued value carries its |y| > EPS_OUT flag (bit 8), decided before the queue
         m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=9, depth=RQ_QUEUE)
         o2_valid = Signal()
@@ -1051,7 +1095,7 @@ class Engine(wiring.Component):
         o3_acc = Signal(signed(32))
         o3_real = Signal()
         o_adv = Signal()
-        m.d.comb += [o_adv.eq(_credits(m, RQ_QUEUE, "rq", o_adv & o_busy, rq_queue.r_en & rq_queue.r_rdy)),
+        m.d.comb += [o_adv.eq(_credits(m, RQ_QUEUE, "rq", o2_valid, rq_queue.r_en & rq_queue.r_rdy, late=True)),
                      params.r_addr.eq(o_ch),
                      rq.o.ready.eq(1), rq_queue.w_en.eq(rq.o.valid),
                      rq_queue.w_data.eq(Cat(rq.o.payload, (rq.o.payload > eps_out) | (rq.o.payload < neg_eps_out)))]

@@ -27,7 +27,7 @@ def _windows(x_present, k, s, pad, ho, wo):
 
 
 def derive_cycles(spec, P: int) -> int:
-    """The engine's descriptor products (hw/engine.py, MULn states): two cycles each plus one per
+    """The engine's descriptor products (hw/engine.py, the MUL and MUL_WAIT states): two cycles each plus one per
     bit of the narrower operand."""
     c, h, w = spec.input.shape
     ko, ho, wo = spec.out_shape

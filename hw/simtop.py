@@ -19,12 +19,13 @@ class SimTop(wiring.Component):
     oob: Out(32)
 
     def __init__(self, lanes, fm_init, w_init, out_depth, *, fm_depth=None, w_depth=None,
-                 stall_percent=0, seed=1, **engine_args):
+                 stall_percent=0, out_stall_percent=None, seed=1, **engine_args):
         self.engine = Engine(lanes, **engine_args)
         self.fm = ReadMemory(8, fm_depth or max(1, len(fm_init)), fm_init, stall_percent=stall_percent, seed=seed)
         self.wm = ReadMemory(8 * lanes, w_depth or max(1, len(w_init)), w_init, stall_percent=stall_percent,
                              seed=seed + 11)
-        self.om = WriteMemory(out_depth, stall_percent=stall_percent, seed=seed + 23)
+        self.om = WriteMemory(out_depth, stall_percent=stall_percent if out_stall_percent is None else out_stall_percent,
+                              seed=seed + 23)
         super().__init__()
 
     def elaborate(self, platform):

@@ -20,10 +20,10 @@ def csr_read(ctx, csr, name):
     return ctx.get(csr.r_data)
 
 
-def run_job(job, lanes, *, budget=200_000, stall_percent=0, seed=1, out_pad=64, engine_args=None,
-            vcd=None):
+def run_job(job, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=None, seed=1, out_pad=64,
+            engine_args=None, vcd=None):
     top = SimTop(lanes, list(job.fm_image), job.w_words, job.out_bytes + out_pad,
-                 stall_percent=stall_percent, seed=seed, **(engine_args or {}))
+                 stall_percent=stall_percent, out_stall_percent=out_stall_percent, seed=seed, **(engine_args or {}))
     result = {}
 
     async def bench(ctx):
