@@ -129,9 +129,18 @@ class BoardMemory(wiring.Component):
             with m.If(take):
                 m.d.sync += a_unit.eq(self.addr.payload)
             r_word, r_sub, r_oob = fifo.r_data[:8 * wb], fifo.r_data[8 * wb:-1], fifo.r_data[-1]
-            m.d.comb += [fifo.w_data.eq(Cat(q_word, q_sub, q_oob)), fifo.w_en.eq(q_valid),
-                         self.data.payload.eq(Mux(r_oob, 0, r_word.word_select(r_sub, 8 * ub) if upw > 1 else r_word)),
-                         self.data.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.data.ready)]
+            unit = Mux(r_oob, 0, r_word.word_select(r_sub, 8 * ub) if upw > 1 else r_word)
+            m.d.comb += [fifo.w_data.eq(Cat(q_word, q_sub, q_oob)), fifo.w_en.eq(q_valid)]
+            if upw > 1:
+                # a unit selected from the word is registered before it leaves (the selection and
+                # the engine's use of the unit, the loader's compare against EPS_IN, are then in
+                # different cycles): one more cycle of latency, full throughput
+                o_valid = Signal()
+                m.d.comb += [fifo.r_en.eq(~o_valid | self.data.ready), self.data.valid.eq(o_valid)]
+                with m.If(fifo.r_en):
+                    m.d.sync += [o_valid.eq(fifo.r_rdy), self.data.payload.eq(unit)]
+            else:
+                m.d.comb += [self.data.payload.eq(unit), self.data.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.data.ready)]
             engine_word_next = Mux(take, self.addr.payload, a_unit) >> _log2(upw)
         else:
             # an accepted write is registered (w_*), then decoded into the registered byte-lane
