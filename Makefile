@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: bitstream test-boards train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
+.PHONY: bitstream timing-sweep test-boards train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -89,8 +89,13 @@ distclean: clean ## also remove .venv
 	rm -rf $(VENV)
 
 BOARD ?= ulx3s
+SEEDS ?= 4
+JOBS ?= 2
 bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..] [SEED=..]; build/boards/BOARD/report.json
 	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(SEED),--seed $(SEED))
+
+timing-sweep: setup ## Fmax over placement seeds: make timing-sweep BOARD=ulx3s [SEEDS=4] [JOBS=2] [P=..]; build/boards/BOARD/sweep.json
+	$(FMPRUNE) bitstream $(BOARD) --sweep $(SEEDS) --jobs $(JOBS) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ))
 
 test-boards: setup ## boards only: UART co-simulation, tiles on the RTL, smoke bitstream builds of both boards
 	$(BIN)/python -m pytest tests/test_boards.py

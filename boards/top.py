@@ -279,3 +279,47 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     if program:
         platform.toolchain_program(plan.execute_local(str(out), run_script=False), "top")
     return report
+
+
+def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float | None = None, jobs: int = 2,
+          build_root: Path | str = ROOT / "build" / "boards", echo=print) -> dict:
+    """Build the same design with `builds` placement seeds (nextpnr's own, then 1, 2, ...), `jobs`
+    at a time, and write <build_root>/<board>/sweep.json: each seed's maximum frequency and whether
+    it met the target, and how many did. The post-route figure of one build moves by several MHz
+    from seed to seed, so this is the measure of a timing change, not a single build."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if builds < 1:
+        raise ValueError(f"a sweep needs at least one build, not {builds}")
+    b, cfg = board_config(board, lanes, clk_mhz)        # checks the board and options first
+    out = Path(build_root) / board
+    seeds = [None] + list(range(1, builds))
+
+    def one(seed):
+        label = "seed-default" if seed is None else f"seed-{seed}"
+        try:
+            r = build(board, lanes=lanes, clk_mhz=clk_mhz, seed=seed, build_root=out / "sweep" / label,
+                      echo=lambda *a: None)
+        except BuildError as e:
+            r = e.report
+        row = dict(seed=seed, fmax_mhz=r["fmax_mhz"], timing_met=r["timing_met"], fits=r["fits"],
+                   build_s=r["build_s"], report=str(out / "sweep" / label / board / "report.json"))
+        echo(f"  seed {'default' if seed is None else seed:>7}: "
+             + (f"{r['fmax_mhz']} MHz, timing {'met' if r['timing_met'] else 'NOT met'}" if r["fits"]
+                else "failed: " + "; ".join(r.get("errors", [])[-2:])) + f" ({r['build_s']} s)")
+        return row
+
+    echo(f"{b.title}: P={cfg.lanes}, {cfg.clk_hz / 1e6:g} MHz target, {builds} placement seeds, {jobs} at a time")
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        rows = list(pool.map(one, seeds))
+    fmax = sorted(r["fmax_mhz"] for r in rows if r["fits"] and r["fmax_mhz"] is not None)
+    result = dict(board=board, lanes=cfg.lanes, clk_target_mhz=cfg.clk_hz / 1e6, builds=rows,
+                  met=sum(r["timing_met"] for r in rows), failed=sum(not r["fits"] for r in rows),
+                  fmax_min_mhz=fmax[0] if fmax else None, fmax_max_mhz=fmax[-1] if fmax else None,
+                  fmax_median_mhz=fmax[len(fmax) // 2] if len(fmax) % 2 else
+                  (round((fmax[len(fmax) // 2 - 1] + fmax[len(fmax) // 2]) / 2, 2) if fmax else None))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    echo(f"timing met with {result['met']} of {builds} seeds; Fmax {result['fmax_min_mhz']} .. "
+         f"{result['fmax_max_mhz']} MHz, median {result['fmax_median_mhz']}; wrote {out / 'sweep.json'}")
+    return result

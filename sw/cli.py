@@ -98,7 +98,12 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_bitstream(args) -> int:
-    from ..boards.top import build
+    from ..boards.top import build, sweep
+    if args.sweep is not None:
+        if args.seed is not None or args.program:
+            raise SystemExit("fmprune: --sweep builds its own seeds and programs nothing: drop --seed / --program")
+        res = sweep(args.board, args.sweep, lanes=args.lanes, clk_mhz=args.clk_mhz, jobs=args.jobs)
+        return 0 if res["failed"] == 0 else 2
     r = build(args.board, lanes=args.lanes, clk_mhz=args.clk_mhz, seed=args.seed, program=args.program)
     u = r["utilisation"]
     print("  ".join(f"{k} {v['used']:,}/{v['total']:,}" for k, v in u.items()))
@@ -264,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nextpnr's placement seed (default: nextpnr's own); the post-route maximum frequency "
                         "varies from seed to seed, so a design close to its target may meet it with another seed")
     s.add_argument("--program", action="store_true", help="program the board afterwards (openFPGALoader / iceprog)")
+    s.add_argument("--sweep", type=_int_range(1, 64), default=None, metavar="N",
+                   help="measure instead: N builds with nextpnr's own seed and seeds 1..N-1, and "
+                        "BOARD/sweep.json with each one's maximum frequency and how many met timing "
+                        "(exit status 2 only if a build failed)")
+    s.add_argument("--jobs", "-j", type=_int_range(1, 64), default=2, help="builds at a time in a sweep (default 2)")
     s.set_defaults(func=cmd_bitstream)
 
     s = sub.add_parser("analyze", help="sparsity and bandwidth study of a network (Liang et al.)",

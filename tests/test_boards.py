@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from fmprune.boards import protocol
 from fmprune.boards.bridge import Bridge
 from fmprune.boards.host import check_fits
-from fmprune.boards.top import BOARDS, BuildError, build, ecp5_pll, parse_nextpnr_log, parse_yosys_ffs
+from fmprune.boards.top import BOARDS, BuildError, build, ecp5_pll, parse_nextpnr_log, parse_yosys_ffs, sweep
 from fmprune.boards.uart import UARTRx, UARTTx, check_divisor
 from fmprune.sw import driver, tiling
 from fmprune.sw.analyze import nonzero_macs
@@ -227,3 +227,23 @@ def test_bitstream_smoke(board, tmp_path):
         assert r["fmax_mhz"] == again["clocks"][r["clock"]]["fmax_mhz"] > 0
         assert r["timing_met"] == (r["fmax_mhz"] >= r["clk_target_mhz"])
         assert r["build_s"] > 0 and r["bitstream_bytes"] > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.bitstream
+def test_timing_sweep(tmp_path):
+    """`fmprune bitstream --sweep`: one real build per seed; sweep.json is each build's own report
+    figures and the count of those that met timing."""
+    res = sweep("ulx3s", 2, lanes=SMOKE["ulx3s"], jobs=2, build_root=tmp_path, echo=lambda *a: None)
+    assert json.loads((tmp_path / "ulx3s" / "sweep.json").read_text()) == res
+    assert [b["seed"] for b in res["builds"]] == [None, 1] and res["failed"] == 0
+    for row in res["builds"]:
+        rpt = json.loads(open(row["report"]).read())
+        assert rpt["seed"] == row["seed"] and rpt["fmax_mhz"] == row["fmax_mhz"] > 0
+        assert rpt["timing_met"] == row["timing_met"] and rpt["lanes"] == SMOKE["ulx3s"]
+    fmax = [b["fmax_mhz"] for b in res["builds"]]
+    assert res["met"] == sum(b["timing_met"] for b in res["builds"])
+    assert (res["fmax_min_mhz"], res["fmax_max_mhz"]) == (min(fmax), max(fmax))
+    assert res["fmax_median_mhz"] == round(sum(fmax) / 2, 2)
+    with pytest.raises(ValueError, match="at least one build"):
+        sweep("ulx3s", 0, build_root=tmp_path)
