@@ -1248,7 +1248,10 @@ class Engine(wiring.Component):
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += reg["OUT_BYTES"].eq(reg["OUT_BYTES"] + 1)
 
-        m.d.comb += all_written.eq(pk_done & ~wr_busy)
+        # the run's end, as a register. pk_done holds from the last run until run_start clears it,
+        # so the first cycle of RUN must not look at it (a run started after another would end at
+        # once, with nothing written)
+        m.d.sync += all_written.eq(pk_done & ~wr_busy & run & ~run_start)
         with m.If(run_start):
             m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0),
                          o_ox_near_restart, o_bg_near_restart,

@@ -20,31 +20,58 @@ def csr_read(ctx, csr, name):
     return ctx.get(csr.r_data)
 
 
-def run_job(job, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=None, seed=1, out_pad=64,
-            engine_args=None, vcd=None):
-    top = SimTop(lanes, list(job.fm_image), job.w_words, job.out_bytes + out_pad,
+def run_job(job, lanes, **options):
+    """One job: load its memories, program the registers, start, wait; the result dict."""
+    return run_jobs([job], lanes, **options)[0]
+
+
+def _merge(images):
+    """Memory images laid over each other (each job's image is zero below its own base)."""
+    merged = [0] * max(len(im) for im in images)
+    for im in images:
+        for i, v in enumerate(im):
+            if v:
+                merged[i] = v
+    return merged
+
+
+def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=None, seed=1, out_pad=64,
+             engine_args=None, vcd=None):
+    """Jobs one after another on the same engine, as a board runs tile after tile: their memory
+    images share the memories (each at its own bases, driver.prepare(in_base=..., ...)), and the
+    output memory is cleared before each start. One result dict per job; `out` is the whole
+    output memory after that job."""
+    n_out = max(j.extra.get("out_base", 0) + j.out_bytes for j in jobs) + out_pad
+    top = SimTop(lanes, _merge([list(j.fm_image) for j in jobs]), _merge([j.w_words for j in jobs]), n_out,
                  stall_percent=stall_percent, out_stall_percent=out_stall_percent, seed=seed, **(engine_args or {}))
-    result = {}
+    results = []
+    mem = top.om.mem.data
 
     async def bench(ctx):
-        for name, value in job.regs.items():
-            await csr_write(ctx, top.csr, name, value)
-        await csr_write(ctx, top.csr, "CTRL", 1)
-        await ctx.tick()
-        for cycle in range(budget):
-            if not ctx.get(top.busy):
-                break
+        for job in jobs:
+            result = {}
+            for i in range(n_out):
+                ctx.set(mem[i], 0)
+            for name, value in job.regs.items():
+                await csr_write(ctx, top.csr, name, value)
+            await csr_write(ctx, top.csr, "CTRL", 1)
             await ctx.tick()
-        else:
-            result["timeout"] = True
-        status = csr_read(ctx, top.csr, "STATUS")
-        result["status"] = status
-        result["error"] = status >> 8
-        result["counters"] = {n: csr_read(ctx, top.csr, n) for n in regs.COUNTERS}
-        result["memory"] = dict(fm_reads=ctx.get(top.fm_reads), w_reads=ctx.get(top.w_reads),
-                                out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob))
-        mem = top.om.mem.data
-        result["out"] = bytes(ctx.get(mem[i]) for i in range(job.out_bytes + out_pad))
+            for cycle in range(budget):
+                if not ctx.get(top.busy):
+                    break
+                await ctx.tick()
+            else:
+                result["timeout"] = True
+            status = csr_read(ctx, top.csr, "STATUS")
+            result["status"] = status
+            result["error"] = status >> 8
+            result["counters"] = {n: csr_read(ctx, top.csr, n) for n in regs.COUNTERS}
+            result["memory"] = dict(fm_reads=ctx.get(top.fm_reads), w_reads=ctx.get(top.w_reads),
+                                    out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob))
+            result["out"] = bytes(ctx.get(mem[i]) for i in range(n_out))
+            results.append(result)
+            if result.get("timeout"):
+                break
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
@@ -54,7 +81,7 @@ def run_job(job, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=No
             sim.run()
     else:
         sim.run()
-    return result
+    return results
 
 
 def check_output(name, got, want):
