@@ -295,6 +295,7 @@ class Engine(wiring.Component):
         pa_recv = Signal(32)                 # parameter words received
         pa_done = Signal()                   # pa_recv == pa_total, a register made from next values
         pa_recv_next = Signal(32)
+        pa_total_m1 = Signal(32)
         pa_total = Signal(32)
         pa_asm = Signal(8 * P * PW)
         pa_j = Signal(range(PW + 1))
@@ -413,6 +414,7 @@ class Engine(wiring.Component):
             with m.State("INIT"):            # block-pointer tables
                 m.d.comb += [ip_w.addr.eq(init_i), ip_w.data.eq(init_in), ip_w.en.eq(init_i < cb_in),
                              op_w.addr.eq(init_i), op_w.data.eq(init_out), op_w.en.eq(init_i < cb_out)]
+                m.d.sync += pa_total_m1.eq(pa_total - 1)
                 m.d.sync += [init_i.eq(init_i + 1), init_in.eq(init_in + in_stride),
                              init_out.eq(init_out + out_stride),
                              init_last.eq((init_i + 2 >= cb_in) & (init_i + 2 >= cb_out))]
@@ -447,9 +449,11 @@ class Engine(wiring.Component):
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
         # the parameter phase ends on a flip-flop: the compare of the received count is made from
         # its next value, a cycle ahead (the state machine's next state is then no 32-bit compare).
-        # CHECK_END clears pa_recv and sets pa_total, and INIT follows, so pa_done is right in PARAMS
+        # CHECK_END clears pa_recv and sets pa_total, and INIT follows, so pa_done is right in PARAMS.
+        # Both compares are of registers (pa_total_m1 = pa_total - 1, set in INIT); the word
+        # arriving only selects between them
         m.d.comb += pa_recv_next.eq(pa_recv + (phase_params & w_in.valid))
-        m.d.sync += pa_done.eq(pa_recv_next == pa_total)
+        m.d.sync += pa_done.eq(Mux(phase_params & w_in.valid, pa_recv == pa_total_m1, pa_recv == pa_total))
         with m.If(phase_params):
             m.d.comb += [w_req.valid.eq(pa_issue < pa_total), w_req.payload.eq(w_addr_params),
                          w_in.ready.eq(1)]
