@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -195,6 +196,9 @@ def parse_yosys_ffs(text: str) -> int | None:
     return sum(int(n) for n, _ in found) if found else None
 
 
+_PREPARE = threading.Lock()
+
+
 class BuildError(RuntimeError):
     """A failed build; `report` holds what the tools measured before they stopped."""
     def __init__(self, message, report):
@@ -212,7 +216,7 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     """Build the bitstream; return (and write) the report. Raises RuntimeError with the tool's
     own error lines if a step fails."""
     b, cfg = board_config(board, lanes, clk_mhz)
-    out = Path(build_root) / board
+    out = Path(build_root).resolve() / board
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **YOWASP, AMARANTH_USE_YOSYS="builtin")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -224,7 +228,9 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     # The board memories start undefined, as the host writes before it reads: without their
     # (all-zero) initialisers Yosys may map them to the UP5K's SPRAM, which cannot be initialised.
     no_init = " ".join(f"top.system.{mem}/t:$meminit_v2" for mem in ("fm", "wm", "om"))
-    with warnings.catch_warnings():
+    # elaboration changes the process's warning filters and extraction its working directory:
+    # builds of a sweep run them one at a time, and only the tools in parallel
+    with _PREPARE, warnings.catch_warnings():
         # pins are requested the pre-lib.io way: with lib.io buffers on the UART and LED pins,
         # Yosys 0.70's abc9 stopped with an assertion on the ECP5 build (DEVELOPERS.md; the
         # bitstream Yosys is now pinned to 0.69)
@@ -233,9 +239,9 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
         plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts=nextpnr_opts,
                                 synth_opts="-dsp -spram" if b.family == "ice40" else "",
                                 script_after_read=f"delete {no_init}")
-    for stale in ("top.bit", "top.bin", "top.tim", "report.json"):
-        (out / stale).unlink(missing_ok=True)
-    plan.extract(str(out))
+        for stale in ("top.bit", "top.bin", "top.tim", "report.json"):
+            (out / stale).unlink(missing_ok=True)
+        plan.extract(str(out))
     log_path = out / "build.log"
     with open(log_path, "w") as log:
         p = subprocess.run(["sh", "build_top.sh"], cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -292,7 +298,7 @@ def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float |
     if builds < 1:
         raise ValueError(f"a sweep needs at least one build, not {builds}")
     b, cfg = board_config(board, lanes, clk_mhz)        # checks the board and options first
-    out = Path(build_root) / board
+    out = Path(build_root).resolve() / board            # absolute before the builds' threads start
     seeds = [None] + list(range(1, builds))
 
     def one(seed):
