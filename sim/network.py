@@ -41,10 +41,7 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
             if chained:                           # the previous layer's compressed output, as written
                 job.fm_image = engine_images[id(x)][1]
             r = SimTransport(cfg, run_root / op.layer).execute(job)
-            if r.get("timeout") or r.get("error"):
-                raise RuntimeError(f"{full}: the engine stopped with error {r.get('error')} "
-                                   f"(timeout {r.get('timeout')})")
-            y = driver.decode_output(job, r["out"])
+            y = driver.check_run(full, job, r)
         if layer.act.kind == "leaky":             # the slope on the host, after the engine's clamp
             y = np.where(y < 0, quant.mbqm(y, layer.act.neg_multiplier, layer.act.neg_shift), y).astype(np.int8)
         want = layer.forward(x[0], eps_)

@@ -130,16 +130,33 @@ class Transport:
         raise NotImplementedError
 
 
-def run_layer(spec: LayerSpec, transport: Transport, lanes: int, **options) -> tuple[np.ndarray, dict]:
-    """Encode, run, decode: the engine's output tensor and the transport's result."""
-    job = prepare(spec, lanes, **options)
-    result = transport.execute(job)
+def check_run(name: str, job: Job, result: dict) -> np.ndarray:
+    """A transport's result for `job`, checked and decoded. Raises if the engine was still busy
+    when the budget ran out, if it refused the descriptor, or if the output read back is not what
+    the engine says it wrote: OUT_BYTES must equal the bytes the decoded output takes in its layout.
+    A run that ended early or wrote part of its output fails this, and in the compressed layout
+    (whose size depends on the values) so does, almost always, an output read back stale or from
+    the wrong place. A dense run writes its whole region, so there only the count is checked."""
     if result.get("timeout"):
-        raise RuntimeError(f"{spec.name}: the engine was still busy when the cycle budget ran out")
+        raise RuntimeError(f"{name}: the engine was still busy when the cycle budget ran out")
     if result.get("error"):
         code = result["error"]
-        name = regs.ERRORS.get(code, ("UNKNOWN", ""))[0]
-        raise RuntimeError(f"{spec.name}: the engine refused the layer: error {code} {name} "
-                           f"({regs.ERRORS.get(code, ('', 'unknown'))[1]})")
+        err, meaning = regs.ERRORS.get(code, ("UNKNOWN", "unknown"))
+        raise RuntimeError(f"{name}: the engine refused the layer: error {code} {err} ({meaning})")
+    y = decode_output(job, result["out"])
+    _, written = fmformat.encode(y, job.extra["out_layout"])
+    reported = int(result["counters"]["OUT_BYTES"])
+    if reported != written.total:
+        raise RuntimeError(f"{name}: the engine reports {reported} output bytes written, but the output read back "
+                           f"takes {written.total} in the {job.extra['out_layout']} layout: a stale or partial "
+                           f"result. Run the layer again; if it repeats, the engine or the link is faulty")
+    return y
+
+
+def run_layer(spec: LayerSpec, transport: Transport, lanes: int, **options) -> tuple[np.ndarray, dict]:
+    """Encode, run, check and decode: the engine's output tensor and the transport's result."""
+    job = prepare(spec, lanes, **options)
+    result = transport.execute(job)
+    y = check_run(spec.name, job, result)
     result["job"] = job
-    return decode_output(job, result["out"]), result
+    return y, result

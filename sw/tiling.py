@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import fmformat, layout
-from .driver import LayerSpec, decode_output, prepare
+from .driver import LayerSpec, check_run, prepare
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,7 @@ def run_tiled(spec: LayerSpec, transport, lim: Limits, *, eps: int = 0, **option
     for k0, k1, oy0, oy1, ox0, ox1, sub in tiles(spec, lim):
         job = prepare(sub, lim.lanes, eps=eps, **options)
         r = transport.execute(job)
-        if r.get("timeout") or r.get("error"):
-            code = r.get("error")
-            raise RuntimeError(f"{sub.name}: the engine stopped: error {code} "
-                               f"{regs.ERRORS.get(code, ('?', ''))[0]}, timeout {bool(r.get('timeout'))}")
-        y[k0:k1, oy0:oy1, ox0:ox1] = decode_output(job, r["out"])
+        y[k0:k1, oy0:oy1, ox0:ox1] = check_run(sub.name, job, r)
         for name in total:
             total[name] += int(r["counters"][name])
         n += 1

@@ -125,6 +125,26 @@ def test_layers_back_to_back():
 
 
 @pytest.mark.parametrize("out_layout", ["dense", "compressed"])
+def test_driver_checks_what_was_written(out_layout):
+    """driver.check_run accepts a real run and refuses one that ended early (OUT_BYTES 0, as the
+    back-to-back bug's runs did) or wrote part of its output; in the compressed layout also an
+    output read back stale (the memory as before the run). A dense run writes every byte of its
+    region, so there OUT_BYTES cannot tell stale data from new."""
+    spec, act = make_spec(31, 8, 4, 5, 12, 3, 1, 1, False, name="checked")
+    job = driver.prepare(spec, 4, out_layout=out_layout)
+    r = run_job(job, 4, budget=60_000, engine_args=SMALL)
+    check_output(spec.name, driver.check_run(spec.name, job, r), golden(spec, act, 0))
+    bad_runs = [dict(r, counters=dict(r["counters"], OUT_BYTES=n)) for n in (0, r["counters"]["OUT_BYTES"] - 3)]
+    if out_layout == "compressed":
+        bad_runs.append(dict(r, out=bytes(len(r["out"]))))
+    for bad in bad_runs:
+        with pytest.raises(RuntimeError, match="checked: the engine reports .* a stale or partial result"):
+            driver.check_run(spec.name, job, bad)
+    with pytest.raises(RuntimeError, match="refused the layer: error 3 SHAPE"):
+        driver.check_run(spec.name, job, dict(r, error=3))
+
+
+@pytest.mark.parametrize("out_layout", ["dense", "compressed"])
 def test_output_port_held_up(out_layout):
     """The write port refuses 95 % of cycles while reads flow: the packer blocks, the requantiser's
     queue fills, and the output stage must stop on its credits (counted a cycle late) without
