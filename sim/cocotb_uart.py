@@ -1,5 +1,5 @@
-"""cocotb test: one layer through a board's system (boards/system.py) over its UART pins only.
-The host side is boards/host.py's session, the code that drives a real board: each request is
+"""cocotb test: layers, one after another, through a board's system (boards/system.py) over its
+UART pins only. The host side is boards/host.py's session, the code that drives a real board: each request is
 sent bit by bit on `rx` while the reply is sampled from `tx` in the middle of each bit."""
 import json
 import os
@@ -52,25 +52,28 @@ async def uart_layer(dut):
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 4)
-    job = Job(spec["regs"], bytes.fromhex(spec["fm_image"]), spec["w_words"], spec["out_bytes"], None,
-              dict(out_base=spec["out_base"]))
-    gen = session(job, spec["lanes"], budget=spec["budget"])
-    reply_timeout_ns = 200 * bit_ns
-    exchanges = 0
-    try:
-        request, n = next(gen)
-        while True:
-            rx_task = cocotb.start_soon(receive(dut, n, bit_ns, reply_timeout_ns,
-                                                reply_timeout_ns + 10 * bit_ns * len(request)))
-            for b in request:
-                await send_byte(dut, b, bit_ns)
-            reply = await rx_task
-            exchanges += 1
-            request, n = gen.send(reply)
-    except StopIteration as stop:
-        result = stop.value
-    await RisingEdge(dut.clk)
-    result["out"] = result["out"].hex()
-    result["exchanges"] = exchanges
+    results = []
+    for one in spec["jobs"]:            # one after another on the same board, as tiles are
+        job = Job(one["regs"], bytes.fromhex(one["fm_image"]), one["w_words"], one["out_bytes"], None,
+                  dict(out_base=one["out_base"]))
+        gen = session(job, spec["lanes"], budget=spec["budget"])
+        reply_timeout_ns = 200 * bit_ns
+        exchanges = 0
+        try:
+            request, n = next(gen)
+            while True:
+                rx_task = cocotb.start_soon(receive(dut, n, bit_ns, reply_timeout_ns,
+                                                    reply_timeout_ns + 10 * bit_ns * len(request)))
+                for b in request:
+                    await send_byte(dut, b, bit_ns)
+                reply = await rx_task
+                exchanges += 1
+                request, n = gen.send(reply)
+        except StopIteration as stop:
+            result = stop.value
+        await RisingEdge(dut.clk)
+        result["out"] = result["out"].hex()
+        result["exchanges"] = exchanges
+        results.append(result)
     with open(spec["result"], "w") as f:
-        json.dump(result, f)
+        json.dump(results, f)

@@ -60,8 +60,10 @@ def sim_config(cfg, divisor: int = 8):
     return replace(cfg, clk_hz=100_000_000, baud=100_000_000 // divisor)
 
 
-def run(job, cfg, simulator: str, run_dir: Path, *, budget: int = 1_000_000) -> dict:
-    """Run a driver.Job on the simulated board system over its UART. Returns the session's result."""
+def run(job, cfg, simulator: str, run_dir: Path, *, budget: int = 1_000_000):
+    """Run a driver.Job on the simulated board system over its UART; returns the session's result.
+    A list of jobs runs one after another on the same board, as tiles do (a list of results)."""
+    jobs = job if isinstance(job, list) else [job]
     bdir = build(cfg, simulator)
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -69,9 +71,9 @@ def run(job, cfg, simulator: str, run_dir: Path, *, budget: int = 1_000_000) -> 
     if result_path.exists():
         result_path.unlink()
     (run_dir / "job.json").write_text(json.dumps(dict(
-        regs=job.regs, fm_image=job.fm_image.hex(), w_words=[int(w) for w in job.w_words], out_bytes=job.out_bytes,
-        out_base=job.extra["out_base"], lanes=cfg.lanes, divisor=cfg.divisor, budget=budget,
-        result=str(result_path))))
+        jobs=[dict(regs=j.regs, fm_image=j.fm_image.hex(), w_words=[int(w) for w in j.w_words], out_bytes=j.out_bytes,
+                   out_base=j.extra["out_base"]) for j in jobs],
+        lanes=cfg.lanes, divisor=cfg.divisor, budget=budget, result=str(result_path))))
     from cocotb_tools.runner import get_runner
     os.environ.update(_env())
     t = time.perf_counter()
@@ -85,7 +87,8 @@ def run(job, cfg, simulator: str, run_dir: Path, *, budget: int = 1_000_000) -> 
         from cocotb_tools.check_results import get_results
         raise RuntimeError(f"the UART co-simulation ended without a result ({get_results(run_dir / 'results.xml')} "
                            f"(tests, failures)); see {run_dir}")
-    result = json.loads(result_path.read_text())
-    result["out"] = bytes.fromhex(result["out"])
-    result["wall_s"] = time.perf_counter() - t
-    return result
+    results = json.loads(result_path.read_text())
+    for r in results:
+        r["out"] = bytes.fromhex(r["out"])
+    results[-1]["wall_s"] = time.perf_counter() - t
+    return results if isinstance(job, list) else results[0]

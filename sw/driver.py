@@ -143,13 +143,18 @@ def check_run(name: str, job: Job, result: dict) -> np.ndarray:
         code = result["error"]
         err, meaning = regs.ERRORS.get(code, ("UNKNOWN", "unknown"))
         raise RuntimeError(f"{name}: the engine refused the layer: error {code} {err} ({meaning})")
-    y = decode_output(job, result["out"])
+    again = "Run the layer again; if it repeats, the engine or the link is faulty"
+    try:
+        y = decode_output(job, result["out"])
+    except ValueError as e:
+        raise RuntimeError(f"{name}: the output read back does not decode ({e}): a stale or partial result. "
+                           f"{again}") from None
     _, written = fmformat.encode(y, job.extra["out_layout"])
     reported = int(result["counters"]["OUT_BYTES"])
     if reported != written.total:
         raise RuntimeError(f"{name}: the engine reports {reported} output bytes written, but the output read back "
                            f"takes {written.total} in the {job.extra['out_layout']} layout: a stale or partial "
-                           f"result. Run the layer again; if it repeats, the engine or the link is faulty")
+                           f"result. {again}")
     return y
 
 

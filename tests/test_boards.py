@@ -112,9 +112,10 @@ def test_uart_divisor_checked():
 # ---- the host session over the board system's UART pins (cocotb) ---------------------------
 
 UART_CASES = {
-    # board config (memories shrunk for a short build), simulator, layer (C H W K k s p dw)
-    "icebreaker-icarus": ("icebreaker", None, "icarus", (8, 6, 6, 8, 3, 1, 1, False)),
-    "ulx3s-verilator": ("ulx3s", 8 << 10, "verilator", (16, 5, 5, 16, 3, 1, 1, True)),
+    # board config (memories shrunk for a short build), simulator, layers run one after another
+    # on the same board (C H W K k s p dw)
+    "icebreaker-icarus": ("icebreaker", None, "icarus", [(8, 6, 6, 8, 3, 1, 1, False)]),
+    "ulx3s-verilator": ("ulx3s", 8 << 10, "verilator", [(16, 5, 5, 16, 3, 1, 1, True), (12, 4, 5, 10, 3, 2, 1, False)]),
 }
 
 
@@ -122,21 +123,23 @@ UART_CASES = {
 @pytest.mark.parametrize("case", list(UART_CASES))
 def test_uart_layer(case, tmp_path):
     from fmprune.sim import uart
-    board, mem, simulator, shape = UART_CASES[case]
+    board, mem, simulator, shapes = UART_CASES[case]
     cfg = BOARDS[board].system
     if mem:
         cfg = replace(cfg, fm_bytes=mem, w_bytes=mem, out_bytes=mem)
     cfg = uart.sim_config(cfg, divisor=8)
-    c, h, w, k_out, k, s, p, dw = shape
-    spec, act = make_spec(len(case), c, h, w, k_out, k, s, p, dw, name=case)
-    want = golden(spec, act)
-    job = driver.prepare(spec, cfg.lanes)
-    r = uart.run(job, cfg, simulator, tmp_path)
-    assert not r["timeout"] and r["error"] == 0, r
-    assert r["info"]["lanes"] == cfg.lanes and r["info"]["fm_bytes"] == cfg.fm_bytes
-    assert_layer_equal(spec.name, driver.decode_output(job, r["out"]), want)
-    assert r["counters"]["MACS"] == nonzero_macs(spec.input, spec.weight.shape, spec.stride, spec.padding,
-                                                 spec.input.shape[0] if dw else 1)
+    specs = []
+    for i, (c, h, w, k_out, k, s, p, dw) in enumerate(shapes):
+        specs.append(make_spec(len(case) + i, c, h, w, k_out, k, s, p, dw, name=f"{case} layer {i}"))
+    jobs = [driver.prepare(spec, cfg.lanes) for spec, _ in specs]
+    results = uart.run(jobs, cfg, simulator, tmp_path)
+    assert len(results) == len(jobs)
+    for (spec, act), job, r in zip(specs, jobs, results):
+        assert not r["timeout"] and r["error"] == 0, (spec.name, r)
+        assert r["info"]["lanes"] == cfg.lanes and r["info"]["fm_bytes"] == cfg.fm_bytes
+        assert_layer_equal(spec.name, driver.check_run(spec.name, job, r), golden(spec, act))
+        assert r["counters"]["MACS"] == nonzero_macs(spec.input, spec.weight.shape, spec.stride, spec.padding,
+                                                     spec.input.shape[0] if spec.depthwise else 1)
 
 
 def test_host_refuses_a_layer_that_does_not_fit():

@@ -8,7 +8,7 @@ import pytest
 from enginetb import check_output, run_job, run_jobs
 from fmprune.hw import regs
 from fmprune.hw.model import predict
-from fmprune.sw import driver, quant
+from fmprune.sw import driver, fmformat, quant
 from fmprune.sw.golden import QLayer
 
 SMALL = dict(linebuf_depth=512, max_channels=64, max_blocks=16)
@@ -140,6 +140,12 @@ def test_driver_checks_what_was_written(out_layout):
     for bad in bad_runs:
         with pytest.raises(RuntimeError, match="checked: the engine reports .* a stale or partial result"):
             driver.check_run(spec.name, job, bad)
+    if out_layout == "compressed":           # a bitmap that marks channels past K = 12 does not decode
+        corrupt = bytearray(r["out"])
+        _, ho, wo = spec.out_shape
+        corrupt[job.extra["out_base"] + fmformat.block_stride(ho, wo, "compressed")] = 0xFF   # block 1
+        with pytest.raises(RuntimeError, match="checked: the output read back does not decode .* stale or partial"):
+            driver.check_run(spec.name, job, dict(r, out=bytes(corrupt)))
     with pytest.raises(RuntimeError, match="refused the layer: error 3 SHAPE"):
         driver.check_run(spec.name, job, dict(r, error=3))
 
