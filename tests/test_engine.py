@@ -95,16 +95,18 @@ def test_layer_kinds(kind, lanes):
 
 def test_layers_back_to_back():
     """Layers of different shapes one after another on the same engine, as a board runs tile after
-    tile: nothing a run leaves behind (its "all written" flag, its derived values, the queues)
-    may end or change the next one. Each is checked against the golden model, its counters
-    against the model and the memories' own counts."""
+    tile, with a refused descriptor among them: nothing a run leaves behind (its "all written"
+    flag, its derived values, the queues) may end or change the next one. Each is checked against
+    the golden model, its counters against the model and the memories' own counts."""
     lanes = 8
-    order = ["dw_s2", "std3x3", "pointwise", "dw_s2"]
+    order = ["dw_s2", "std3x3", "refused", "pointwise", "dw_s2"]
     specs, jobs, bases = [], [], dict(in_base=0, w_base=0, out_base=0)
     for i, kind in enumerate(order):
-        c, h, w, ko, k, s, p, dw = KINDS[kind]
+        c, h, w, ko, k, s, p, dw = KINDS["std5x5s2" if kind == "refused" else kind]
         spec, act = make_spec(100 + i, c, h, w, ko, k, s, p, dw, name=f"{kind}#{i}")
         job = driver.prepare(spec, lanes, out_layout="dense" if i == 1 else "compressed", **bases)
+        if kind == "refused":                # PAD >= kernel: refused after the set-up, nothing read
+            job.regs["PAD"] = job.regs["KERNEL"]
         bases = dict(in_base=len(job.fm_image), w_base=len(job.w_words),
                      out_base=job.extra["out_base"] + job.out_bytes)
         specs.append((spec, act))
@@ -112,12 +114,14 @@ def test_layers_back_to_back():
     results = run_jobs(jobs, lanes, budget=60_000, engine_args=SMALL)
     assert len(results) == len(jobs), f"{specs[len(results) - 1][0].name}: still busy after 60000 cycles"
     before = dict(fm_reads=0, w_reads=0, out_writes=0, oob=0)
-    for (spec, act), job, r in zip(specs, jobs, results):
-        assert not r.get("timeout") and r["error"] == 0, (spec.name, r.get("timeout"), r["error"])
-        check_output(f"{spec.name} after {jobs.index(job)} layers", driver.decode_output(job, r["out"]),
-                     golden(spec, act, 0))
+    for i, ((spec, act), job, r) in enumerate(zip(specs, jobs, results)):
         mem = {k: v - before[k] for k, v in r["memory"].items()}
         before = r["memory"]
+        if order[i] == "refused":
+            assert r["error"] == regs.ERROR_CODE["RANGE"] and not any(mem.values()), (spec.name, r["error"], mem)
+            continue
+        assert not r.get("timeout") and r["error"] == 0, (spec.name, r.get("timeout"), r["error"])
+        check_output(f"{spec.name} after {i} layers", driver.decode_output(job, r["out"]), golden(spec, act, 0))
         check_counters_against_memories(r["counters"], mem, lanes)
         pr = predict(spec, lanes, out_layout=job.extra["out_layout"], expected=golden(spec, act, 0))
         for name in ("FM_BITMAP_BYTES", "FM_VALUE_BYTES", "PARAM_BYTES", "MACS", "WEIGHT_BYTES", "OUT_BYTES"):
