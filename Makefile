@@ -37,7 +37,7 @@ iverilog: ## Icarus Verilog from Debian (installed with apt-get when root)
 test: setup ## default test tier (about 9 minutes on 2 cores once set up, two smoke bitstream builds included)
 	$(BIN)/python -m pytest
 
-test-slow: setup ## the slow tier: every network's error bounds; MobileNet and SqueezeNet 1.1 through the RTL
+test-slow: setup ## the slow tier: every network's error bounds; MobileNet and SqueezeNet 1.1 through the RTL; a two-seed ULX3S sweep
 	$(BIN)/python -m pytest -m slow
 
 test-all: setup ## both tiers
