@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: bitstream timing-sweep test-boards train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-sim clean distclean
+.PHONY: bitstream timing-sweep test-boards train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-link bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ bench-golden: setup ## time the integer golden model per network; writes build/b
 
 bench-engine: setup ## engine on real layers, Verilator, P=16: cycles, utilisation, bytes; build/bench/engine.json
 	$(BIN)/python -m fmprune.sim.bench_engine --lanes $(P)
+
+bench-link: setup ## bytes over a board's serial link for NET, tile by tile (make bench-link NET=mobilenet BOARD=ulx3s); build/bench/link_NET_BOARD.json
+	$(BIN)/python -m fmprune.sim.link_budget $(NET) --board $(BOARD)
 
 bench-sim: setup ## simulation speed: make sim cold / warm against the raw Verilator model; build/bench/simspeed.json
 	$(BIN)/python -m fmprune.sim.bench_speed $(LAYER)

@@ -10,6 +10,7 @@ import struct
 import time
 
 from ..hw import regs
+from ..sw import fmformat
 from ..sw.driver import Job, Transport
 from . import protocol
 
@@ -30,6 +31,46 @@ def check_fits(job: Job, lanes: int, info: dict) -> None:
                          f"run it tiled (sw/tiling.py) or crop it")
 
 
+def memory_writes(job: Job, lanes: int) -> list[tuple[int, int, bytes]]:
+    """The memory writes a session makes for `job`, as (memory, byte address, data) of at most CHUNK
+    bytes: the weights whole, and of the feature map only what the engine reads (fmformat.read_ranges:
+    a compressed block's tail past its last stored value is not sent, unless the gap to the next
+    block's bytes is shorter than a command's own)."""
+    r = job.regs
+    layout = "compressed" if r["IN_LAYOUT"] else "dense"
+    base = r["IN_BASE"]
+    # ranges closer than a command's own bytes (header and acknowledgement) go as one write
+    gap = len(protocol.write_mem(0, 0, b"")) + 1
+    fm = []
+    for a, b in fmformat.read_ranges(job.fm_image[base:], r["IN_C"], r["IN_H"], r["IN_W"], layout):
+        if fm and base + a - fm[-1][1] <= gap:
+            fm[-1] = (fm[-1][0], base + b)
+        else:
+            fm.append((base + a, base + b))
+    weights = b"".join(int(w).to_bytes(lanes, "little") for w in job.w_words)
+    writes = []
+    for mem, image, ranges in ((protocol.MEM["FM"], job.fm_image, fm),
+                               (protocol.MEM["WEIGHTS"], weights, [(0, len(weights))])):
+        for start, stop in ranges:
+            for at in range(start, stop, CHUNK):
+                writes.append((mem, at, image[at:min(at + CHUNK, stop)]))
+    return writes
+
+
+def link_bytes(job: Job, lanes: int) -> dict:
+    """Bytes a session for `job` moves over the link, by part (requests and replies; the status
+    polls while the engine runs not counted): what `session` sends, computed without a board."""
+    ack = 1
+    writes = memory_writes(job, lanes)
+    fm = sum(len(protocol.write_mem(m, a, d)) + ack for m, a, d in writes if m == protocol.MEM["FM"])
+    w = sum(len(protocol.write_mem(m, a, d)) + ack for m, a, d in writes if m == protocol.MEM["WEIGHTS"])
+    reg = (len(job.regs) + 1) * (len(protocol.write_reg(0, 0)) + ack)
+    counters = len(regs.COUNTERS) * (len(protocol.read_reg(0)) + 4)
+    out = sum(len(protocol.read_mem(0, 0, 0)) + min(CHUNK, job.out_bytes - at) for at in range(0, job.out_bytes, CHUNK))
+    info = len(protocol.info()) + protocol.INFO_BYTES
+    return dict(fm=fm, weights=w, registers=reg + counters + info, out=out, total=fm + w + reg + counters + info + out)
+
+
 def _ack(reply: bytes, what: str):
     if reply != bytes([protocol.ACK]):
         raise RuntimeError(f"the board did not acknowledge {what} (got {reply.hex() or 'nothing'}): "
@@ -42,10 +83,8 @@ def session(job: Job, lanes: int, *, budget: int, poll_every: int = 1):
     passes `budget` cycles while it is still busy."""
     info = protocol.parse_info((yield protocol.info(), protocol.INFO_BYTES))
     check_fits(job, lanes, info)
-    weights = b"".join(int(w).to_bytes(lanes, "little") for w in job.w_words)
-    for mem, image in ((protocol.MEM["FM"], job.fm_image), (protocol.MEM["WEIGHTS"], weights)):
-        for at in range(0, len(image), CHUNK):
-            _ack((yield protocol.write_mem(mem, at, image[at:at + CHUNK]), 1), "a memory write")
+    for mem, at, data in memory_writes(job, lanes):
+        _ack((yield protocol.write_mem(mem, at, data), 1), "a memory write")
     for name, value in job.regs.items():
         _ack((yield protocol.write_reg(regs.ADDR[name], value), 1), f"register {name}")
     _ack((yield protocol.write_reg(regs.ADDR["CTRL"], 1), 1), "the start")

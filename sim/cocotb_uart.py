@@ -59,6 +59,7 @@ async def uart_layer(dut):
         gen = session(job, spec["lanes"], budget=spec["budget"])
         reply_timeout_ns = 200 * bit_ns
         exchanges = 0
+        link = 0                        # bytes sent and received
         try:
             request, n = next(gen)
             while True:
@@ -68,12 +69,14 @@ async def uart_layer(dut):
                     await send_byte(dut, b, bit_ns)
                 reply = await rx_task
                 exchanges += 1
+                link += len(request) + len(reply)
                 request, n = gen.send(reply)
         except StopIteration as stop:
             result = stop.value
         await RisingEdge(dut.clk)
         result["out"] = result["out"].hex()
         result["exchanges"] = exchanges
+        result["link_bytes"] = link
         results.append(result)
     with open(spec["result"], "w") as f:
         json.dump(results, f)

@@ -94,6 +94,29 @@ def encode(x: np.ndarray, layout: str = "compressed", eps: int = 0) -> tuple[byt
     return out.tobytes(), Traffic(blocks(c) * h * w, nnz)
 
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def read_ranges(image: bytes, c: int, h: int, w: int, layout: str = "compressed") -> list[tuple[int, int]]:
+    """The byte ranges [start, stop) of `image` that a reader of the whole tensor reads: dense, the
+    whole region; compressed, from each block's start its bitmap bytes and stored values (a block
+    region's tail past them is never read, so a host need not send it)."""
+    need = region_bytes(c, h, w, layout)
+    if len(image) < need:
+        raise ValueError(f"image of {len(image)} bytes is shorter than the {need} of a {c}x{h}x{w} {layout} tensor")
+    if layout == "dense":
+        return [(0, need)] if need else []
+    buf = np.frombuffer(image, dtype=np.uint8)
+    stride = block_stride(h, w, layout)
+    ranges = []
+    for cb in range(blocks(c)):
+        p = cb * stride
+        for _ in range(h * w):
+            p += 1 + int(_POPCOUNT[buf[p]])
+        ranges.append((cb * stride, p))
+    return ranges
+
+
 def decode(image: bytes, c: int, h: int, w: int, layout: str = "compressed") -> np.ndarray:
     """Decode a memory image written in `layout` back to an int8 C x H x W tensor."""
     buf = np.frombuffer(image, dtype=np.uint8)

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from fmprune.boards import protocol
 from fmprune.boards.bridge import Bridge
-from fmprune.boards.host import check_fits
+from fmprune.boards.host import check_fits, link_bytes
 from fmprune.boards.top import BOARDS, BuildError, build, ecp5_pll, parse_nextpnr_log, parse_yosys_ffs, sweep
 from fmprune.boards.uart import UARTRx, UARTTx, check_divisor
 from fmprune.sw import driver, tiling
@@ -138,8 +138,57 @@ def test_uart_layer(case, tmp_path):
         assert not r["timeout"] and r["error"] == 0, (spec.name, r)
         assert r["info"]["lanes"] == cfg.lanes and r["info"]["fm_bytes"] == cfg.fm_bytes
         assert_layer_equal(spec.name, driver.check_run(spec.name, job, r), golden(spec, act))
+        # what crossed the link is host.link_bytes plus the polls (STATUS and CYCLES while busy,
+        # the last STATUS read): the feature map's unread block tails were not sent
+        assert r["link_bytes"] == link_bytes(job, cfg.lanes)["total"] + 6 + 12 * r["polls"], (spec.name, r["polls"])
         assert r["counters"]["MACS"] == nonzero_macs(spec.input, spec.weight.shape, spec.stride, spec.padding,
                                                      spec.input.shape[0] if spec.depthwise else 1)
+
+
+@pytest.mark.parametrize("shape", [(20, 6, 7, 8, 3, 1, 1, False), (1024, 1, 1, 10, 1, 1, 0, False)])
+def test_host_sends_what_the_engine_reads(shape):
+    """The session's feature-map writes cover every byte the engine reads (fmformat.read_ranges),
+    and of the rest only gaps shorter than a command's own bytes (a 1 x 1 layer's blocks then go
+    as one write); the weights go whole. link_bytes counts the same writes."""
+    from fmprune.boards.host import CHUNK, memory_writes
+    from fmprune.sw import fmformat
+    c, h, w, k_out, k, s, p, dw = shape
+    spec, _ = make_spec(7, c, h, w, k_out, k, s, p, dw)
+    job = driver.prepare(spec, 8, in_base=40)
+    writes = memory_writes(job, 8)
+    fm = [(a, a + len(d)) for m, a, d in writes if m == protocol.MEM["FM"]]
+    assert all(job.fm_image[a:a + len(d)] == d for m, a, d in writes if m == protocol.MEM["FM"])
+    sent = np.zeros(len(job.fm_image), bool)
+    for a, b in fm:
+        sent[a:b] = True
+    read = np.zeros(len(job.fm_image), bool)
+    for a, b in fmformat.read_ranges(job.fm_image[40:], c, h, w):
+        read[40 + a:40 + b] = True
+    assert sent[read].all() and not sent[:40].any()
+    gap = len(protocol.write_mem(0, 0, b"")) + 1
+    extra = np.flatnonzero(sent & ~read)
+    runs = np.split(extra, np.flatnonzero(np.diff(extra) != 1) + 1) if extra.size else []
+    assert all(len(r) <= gap for r in runs), "a gap longer than a command was sent"
+    if h * w == 1:
+        assert len(fm) == -(-(len(job.fm_image) - 40) // CHUNK), fm
+    else:
+        assert sent.sum() < len(job.fm_image) - 40, "the blocks' tails were sent"
+    wts = b"".join(d for m, a, d in writes if m == protocol.MEM["WEIGHTS"])
+    assert wts == b"".join(int(x).to_bytes(8, "little") for x in job.w_words)
+    lb = link_bytes(job, 8)
+    assert lb["fm"] == sum(len(protocol.write_mem(0, a, b"")) + (b - a) + 1 for a, b in fm)
+
+
+def test_link_budget():
+    """`make bench-link`'s figures add up: each layer's tiles are the tiler's, each part the sum
+    of the tiles' link_bytes, and sending whole feature-map regions costs more."""
+    from fmprune.sim.link_budget import PARTS, budget
+    r = budget("tinynet", "ulx3s", echo=lambda *a: None)
+    t = r["totals"]
+    assert t["tiles"] == sum(row["tiles"] for row in r["layers"]) > len(r["layers"])
+    assert t["total"] == sum(t[p] for p in PARTS) == sum(row["total"] for row in r["layers"])
+    assert r["whole_regions_total"] == t["total"] - t["fm"] + t["whole_region_fm"] > t["total"]
+    assert r["link_s"] == round(t["total"] * 10 / r["baud"], 1)
 
 
 def test_host_refuses_a_layer_that_does_not_fit():

@@ -34,6 +34,19 @@ def test_round_trip(c, h, w, eps):
     _, t = fmt.encode(x, "compressed", eps)
     assert t.bitmap_bytes == fmt.blocks(c) * h * w
     assert t.value_bytes == int(np.count_nonzero(pruned))
+    # what a reader reads: each block's bytes from its start, as many as the traffic; the image's
+    # bytes outside them do not change what it decodes to
+    for layout in fmt.LAYOUTS:
+        image, traffic = fmt.encode(x, layout, eps)
+        ranges = fmt.read_ranges(image, c, h, w, layout)
+        assert sum(b - a for a, b in ranges) == traffic.total
+        stride = fmt.block_stride(h, w, layout)
+        if layout == "compressed":
+            assert [a for a, _ in ranges] == [cb * stride for cb in range(fmt.blocks(c))]
+        junk = bytearray(rng.integers(0, 256, len(image), dtype=np.uint8).tobytes())
+        for a, b in ranges:
+            junk[a:b] = image[a:b]
+        np.testing.assert_array_equal(fmt.decode(bytes(junk), c, h, w, layout), fmt.decode(image, c, h, w, layout))
 
 
 def test_bad_input():
