@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -322,8 +323,7 @@ def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float |
     result = dict(board=board, lanes=cfg.lanes, clk_target_mhz=cfg.clk_hz / 1e6, builds=rows,
                   met=sum(r["timing_met"] for r in rows), failed=sum(not r["fits"] for r in rows),
                   fmax_min_mhz=fmax[0] if fmax else None, fmax_max_mhz=fmax[-1] if fmax else None,
-                  fmax_median_mhz=fmax[len(fmax) // 2] if len(fmax) % 2 else
-                  (round((fmax[len(fmax) // 2 - 1] + fmax[len(fmax) // 2]) / 2, 2) if fmax else None))
+                  fmax_median_mhz=round(statistics.median(fmax), 2) if fmax else None)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     echo(f"timing met with {result['met']} of {builds} seeds; Fmax {result['fmax_min_mhz']} .. "
