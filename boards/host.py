@@ -59,7 +59,8 @@ def memory_writes(job: Job, lanes: int) -> list[tuple[int, int, bytes]]:
 
 def link_bytes(job: Job, lanes: int) -> dict:
     """Bytes a session for `job` moves over the link, by part (requests and replies; the status
-    polls while the engine runs not counted): what `session` sends, computed without a board."""
+    polls while the engine runs not counted), and its request / reply exchanges: what `session`
+    sends, computed without a board."""
     ack = 1
     writes = memory_writes(job, lanes)
     fm = sum(len(protocol.write_mem(m, a, d)) + ack for m, a, d in writes if m == protocol.MEM["FM"])
@@ -68,7 +69,12 @@ def link_bytes(job: Job, lanes: int) -> dict:
     counters = len(regs.COUNTERS) * (len(protocol.read_reg(0)) + 4)
     out = sum(len(protocol.read_mem(0, 0, 0)) + min(CHUNK, job.out_bytes - at) for at in range(0, job.out_bytes, CHUNK))
     info = len(protocol.info()) + protocol.INFO_BYTES
-    return dict(fm=fm, weights=w, registers=reg + counters + info, out=out, total=fm + w + reg + counters + info + out)
+    out_reads = -(-job.out_bytes // CHUNK)
+    # request / reply round trips: each costs the link's latency besides its bytes (a USB serial
+    # adapter returns a short reply only when its latency timer expires)
+    exchanges = 1 + len(writes) + len(job.regs) + 1 + len(regs.COUNTERS) + out_reads
+    return dict(fm=fm, weights=w, registers=reg + counters + info, out=out, total=fm + w + reg + counters + info + out,
+                exchanges=exchanges)
 
 
 def _ack(reply: bytes, what: str):
@@ -136,6 +142,14 @@ class SerialTransport(Transport):
         except serial.SerialException as e:
             raise RuntimeError(f"cannot open serial port {port}: {e}") from None
         self.port, self.lanes, self.budget = port, lanes, budget
+        # every exchange waits for its reply, and an FTDI adapter passes a short reply on only
+        # when its latency timer runs out (16 ms by default, 1 ms in low-latency mode): ask for
+        # low latency where the OS has it (Linux); elsewhere the run is slower, not wrong
+        try:
+            self.link.set_low_latency_mode(True)
+            self.low_latency = True
+        except (AttributeError, NotImplementedError, ValueError, OSError):
+            self.low_latency = False
         self.link.reset_input_buffer()
 
     def exchange(self, request: bytes, n: int) -> bytes:

@@ -140,7 +140,9 @@ def test_uart_layer(case, tmp_path):
         assert_layer_equal(spec.name, driver.check_run(spec.name, job, r), golden(spec, act))
         # what crossed the link is host.link_bytes plus the polls (STATUS and CYCLES while busy,
         # the last STATUS read): the feature map's unread block tails were not sent
-        assert r["link_bytes"] == link_bytes(job, cfg.lanes)["total"] + 6 + 12 * r["polls"], (spec.name, r["polls"])
+        lb = link_bytes(job, cfg.lanes)
+        assert r["link_bytes"] == lb["total"] + 6 + 12 * r["polls"], (spec.name, r["polls"])
+        assert r["exchanges"] == lb["exchanges"] + 1 + 2 * r["polls"], (spec.name, r["polls"])
         assert r["counters"]["MACS"] == nonzero_macs(spec.input, spec.weight.shape, spec.stride, spec.padding,
                                                      spec.input.shape[0] if spec.depthwise else 1)
 
@@ -189,6 +191,8 @@ def test_link_budget():
     assert t["total"] == sum(t[p] for p in PARTS) == sum(row["total"] for row in r["layers"])
     assert r["whole_regions_total"] == t["total"] - t["fm"] + t["whole_region_fm"] > t["total"]
     assert r["link_s"] == round(t["total"] * 10 / r["baud"], 1)
+    assert t["exchanges"] == sum(row["exchanges"] for row in r["layers"]) > 10 * t["tiles"]
+    assert r["latency_s"]["default"] == round(t["exchanges"] * 0.016, 1)
 
 
 def test_host_refuses_a_layer_that_does_not_fit():
