@@ -195,6 +195,25 @@ def test_link_budget():
     assert r["latency_s"]["default"] == round(t["exchanges"] * 0.016, 1)
 
 
+def test_serial_transport_says_what_is_wrong(tmp_path):
+    """SerialTransport on a port that does not exist, and on one where nothing answers (a
+    pseudo-terminal, which has no low-latency mode: the transport goes on without it)."""
+    import os
+    from fmprune.boards.host import SerialTransport
+    with pytest.raises(RuntimeError, match="cannot open serial port"):
+        SerialTransport(str(tmp_path / "ttyNONE"), 16)
+    master, slave = os.openpty()
+    try:
+        t = SerialTransport(os.ttyname(slave), 16, reply_timeout_s=0.2)
+        assert t.low_latency is False
+        with pytest.raises(RuntimeError, match=r"sent 0 of \d+ bytes within 0.2 s: is the fmprune bitstream loaded"):
+            t.info()
+        t.link.close()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_host_refuses_a_layer_that_does_not_fit():
     spec, _ = make_spec(3, 64, 20, 20, 64, 3, 1, 1, False)
     job = driver.prepare(spec, 16)
