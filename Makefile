@@ -79,8 +79,8 @@ bench-golden: setup ## time the integer golden model per network; writes build/b
 bench-engine: setup ## engine on real layers, Verilator, P=16: cycles, utilisation, bytes; build/bench/engine.json
 	$(BIN)/python -m fmprune.sim.bench_engine --lanes $(P)
 
-bench-link: setup ## bytes over a board's serial link for NET, tile by tile (make bench-link NET=mobilenet BOARD=ulx3s); build/bench/link_NET_BOARD.json
-	$(BIN)/python -m fmprune.sim.link_budget $(NET) --board $(BOARD)
+bench-link: setup ## bytes over a board's serial link for NET, tile by tile (make bench-link NET=mobilenet BOARD=ulx3s [BAUD=3000000]); build/bench/link_NET_BOARD.json
+	$(BIN)/python -m fmprune.sim.link_budget $(NET) --board $(BOARD) $(if $(BAUD),--baud $(BAUD))
 
 bench-sim: setup ## simulation speed: make sim cold / warm against the raw Verilator model; build/bench/simspeed.json
 	$(BIN)/python -m fmprune.sim.bench_speed $(LAYER)
@@ -94,11 +94,11 @@ distclean: clean ## also remove .venv
 BOARD ?= ulx3s
 SEEDS ?= 4
 JOBS ?= 2
-bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..] [SEED=..]; build/boards/BOARD/report.json
-	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(SEED),--seed $(SEED))
+bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..] [BAUD=..] [SEED=..]; build/boards/BOARD/report.json
+	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(BAUD),--baud $(BAUD)) $(if $(SEED),--seed $(SEED))
 
 timing-sweep: setup ## Fmax over placement seeds: make timing-sweep BOARD=ulx3s [SEEDS=4] [JOBS=2] [P=..]; build/boards/BOARD/sweep.json
-	$(FMPRUNE) bitstream $(BOARD) --sweep $(SEEDS) --jobs $(JOBS) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ))
+	$(FMPRUNE) bitstream $(BOARD) --sweep $(SEEDS) --jobs $(JOBS) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(BAUD),--baud $(BAUD))
 
 test-boards: setup ## boards only: UART co-simulation, tiles on the RTL, smoke bitstream builds of both boards
 	$(BIN)/python -m pytest tests/test_boards.py

@@ -147,7 +147,11 @@ BOARDS = {
 }
 
 
-def board_config(board: str, lanes: int | None = None, clk_mhz: float | None = None) -> tuple[Board, SystemConfig]:
+BAUD_TOLERANCE = 0.02          # the UART's rate against the one asked for (a frame is 10 bits)
+
+
+def board_config(board: str, lanes: int | None = None, clk_mhz: float | None = None,
+                 baud: int | None = None) -> tuple[Board, SystemConfig]:
     if board not in BOARDS:
         raise ValueError(f"unknown board {board!r}; the boards are {', '.join(BOARDS)}")
     b = BOARDS[board]
@@ -164,6 +168,17 @@ def board_config(board: str, lanes: int | None = None, clk_mhz: float | None = N
         if not 10 <= clk_mhz <= 400:
             raise ValueError(f"--clk-mhz {clk_mhz} is out of the PLL's range (10..400 MHz)")
         cfg = replace(cfg, clk_hz=int(round(ecp5_pll(25.0, clk_mhz)["f_out_mhz"] * 1e6)))
+    if baud is not None:
+        divisor = round(cfg.clk_hz / baud) if baud > 0 else 0
+        if divisor < 4:
+            raise ValueError(f"--baud {baud}: the UART needs at least 4 clock cycles a bit, and the "
+                             f"{cfg.clk_hz / 1e6:g} MHz clock allows at most {cfg.clk_hz // 4:,} baud")
+        actual = cfg.clk_hz / divisor
+        if abs(actual - baud) > BAUD_TOLERANCE * baud:
+            raise ValueError(f"--baud {baud}: the {cfg.clk_hz / 1e6:g} MHz clock makes {actual:,.0f} baud at the "
+                             f"nearest ({divisor} cycles a bit), {abs(actual - baud) / baud:.1%} off; pick a rate "
+                             f"within {BAUD_TOLERANCE:.0%} of {cfg.clk_hz:,} / N")
+        cfg = replace(cfg, baud=baud)
     return b, cfg
 
 
@@ -212,11 +227,12 @@ def tool_errors(log: str, limit: int = 20) -> list[str]:
     return lines[-limit:] or log.splitlines()[-limit:]
 
 
-def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None, seed: int | None = None,
+def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None, baud: int | None = None,
+          seed: int | None = None,
           build_root: Path | str = ROOT / "build" / "boards", program: bool = False, echo=print) -> dict:
     """Build the bitstream; return (and write) the report. Raises RuntimeError with the tool's
     own error lines if a step fails."""
-    b, cfg = board_config(board, lanes, clk_mhz)
+    b, cfg = board_config(board, lanes, clk_mhz, baud)
     out = Path(build_root).resolve() / board
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **YOWASP, AMARANTH_USE_YOSYS="builtin")
@@ -288,7 +304,8 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     return report
 
 
-def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float | None = None, jobs: int = 2,
+def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float | None = None,
+          baud: int | None = None, jobs: int = 2,
           build_root: Path | str = ROOT / "build" / "boards", echo=print) -> dict:
     """Build the same design with `builds` placement seeds (nextpnr's own, then 1, 2, ...), `jobs`
     at a time, and write <build_root>/<board>/sweep.json: each seed's maximum frequency and whether
@@ -298,14 +315,14 @@ def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float |
 
     if builds < 1:
         raise ValueError(f"a sweep needs at least one build, not {builds}")
-    b, cfg = board_config(board, lanes, clk_mhz)        # checks the board and options first
+    b, cfg = board_config(board, lanes, clk_mhz, baud)  # checks the board and options first
     out = Path(build_root).resolve() / board            # absolute before the builds' threads start
     seeds = [None] + list(range(1, builds))
 
     def one(seed):
         label = "seed-default" if seed is None else f"seed-{seed}"
         try:
-            r = build(board, lanes=lanes, clk_mhz=clk_mhz, seed=seed, build_root=out / "sweep" / label,
+            r = build(board, lanes=lanes, clk_mhz=clk_mhz, baud=baud, seed=seed, build_root=out / "sweep" / label,
                       echo=lambda *a: None)
         except BuildError as e:
             r = e.report

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..boards import protocol
 from ..boards.host import CHUNK, link_bytes
-from ..boards.top import BOARDS
+from ..boards.top import BOARDS, board_config
 from ..sw import driver, tiling
 from ..sw.data import load_image, preprocess
 from ..sw.golden import QuantizedNetwork
@@ -33,8 +33,8 @@ def whole_region_fm(job) -> int:
     return sum(len(protocol.write_mem(0, at, b"")) + min(CHUNK, n - at) + 1 for at in range(0, n, CHUNK))
 
 
-def budget(net: str, board: str = "ulx3s", image: str = "china", echo=print) -> dict:
-    cfg = BOARDS[board].system
+def budget(net: str, board: str = "ulx3s", image: str = "china", baud: int | None = None, echo=print) -> dict:
+    _, cfg = board_config(board, baud=baud)            # a --baud the board's clock cannot make is refused
     lim = tiling.Limits.from_info(cfg.info())
     q = QuantizedNetwork(net)
     xq = q.quantize_input(preprocess(load_image(image), INPUT_SIZE)[None])
@@ -83,9 +83,14 @@ def main(argv=None) -> int:
     ap.add_argument("net", nargs="?", default="mobilenet", choices=list(NETWORKS))
     ap.add_argument("--board", default="ulx3s", choices=list(BOARDS))
     ap.add_argument("--image", default="china")
+    ap.add_argument("--baud", type=int, default=None, help="the link's baud rate (default: the board's)")
     ap.add_argument("--out", default=None, help="JSON path (default build/bench/link_NET_BOARD.json)")
     a = ap.parse_args(argv)
-    res = budget(a.net, a.board, a.image)
+    try:
+        res = budget(a.net, a.board, a.image, a.baud)
+    except ValueError as e:
+        print(f"link_budget: error: {e}")
+        return 2
     out = Path(a.out or f"build/bench/link_{a.net}_{a.board}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")

@@ -102,9 +102,10 @@ def cmd_bitstream(args) -> int:
     if args.sweep is not None:
         if args.seed is not None or args.program:
             raise SystemExit("fmprune: --sweep builds its own seeds and programs nothing: drop --seed / --program")
-        res = sweep(args.board, args.sweep, lanes=args.lanes, clk_mhz=args.clk_mhz, jobs=args.jobs)
+        res = sweep(args.board, args.sweep, lanes=args.lanes, clk_mhz=args.clk_mhz, baud=args.baud, jobs=args.jobs)
         return 0 if res["failed"] == 0 else 2
-    r = build(args.board, lanes=args.lanes, clk_mhz=args.clk_mhz, seed=args.seed, program=args.program)
+    r = build(args.board, lanes=args.lanes, clk_mhz=args.clk_mhz, baud=args.baud, seed=args.seed,
+              program=args.program)
     u = r["utilisation"]
     print("  ".join(f"{k} {v['used']:,}/{v['total']:,}" for k, v in u.items()))
     print(f"engine clock {r['clock']}: max {r['fmax_mhz']} MHz post-route against {r['clk_target_mhz']:g} MHz: "
@@ -265,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clk-mhz", type=float, default=None,
                    help=f"engine clock (ULX3S, from its PLL; default {BOARDS['ulx3s'].system.clk_hz / 1e6:g}). "
                         f"The iCEBreaker runs at {BOARDS['icebreaker'].system.clk_hz / 1e6:g} MHz")
+    s.add_argument("--baud", type=_int_range(300, 100_000_000), default=None,
+                   help="the UART's baud rate (default " +
+                        ", ".join(f"{b.system.baud:,} on the {b.title}" for b in BOARDS.values()) +
+                        "); within 2 %% of the clock / N, N >= 4. The host's `fmprune run --port` must "
+                        "use the same --baud")
     s.add_argument("--seed", type=_int_range(0, 2 ** 31 - 1), default=None,
                    help="nextpnr's placement seed (default: nextpnr's own); the post-route maximum frequency "
                         "varies from seed to seed, so a design close to its target may meet it with another seed")

@@ -195,6 +195,18 @@ def test_link_budget():
     assert r["latency_s"]["default"] == round(t["exchanges"] * 0.016, 1)
 
 
+def test_baud_rates():
+    """--baud: the divisor's rate within 2 % and at least 4 cycles a bit, or a message with the limit."""
+    from fmprune.boards.top import board_config
+    for board, baud, divisor in (("ulx3s", 3_000_000, 33), ("icebreaker", 3_000_000, 4), ("ulx3s", 115_200, 868)):
+        _, cfg = board_config(board, baud=baud)
+        assert (cfg.baud, cfg.divisor) == (baud, divisor)
+    with pytest.raises(ValueError, match="at least 4 clock cycles a bit.*at most 3,000,000 baud"):
+        board_config("icebreaker", baud=5_000_000)
+    with pytest.raises(ValueError, match=r"makes 3,000,000 baud at the nearest.*11.1% off"):
+        board_config("icebreaker", baud=2_700_000)
+
+
 def test_serial_transport_says_what_is_wrong(tmp_path):
     """SerialTransport on a port that does not exist, and on one where nothing answers (a
     pseudo-terminal, which has no low-latency mode: the transport goes on without it)."""
@@ -281,7 +293,7 @@ def test_bitstream_smoke(board, tmp_path):
     """A real build with a small P: the report holds the tools' own figures. A design that does
     not fit must say so (fits false, the resource over its total, the tool's error lines)."""
     try:
-        r = build(board, lanes=SMOKE[board], seed=7, build_root=tmp_path, echo=lambda *a: None)
+        r = build(board, lanes=SMOKE[board], seed=7, baud=3_000_000, build_root=tmp_path, echo=lambda *a: None)
     except BuildError as e:
         r = e.report
         assert not r["fits"] and r["errors"] and r["bitstream"] is None
@@ -289,6 +301,7 @@ def test_bitstream_smoke(board, tmp_path):
     assert saved == r
     assert r["device"] == BOARDS[board].device and r["lanes"] == SMOKE[board]
     assert r["seed"] == 7 and "--seed 7" in (tmp_path / board / "build_top.sh").read_text()
+    assert r["baud"] == 3_000_000
     tim = (tmp_path / board / "top.tim").read_text()
     again = parse_nextpnr_log(tim, BOARDS[board].resources)
     for kind in ("luts", "dsps", "brams"):
