@@ -82,6 +82,9 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
     if port:
         from ..boards.host import SerialTransport
         transport = SerialTransport(port, lanes, baud=baud or 1_000_000)
+        if not transport.low_latency:
+            echo(f"note: {port} has no low-latency mode here: each request / reply may wait for the USB "
+                 f"adapter's latency timer (16 ms on FTDI chips by default; docs/boards.md)")
         info = transport.info()
         if info["lanes"] != lanes:
             raise ValueError(f"the board on {port} has P={info['lanes']} lanes: pass --lanes {info['lanes']}")
