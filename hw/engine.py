@@ -447,11 +447,11 @@ class Engine(wiring.Component):
         m.d.sync += pw_en.eq(0)
         m.d.comb += params.w_en.eq(pw_en)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
-        # the parameter phase ends on a flip-flop: the compare of the received count is made from
-        # its next value, a cycle ahead (the state machine's next state is then no 32-bit compare).
-        # CHECK_END clears pa_recv and sets pa_total, and INIT follows, so pa_done is right in PARAMS.
-        # Both compares are of registers (pa_total_m1 = pa_total - 1, set in INIT); the word
-        # arriving only selects between them
+        # the parameter phase ends on a flip-flop, pa_done = (next pa_recv == pa_total), so the state
+        # machine's next state holds no 32-bit compare. Both compares are of registers (pa_total_m1 =
+        # pa_total - 1 is set in INIT); the word arriving only selects between them. CHECK_END clears
+        # pa_recv and sets pa_total, and INIT follows, so pa_done is right from PARAMS's first cycle
+        # on.
         m.d.comb += pa_recv_next.eq(pa_recv + (phase_params & w_in.valid))
         m.d.sync += pa_done.eq(Mux(phase_params & w_in.valid, pa_recv == pa_total_m1, pa_recv == pa_total))
         with m.If(phase_params):
