@@ -67,14 +67,14 @@ def link_bytes(job: Job, lanes: int) -> dict:
     w = sum(len(protocol.write_mem(m, a, d)) + ack for m, a, d in writes if m == protocol.MEM["WEIGHTS"])
     reg = (len(job.regs) + 1) * (len(protocol.write_reg(0, 0)) + ack)
     counters = len(regs.COUNTERS) * (len(protocol.read_reg(0)) + 4)
-    out = sum(len(protocol.read_mem(0, 0, 0)) + min(CHUNK, job.out_bytes - at) for at in range(0, job.out_bytes, CHUNK))
+    out_reads = range(0, job.out_bytes, CHUNK)
+    out = sum(len(protocol.read_mem(0, 0, 0)) + min(CHUNK, job.out_bytes - at) for at in out_reads)
     info = len(protocol.info()) + protocol.INFO_BYTES
-    out_reads = -(-job.out_bytes // CHUNK)
     # request / reply round trips: each costs the link's latency besides its bytes (a USB serial
     # adapter returns a short reply only when its latency timer expires)
-    exchanges = 1 + len(writes) + len(job.regs) + 1 + len(regs.COUNTERS) + out_reads
-    return dict(fm=fm, weights=w, registers=reg + counters + info, out=out, total=fm + w + reg + counters + info + out,
-                exchanges=exchanges)
+    exchanges = 1 + len(writes) + len(job.regs) + 1 + len(regs.COUNTERS) + len(out_reads)
+    return dict(fm=fm, weights=w, registers=reg + counters + info, out=out,
+                total=fm + w + reg + counters + info + out, exchanges=exchanges)
 
 
 def _ack(reply: bytes, what: str):

@@ -27,8 +27,8 @@ def _windows(x_present, k, s, pad, ho, wo):
 
 
 def derive_cycles(spec, P: int) -> int:
-    """The engine's descriptor products (hw/engine.py, the MUL and MUL_WAIT states): two cycles each plus one per
-    bit of the narrower operand."""
+    """The engine's descriptor products (hw/engine.py, the MUL and MUL_WAIT states): two cycles
+    each plus one per bit of the narrower operand."""
     c, h, w = spec.input.shape
     ko, ho, wo = spec.out_shape
     k = spec.weight.shape[-1]

@@ -1,6 +1,7 @@
 """cocotb test: layers, one after another, through a board's system (boards/system.py) over its
-UART pins only. The host side is boards/host.py's session, the code that drives a real board: each request is
-sent bit by bit on `rx` while the reply is sampled from `tx` in the middle of each bit."""
+UART pins only. The host side is boards/host.py's session, the code that drives a real board:
+each request is sent bit by bit on `rx` while the reply is sampled from `tx` in the middle of
+each bit."""
 import json
 import os
 

@@ -184,7 +184,7 @@ def test_host_sends_what_the_engine_reads(shape):
 def test_link_budget():
     """`make bench-link`'s figures add up: each layer's tiles are the tiler's, each part the sum
     of the tiles' link_bytes, and sending whole feature-map regions costs more."""
-    from fmprune.sim.link_budget import PARTS, budget
+    from fmprune.sim.link_budget import LATENCY_S, PARTS, budget
     r = budget("tinynet", "ulx3s", echo=lambda *a: None)
     t = r["totals"]
     assert t["tiles"] == sum(row["tiles"] for row in r["layers"]) > len(r["layers"])
@@ -192,7 +192,7 @@ def test_link_budget():
     assert r["whole_regions_total"] == t["total"] - t["fm"] + t["whole_region_fm"] > t["total"]
     assert r["link_s"] == round(t["total"] * 10 / r["baud"], 1)
     assert t["exchanges"] == sum(row["exchanges"] for row in r["layers"]) > 10 * t["tiles"]
-    assert r["latency_s"]["default"] == round(t["exchanges"] * 0.016, 1)
+    assert r["latency_s"] == {k: round(t["exchanges"] * v, 1) for k, v in LATENCY_S.items()}
 
 
 def test_baud_rates():

@@ -132,8 +132,8 @@ def test_engine_reads_only_the_read_ranges():
     """The feature-map bytes outside fmformat.read_ranges (a compressed block's tail, what lies
     before IN_BASE), which the board's host does not send, filled with junk: the output is still
     right, and the engine makes as many reads as the ranges hold bytes."""
-    c, h, w, ko, k, s, p, dw = KINDS["std3x3"]
-    spec, act = make_spec(41, 12, h, w, ko, k, s, p, dw, zero=0.6, name="junk_tails")
+    _, h, w, ko, k, s, p, dw = KINDS["std3x3"]
+    spec, act = make_spec(41, 12, h, w, ko, k, s, p, dw, zero=0.6, name="junk_tails")     # two channel blocks
     job = driver.prepare(spec, 4, in_base=37)
     ranges = fmformat.read_ranges(job.fm_image[37:], 12, h, w, "compressed")
     junk = bytearray(np.random.default_rng(5).integers(0, 256, len(job.fm_image), dtype=np.uint8).tobytes())
