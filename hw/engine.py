@@ -293,8 +293,9 @@ class Engine(wiring.Component):
         init_out = Signal(40)
         pa_issue = Signal(32)                # parameter words requested
         pa_recv = Signal(32)                 # parameter words received
-        pa_done = Signal()                   # pa_recv == pa_total, as a register
-        pa_total_m1 = Signal(32)             # pa_total - 1, set in INIT
+        pa_done = Signal()                   # pa_recv == pa_total, a register made from next values
+        pa_recv_next = Signal(32)
+        pa_total_m1 = Signal(32)
         pa_total = Signal(32)
         pa_asm = Signal(8 * P * PW)
         pa_j = Signal(range(PW + 1))
@@ -446,10 +447,12 @@ class Engine(wiring.Component):
         m.d.sync += pw_en.eq(0)
         m.d.comb += params.w_en.eq(pw_en)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
-        # the parameter phase ends on a flip-flop, so the state machine's next state holds no 32-bit
-        # compare: pa_done is next cycle's pa_recv == pa_total, from two compares of registers that
-        # the word arriving selects between. CHECK_END clears pa_recv and sets pa_total, and INIT
-        # (which sets pa_total_m1) follows, so pa_done is right from PARAMS's first cycle on
+        # the parameter phase ends on a flip-flop, pa_done = (next pa_recv == pa_total), so the state
+        # machine's next state holds no 32-bit compare. Both compares are of registers (pa_total_m1 =
+        # pa_total - 1 is set in INIT); the word arriving only selects between them. CHECK_END clears
+        # pa_recv and sets pa_total, and INIT follows, so pa_done is right from PARAMS's first cycle
+        # on.
+        m.d.comb += pa_recv_next.eq(pa_recv + (phase_params & w_in.valid))
         m.d.sync += pa_done.eq(Mux(phase_params & w_in.valid, pa_recv == pa_total_m1, pa_recv == pa_total))
         with m.If(phase_params):
             m.d.comb += [w_req.valid.eq(pa_issue < pa_total), w_req.payload.eq(w_addr_params),
@@ -457,7 +460,7 @@ class Engine(wiring.Component):
             with m.If(w_req.valid & w_req.ready):
                 m.d.sync += pa_issue.eq(pa_issue + 1)
             with m.If(w_in.valid):
-                m.d.sync += [pa_recv.eq(pa_recv + 1), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
+                m.d.sync += [pa_recv.eq(pa_recv_next), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
                 word = Signal(8 * P * PW)
                 m.d.comb += word.eq(Cat(pa_asm[8 * P:], w_in.payload) if PW > 1 else w_in.payload)
                 m.d.sync += pa_asm.eq(word)
