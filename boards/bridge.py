@@ -4,7 +4,7 @@ from amaranth import Array, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..hw.engine import CSRSignature
+from ..hw.ports import CSRSignature
 from . import protocol
 from .memory import HostPort
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import time
 
-from ..hw import regs
+from ..sw import regs
 from ..sw import fmformat
 from ..sw.driver import Job, Transport
 from . import protocol

@@ -9,7 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..hw.ram import DP16KD_WIDTHS, dp16kd
-from ..hw.simmem import WriteReq
+from ..hw.ports import WriteReq
 
 
 class HostPort(wiring.Signature):

@@ -25,7 +25,7 @@ class Command:
 
 
 COMMANDS = [
-    Command(0x01, "WRITE_REG", (("addr", 1), ("value", 4)), "ACK", "write engine register `addr` (hw/regs.py)"),
+    Command(0x01, "WRITE_REG", (("addr", 1), ("value", 4)), "ACK", "write engine register `addr` (sw/regs.py)"),
     Command(0x02, "READ_REG", (("addr", 1),), "value (4 bytes)", "read engine register `addr`"),
     Command(0x03, "WRITE_MEM", (("mem", 1), ("addr", 4), ("count", 4)), "ACK after the data",
             "then `count` data bytes, stored from byte `addr` of memory `mem`; waits while the engine is busy"),

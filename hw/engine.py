@@ -3,7 +3,7 @@ and the MAC of zero / near-zero activations. See docs/engine.md for the dataflow
 
 Ports (all handshakes are lib.stream valid/ready; memory may stall any of them at any cycle):
 
-* ``csr``: word-addressed register block (hw/regs.py);
+* ``csr``: word-addressed register block (sw/regs.py);
 * ``fm_addr`` / ``fm_data``: feature-map read port, byte addresses, 8-bit data, in order;
 * ``w_addr`` / ``w_data``: weight read port, word addresses, P-byte words, in order;
 * ``out``: write port, {byte address, 8-bit data};
@@ -16,21 +16,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
-from . import regs
+from ..sw import regs
 from .dsp import PipelinedMul
+from .ports import CSRSignature, WriteReq
 from .ram import RegisteredRAM
 from .requant import Requantizer
-from .simmem import WriteReq
 
 MAX_KERNEL, MAX_STRIDE = 11, 4
-
-
-class CSRSignature(wiring.Signature):
-    """A minimal register bus, from the initiator's side: write on `w_stb`, read `r_data`
-    combinationally for `addr`."""
-    def __init__(self):
-        super().__init__({"addr": Out(regs.ADDR_WIDTH), "w_data": Out(32), "w_stb": Out(1),
-                          "r_data": In(32)})
 
 
 def _popcount(v, n):
@@ -187,7 +179,7 @@ class Engine(wiring.Component):
         for r in regs.REGISTERS:
             a = regs.ADDR[r.name]
             if r.name == "ID":
-                rdata[a] = Const(regs.ID_MAGIC | P, 32)
+                rdata[a] = Const(regs.engine_id(P), 32)
             elif r.name == "STATUS":
                 rdata[a] = Cat(status_busy, status_done, Const(0, 6), err)
             elif r.name in reg:

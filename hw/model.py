@@ -26,20 +26,44 @@ def _windows(x_present, k, s, pad, ho, wo):
     return out
 
 
+def _derive_operands(r: dict, P: int) -> list[int]:
+    """The narrower operands of the engine's descriptor products (hw/engine.py, DERIVE's `steps`),
+    in its order, from the descriptor's register values."""
+    c, w, wo, ko, k, s, pad = (r[n] for n in ("IN_C", "IN_W", "OUT_W", "OUT_K", "KERNEL", "STRIDE", "PAD"))
+    d, q = min(P, BLOCK), max(P, BLOCK)
+    n_sg = BLOCK // d if r["DEPTHWISE"] else q // P
+    n_bg = -(-ko // BLOCK) if r["DEPTHWISE"] else -(-ko // q)
+    cb_in, cb_out = -(-c // BLOCK), -(-ko // BLOCK)
+    return [w, wo, cb_in, k * k, cb_in, cb_out, n_sg, n_bg, pad, s, pad, s, s, s]
+
+
+def derive_cycles_regs(r: dict, P: int) -> int:
+    """Cycles of the descriptor products (the MUL and MUL_WAIT states): two each plus one per bit
+    of the narrower operand (the shift-and-add multiplier, hw/engine.py _SeqMul)."""
+    return sum(2 + int(b).bit_length() for b in _derive_operands(r, P))
+
+
 def derive_cycles(spec, P: int) -> int:
-    """The engine's descriptor products (hw/engine.py, the MUL and MUL_WAIT states): two cycles
-    each plus one per bit of the narrower operand."""
+    """derive_cycles_regs for a driver.LayerSpec."""
     c, h, w = spec.input.shape
     ko, ho, wo = spec.out_shape
-    k = spec.weight.shape[-1]
-    d = min(P, BLOCK)
-    q = max(P, BLOCK)
-    n_sg = BLOCK // d if spec.depthwise else q // P
-    n_bg = -(-ko // BLOCK) if spec.depthwise else -(-ko // q)
-    pad, s = spec.padding, spec.stride
-    # the narrower operands of the engine's `steps`, in its order
-    bs = [w, wo, -(-c // BLOCK), k * k, -(-c // BLOCK), -(-ko // BLOCK), n_sg, n_bg, pad, s, pad, s, s, s]
-    return sum(2 + int(b).bit_length() for b in bs)
+    r = dict(IN_C=c, IN_W=w, OUT_W=wo, OUT_K=ko, KERNEL=spec.weight.shape[-1], STRIDE=spec.stride,
+             PAD=spec.padding, DEPTHWISE=int(spec.depthwise))
+    return derive_cycles_regs(r, P)
+
+
+def line_buffer_rows(r: dict, linebuf_depth: int) -> int:
+    """R: the input rows (IN_W x ceil(IN_C / 8) words each) that fit the line buffer, at most 16."""
+    row_words = r["IN_W"] * -(-r["IN_C"] // BLOCK)
+    return 0 if row_words == 0 else min(16, linebuf_depth // row_words)
+
+
+def check_cycles(r: dict, P: int, linebuf_depth: int) -> int:
+    """Busy cycles from START to the end of the descriptor's checks (the CHECK_END state): what
+    CYCLES reads for a refused descriptor, exactly. START's cycle in IDLE, DERIVE, the products,
+    ENDS, two cycles for each row tried (R that fit and the one that does not), CHECK,
+    CHECK_CODE, CHECK_END."""
+    return 1 + 1 + derive_cycles_regs(r, P) + 1 + 2 * (line_buffer_rows(r, linebuf_depth) + 1) + 3
 
 
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",

@@ -2,15 +2,12 @@
 valid/ready handshakes, random stalls from an LFSR inside the design (no Python per cycle), and
 their own transaction counters, independent of the engine's."""
 from amaranth import Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-
-class WriteReq(data.StructLayout):
-    def __init__(self, addr_width=32, data_width=8):
-        super().__init__({"addr": addr_width, "data": data_width})
+from .ports import WriteReq
 
 
 class LFSRStall(wiring.Component):

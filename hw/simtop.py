@@ -5,7 +5,8 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .engine import CSRSignature, Engine
+from .engine import Engine
+from .ports import CSRSignature
 from .simmem import ReadMemory, WriteMemory
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PORT_DOC = {
     "clk": "clock (rising edge)", "rst": "synchronous reset, active high",
-    "csr__addr": "register word address (hw/regs.py)", "csr__w_data": "register write data",
+    "csr__addr": "register word address (sw/regs.py)", "csr__w_data": "register write data",
     "csr__w_stb": "register write strobe (one cycle)", "csr__r_data": "register read data (combinational)",
     "fm_addr__valid": "feature-map read: address valid", "fm_addr__ready": "feature-map read: address accepted",
     "fm_addr__payload": "feature-map read: byte address", "fm_data__valid": "feature-map read: data valid (in order)",

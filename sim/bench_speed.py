@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..hw import regs
+from ..sw import regs
 from ..sw import driver
 from .layer import simulate_layer
 from .runner import RTL, ROOT, SimConfig, _env, _hw_hash, _write_hex, engine_verilog

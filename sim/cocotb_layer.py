@@ -8,7 +8,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from fmprune.hw import regs
+from fmprune.sw import regs
 
 PERIOD_NS = 10
 
@@ -40,11 +40,12 @@ async def run_layer(dut):
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
+    engine_id = await csr_read(dut, regs.ADDR["ID"])
     for name, value in job["regs"].items():
         await csr_write(dut, regs.ADDR[name], value)
     await csr_write(dut, regs.ADDR["CTRL"], 1)
     t0 = get_sim_time("ns")
-    await Timer(1, unit="ns")
+    status_at_start = await csr_read(dut, regs.ADDR["STATUS"])       # 1 ns after the write's edge
     if int(dut.busy.value):
         await First(FallingEdge(dut.busy), Timer(job["budget"] * PERIOD_NS, unit="ns"))
     elapsed = int((get_sim_time("ns") - t0) // PERIOD_NS)
@@ -54,7 +55,7 @@ async def run_layer(dut):
     status = await csr_read(dut, regs.ADDR["STATUS"])
     dut.dump.value = 1
     await ClockCycles(dut.clk, 2)
-    result = dict(timeout=timeout, status=status, error=status >> 8, counters=counters, sim_cycles=elapsed,
+    result = dict(id=engine_id, status_at_start=status_at_start, timeout=timeout, status=status, error=status >> 8, counters=counters, sim_cycles=elapsed,
                   memory=dict(fm_reads=int(dut.fm_reads.value), w_reads=int(dut.w_reads.value),
                               out_writes=int(dut.out_writes.value), oob=int(dut.oob.value)))
     with open(job["result"], "w") as f:

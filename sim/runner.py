@@ -2,6 +2,7 @@
 cocotb's Python runner. One build serves every layer: the layer is run-time configuration."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -50,19 +51,26 @@ def _env():
     return env
 
 
+@functools.lru_cache(maxsize=None)
+def engine_text(cfg: SimConfig) -> str:
+    """The engine alone as Verilog text (module fmprune_engine), from Amaranth's built-in Yosys,
+    with the Icarus time-zero fix for Icarus builds (below). Made once per configuration and
+    process: the build cache is keyed on it."""
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    from amaranth.back import verilog
+    from ..hw.engine import Engine
+    text = verilog.convert(Engine(cfg.lanes, **cfg.engine_args()), name="fmprune_engine")
+    return icarus_time_zero(text) if cfg.simulator == "icarus" else text
+
+
 def engine_verilog(cfg: SimConfig, out_dir: Path) -> Path:
-    """The engine alone as Verilog (module fmprune_engine), from Amaranth's built-in Yosys.
+    """engine_text(cfg) written to out_dir/fmprune_engine.v.
 
     For Icarus, each module's `dump_module` trigger register (which Yosys adds so that
     combinational `always @*` blocks run at time 0) is toggled at 1 ns: Icarus does not treat its
     initialiser as an event, so those blocks would otherwise keep x until an input changes
     (amaranth-lang/amaranth#1629). Reset is held for the first cycles, so nothing is lost."""
-    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-    from amaranth.back import verilog
-    from ..hw.engine import Engine
-    text = verilog.convert(Engine(cfg.lanes, **cfg.engine_args()), name="fmprune_engine")
-    if cfg.simulator == "icarus":
-        text = icarus_time_zero(text)
+    text = engine_text(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "fmprune_engine.v"
     if not path.exists() or path.read_text() != text:
@@ -79,9 +87,12 @@ def icarus_time_zero(text: str) -> str:
 
 
 def _hw_hash(cfg: SimConfig) -> str:
+    """The build's key: the generated engine Verilog itself (so any change to the gateware, in
+    whichever file, makes a new build), the Verilog memory models and top, the configuration and
+    this file (the build flags)."""
     h = hashlib.sha256(repr(cfg).encode())
-    gateware = [ROOT / "hw" / n for n in ("engine.py", "requant.py", "regs.py", "simmem.py")]
-    for f in gateware + sorted(RTL.glob("*.v")) + [ROOT / "sw" / "layout.py", ROOT / "sw" / "quant.py", Path(__file__)]:
+    h.update(engine_text(cfg).encode())
+    for f in sorted(RTL.glob("*.v")) + [Path(__file__)]:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..hw import regs
+from . import regs
 from . import fmformat, layout
 
 
@@ -113,7 +113,7 @@ def prepare(spec: LayerSpec, lanes: int, *, eps: int = 0, dense_mode: bool = Fal
     if w_base:
         all_words = [0] * w_base + all_words
     return Job(r, fm_image, all_words, fmformat.region_bytes(ko, ho, wo, out_layout), traffic,
-               dict(out_layout=out_layout, out_shape=(ko, ho, wo), out_base=out_base))
+               dict(out_layout=out_layout, out_shape=(ko, ho, wo), out_base=out_base, lanes=lanes))
 
 
 def decode_output(job: Job, out_memory: bytes) -> np.ndarray:
@@ -133,10 +133,15 @@ class Transport:
 def check_run(name: str, job: Job, result: dict) -> np.ndarray:
     """A transport's result for `job`, checked and decoded. Raises if the engine was still busy
     when the budget ran out, if it refused the descriptor, or if the output read back is not what
-    the engine says it wrote: OUT_BYTES must equal the bytes the decoded output takes in its layout.
+    the engine says it wrote, or if the engine's ID register (when the result has it) is not that
+    of an engine with the job's lane count. OUT_BYTES must equal the bytes the decoded output takes in its layout.
     A run that ended early or wrote part of its output fails this, and in the compressed layout
     (whose size depends on the values) so does, almost always, an output read back stale or from
     the wrong place. A dense run writes its whole region, so there only the count is checked."""
+    if "id" in result and result["id"] != regs.engine_id(job.extra["lanes"]):
+        raise RuntimeError(f"{name}: the engine's ID register reads 0x{result['id']:08X}, not 0x"
+                           f"{regs.engine_id(job.extra['lanes']):08X} (an fmprune engine of {job.extra['lanes']} lanes): "
+                           f"prepare the job for the engine's lane count")
     if result.get("timeout"):
         raise RuntimeError(f"{name}: the engine was still busy when the cycle budget ran out")
     if result.get("error"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK = 8
+from .fmformat import BLOCK       # the channel block: the feature-map format defines it
 PARAM_BYTES = 12
 
 

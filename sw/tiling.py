@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fmformat, layout
+from . import fmformat, layout, regs
 from .driver import LayerSpec, check_run, prepare
 
 
@@ -95,7 +95,6 @@ def tiles(spec: LayerSpec, lim: Limits):
 
 def run_tiled(spec: LayerSpec, transport, lim: Limits, *, eps: int = 0, **options) -> tuple[np.ndarray, dict]:
     """Run `spec` tile by tile on `transport`. Returns (output tensor, summed counters and tile count)."""
-    from ..hw import regs
     y = np.zeros(spec.out_shape, dtype=np.int8)
     total = {name: 0 for name in regs.COUNTERS}
     n = 0

@@ -1,9 +1,17 @@
 """Run one layer through the engine in Amaranth's simulator (async testbench): load memories,
-program the registers, start, wait with a cycle budget, read back output and counters."""
+program the registers, start, wait with a cycle budget, read back output and counters.
+
+With FMPRUNE_FINGERPRINT=FILE set, every job's counters, memory counts, status and a hash of its
+output are appended to FILE as a JSON line named by the pytest test: the record an engine
+refactor keeps identical (DEVELOPERS.md, "Changing the engine")."""
+import hashlib
+import json
+import os
+
 import numpy as np
 from amaranth.sim import Simulator
 
-from fmprune.hw import regs
+from fmprune.sw import regs
 from fmprune.hw.simtop import SimTop
 
 
@@ -52,9 +60,11 @@ def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=
             result = {}
             for i in range(n_out):
                 ctx.set(mem[i], 0)
+            result["id"] = csr_read(ctx, top.csr, "ID")
             for name, value in job.regs.items():
                 await csr_write(ctx, top.csr, name, value)
             await csr_write(ctx, top.csr, "CTRL", 1)
+            result["status_at_start"] = csr_read(ctx, top.csr, "STATUS")     # the cycle after the write
             await ctx.tick()
             for cycle in range(budget):
                 if not ctx.get(top.busy):
@@ -70,6 +80,7 @@ def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=
                                     out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob))
             result["out"] = bytes(ctx.get(mem[i]) for i in range(n_out))
             results.append(result)
+            _fingerprint(result)
             if result.get("timeout"):
                 break
 
@@ -82,6 +93,17 @@ def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=
     else:
         sim.run()
     return results
+
+
+def _fingerprint(result):
+    path = os.environ.get("FMPRUNE_FINGERPRINT")
+    if not path:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    row = {k: v for k, v in result.items() if k != "out"}
+    row.update(test=test, out_sha256=hashlib.sha256(result["out"]).hexdigest())
+    with open(path, "a") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
 
 
 def check_output(name, got, want):

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from fmprune.hw import regs
+from fmprune.sw import regs
 
 DOCS = Path(__file__).parent.parent / "docs"
 
 
 def test_register_table_in_docs_is_current():
     assert regs.markdown() in (DOCS / "engine.md").read_text(), \
-        "docs/engine.md's register table is stale: paste `python -m fmprune.hw.regs`"
+        "docs/engine.md's register table is stale: paste `python -m fmprune.sw.regs`"

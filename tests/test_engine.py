@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from enginetb import check_output, run_job, run_jobs
-from fmprune.hw import regs
-from fmprune.hw.model import predict
+from fmprune.sw import regs
+from fmprune.hw.model import check_cycles, predict
 from fmprune.sw import driver, fmformat, quant
 from fmprune.sw.golden import QLayer
 
@@ -35,6 +35,13 @@ def check_counters_against_memories(cn, mem, lanes):
     assert cn["OUT_BYTES"] == mem["out_writes"]
 
 
+def check_id_and_start(name, r, lanes):
+    """The ID register names the lane count; START sets busy and clears done (STATUS read in the
+    cycle after START's write, so a done left from the run before shows)."""
+    assert r["id"] == regs.engine_id(lanes), f"{name}: ID 0x{r['id']:08X} != 0x{regs.engine_id(lanes):08X}"
+    assert r["status_at_start"] & 0b11 == 0b01, f"{name}: STATUS 0b{r['status_at_start'] & 3:02b} after START"
+
+
 def golden(spec, act, eps=0):
     c = spec.input.shape[0]
     layer = QLayer(spec.name, "", "", spec.weight, spec.bias, spec.multiplier, spec.shift, spec.stride,
@@ -51,6 +58,7 @@ def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_la
                 engine_args=engine_args)
     assert not r.get("timeout"), f"{spec.name}: still busy after {budget} cycles"
     assert r["error"] == 0, f"{spec.name}: error {regs.ERRORS[r['error']][0]}"
+    check_id_and_start(spec.name, r, lanes)
     got = driver.decode_output(job, r["out"])
     if out_layout == "compressed" and eps_out:
         want = quant.prune(want, eps_out)
@@ -117,8 +125,10 @@ def test_layers_back_to_back():
     for i, ((spec, act), job, r) in enumerate(zip(specs, jobs, results)):
         mem = {k: v - before[k] for k, v in r["memory"].items()}
         before = r["memory"]
+        check_id_and_start(spec.name, r, lanes)
         if order[i] == "refused":
             assert r["error"] == regs.ERROR_CODE["RANGE"] and not any(mem.values()), (spec.name, r["error"], mem)
+            assert r["counters"]["CYCLES"] == check_cycles(job.regs, lanes, SMALL["linebuf_depth"])
             continue
         assert not r.get("timeout") and r["error"] == 0, (spec.name, r.get("timeout"), r["error"])
         check_output(f"{spec.name} after {i} layers", driver.decode_output(job, r["out"]), golden(spec, act, 0))
@@ -278,6 +288,13 @@ def test_illegal_descriptor(case):
     assert r["error"] == regs.ERROR_CODE[code], f"{case}: error {r['error']} != {code}"
     assert r["status"] & 0b11 == 0b10                      # idle and done
     assert r["memory"] == dict(fm_reads=0, w_reads=0, out_writes=0, oob=0)
+    check_id_and_start(case, r, 4)
+    # the set-up's cycles, exactly (CYCLES counts from START, not only once the layer runs); the
+    # other counters stay 0
+    cn = r["counters"]
+    assert cn["CYCLES"] == check_cycles(job.regs, 4, SMALL["linebuf_depth"]), \
+        f"{case}: CYCLES {cn['CYCLES']} != model {check_cycles(job.regs, 4, SMALL['linebuf_depth'])}"
+    assert all(v == 0 for n, v in cn.items() if n != "CYCLES"), (case, cn)
 
 
 @pytest.mark.parametrize("lanes,shape,zero", [(8, (16, 6, 6, 32, 1, 1, 0), 0.5), (16, (24, 5, 5, 32, 3, 1, 1), 0.5),

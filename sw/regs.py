@@ -1,5 +1,5 @@
 """The engine's register map: the one definition used by the gateware (hw/engine.py), the host
-driver, the tests and docs/engine.md (`python -m fmprune.hw.regs` prints the table).
+driver, the tests and docs/engine.md (`python -m fmprune.sw.regs` prints the table).
 
 Every register is 32 bits wide at a byte offset 4 * index; the CSR bus addresses words."""
 from __future__ import annotations
@@ -54,6 +54,13 @@ REGISTERS = [
 ADDR = {r.name: i for i, r in enumerate(REGISTERS)}
 ADDR_WIDTH = max(1, (len(REGISTERS) - 1).bit_length())
 ID_MAGIC = 0xF9B0_0000
+
+
+def engine_id(lanes: int) -> int:
+    """The ID register's value for an engine of `lanes` lanes."""
+    return ID_MAGIC | lanes
+
+
 COUNTERS = [r.name for r in REGISTERS[ADDR["CYCLES"]:]]
 DESCRIPTOR = [r.name for r in REGISTERS if r.access == "rw"]
 

@@ -1,0 +1,28 @@
+"""The engine's external port shapes: the one definition used by the engine (hw/engine.py), the
+simulation memories (hw/simmem.py), the board memories and bridge (boards/) and the generated
+Verilog's port list (hw/verilog.py).
+
+* ``CSRSignature``: the register bus (the register map is sw/regs.py);
+* ``WriteReq``: the payload of the output write stream, one byte at a byte address.
+
+The read ports are plain ``lib.stream`` streams: 32-bit addresses out, data in (8 bits on the
+feature-map port, 8 P bits on the weight port)."""
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..sw import regs
+
+
+class CSRSignature(wiring.Signature):
+    """A minimal register bus, from the initiator's side: write `w_data` to word `addr` on `w_stb`;
+    `r_data` is the register at `addr`, combinationally."""
+    def __init__(self):
+        super().__init__({"addr": Out(regs.ADDR_WIDTH), "w_data": Out(32), "w_stb": Out(1),
+                          "r_data": In(32)})
+
+
+class WriteReq(data.StructLayout):
+    """One byte write: `data` to byte address `addr`."""
+    def __init__(self, addr_width=32, data_width=8):
+        super().__init__({"addr": addr_width, "data": data_width})
+
