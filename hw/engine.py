@@ -17,126 +17,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
 from ..sw import regs
+from .arith import SeqMul, lowest_set, near, popcount, times_const
 from .dsp import PipelinedMul
 from .ports import CSRSignature, WriteReq
+from .queues import PipeRegister, TwoPlaceQueue, credits
 from .ram import RegisteredRAM
 from .requant import Requantizer
 
 MAX_KERNEL, MAX_STRIDE = 11, 4
-
-
-def _popcount(v, n):
-    return sum(v[i] for i in range(n))
-
-
-def _near(m, name, count, bound):
-    """A register kept equal to `count + 2 >= bound` (the next step reaches the last), so that a
-    loop's next "last" flag is a flip-flop, not an add and a compare. Returns the flag and the
-    statements that go with the counter's step (count + 1) and its restart (0)."""
-    near = Signal(name=f"{name}_near")
-    two = Signal(name=f"{name}_two")         # bound <= 2: near after a restart
-    m.d.sync += two.eq(bound <= 2)
-    return near, near.eq(count + 3 >= bound), near.eq(two)
-
-
-def _times_const(v, c):
-    """v * c for a constant 0 <= c < 8: shifted copies of v, at most one add or subtract."""
-    terms = {0: 0, 1: v, 2: v << 1, 3: (v << 1) + v, 4: v << 2, 5: (v << 2) + v, 6: (v << 2) + (v << 1),
-             7: (v << 3) - v}
-    return terms[c]
-
-
-def _credits(m, places, name, take, give, *, late=False):
-    """A credit counter for a queue of `places`: `take` claims a place, `give` returns one.
-    Returns a flip-flop that is 1 while a credit is left, so that the issuer's enable is a
-    register, not a compare of the count behind it.
-
-    late: `take` is the claim of the cycle before (a register next to the counter), so the
-    issuer's enable and its fan-out are not in the counter's loop. One claim may then be in flight
-    uncounted: the flag means two credits left, and the queue needs one place more for the same
-    throughput."""
-    count = Signal(range(places + 1), init=places, name=f"{name}_credits")
-    left = Signal(init=1, name=f"{name}_room")
-    count_next = Signal.like(count, name=f"{name}_credits_next")
-    m.d.comb += count_next.eq(count - take + give)
-    m.d.sync += [count.eq(count_next), left.eq(count_next > 1 if late else count_next != 0)]
-    return left
-
-
-class _SeqMul(wiring.Component):
-    """p = a * b by shift-and-add, one bit of b a cycle (done when b's remaining bits are 0;
-    "remaining bits are 0" is a register kept in step with b, so `done` is a flip-flop)."""
-
-    def __init__(self, a_width, b_width):
-        self.a_width, self.b_width = a_width, b_width
-        super().__init__({"a": In(a_width), "b": In(b_width), "start": In(1),
-                          "p": Out(a_width + b_width), "done": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        a = Signal(self.a_width + self.b_width)
-        b = Signal(self.b_width)
-        b_zero = Signal(init=1)              # b == 0
-        m.d.comb += self.done.eq(b_zero & ~self.start)
-        with m.If(self.start):
-            m.d.sync += [a.eq(self.a), b.eq(self.b), b_zero.eq(self.b == 0), self.p.eq(0)]
-        with m.Elif(~b_zero):
-            with m.If(b[0]):
-                m.d.sync += self.p.eq(self.p + a)
-            m.d.sync += [a.eq(a << 1), b.eq(b >> 1), b_zero.eq(b[1:] == 0)]
-        return m
-
-
-class _PipeRegister(wiring.Component):
-    """A stream pipeline register: `o.valid` and `o.payload` are flip-flops, so the payload's
-    logic and the route to the consumer are in different cycles. `i.ready` is `o.ready` (a
-    flip-flop in the board memories) or an empty register. Full throughput; one cycle of latency."""
-
-    def __init__(self, width):
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.ready):
-            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
-        return m
-
-
-class _TwoPlaceQueue(wiring.Component):
-    """A two-place stream queue for a wide payload whose consumer decides late: the places load
-    on the producer's side only (their enables do not depend on `o.ready`), the output is the
-    place a read pointer selects, and `o.valid` and `i.ready` are flip-flops. The consumer's
-    decision then reaches a pointer and a count, not the payload's flip-flops. Full throughput;
-    one cycle of latency."""
-
-    def __init__(self, width):
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        place = [Signal.like(self.i.payload, name=f"place{n}") for n in range(2)]
-        w_ptr = Signal()
-        r_ptr = Signal()
-        count = Signal(range(3))
-        count_next = Signal(range(3))
-        i_ready = Signal(init=1)
-        o_valid = Signal()
-        push = self.i.valid & i_ready
-        pop = self.o.ready & o_valid
-        m.d.comb += [self.i.ready.eq(i_ready), self.o.valid.eq(o_valid),
-                     self.o.payload.eq(Mux(r_ptr, place[1], place[0])),
-                     count_next.eq(count + push - pop)]
-        m.d.sync += [count.eq(count_next), o_valid.eq(count_next != 0), i_ready.eq(count_next != 2)]
-        with m.If(push):
-            m.d.sync += w_ptr.eq(~w_ptr)
-            with m.If(w_ptr):
-                m.d.sync += place[1].eq(self.i.payload)
-            with m.Else():
-                m.d.sync += place[0].eq(self.i.payload)
-        with m.If(pop):
-            m.d.sync += r_ptr.eq(~r_ptr)
-        return m
 
 
 class Engine(wiring.Component):
@@ -246,7 +134,7 @@ class Engine(wiring.Component):
         out_size = Signal(48)
         bg_stride = Signal(36)              # weight words per block group: n_sg * (k k or C k k)
         w_size = Signal(52)
-        m.submodules.mul = mul = _SeqMul(40, 16)
+        m.submodules.mul = mul = SeqMul(40, 16)
         mul_i = Signal(4)                   # the product being made (DERIVE's `steps`)
         mul_last = Signal()                 # mul_i is the last step
         khkw_x = Array(Signal(11, name=f"khkw_x{i}") for i in range(BLOCK))   # i * k * k, for channel i
@@ -316,8 +204,8 @@ class Engine(wiring.Component):
                     m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P)]
                 m.d.sync += [mul_i.eq(0), mul_last.eq(0)]
                 m.next = "MUL"
-            # every product is a shift-and-add over the narrower operand's bits (hw/engine.py
-            # _SeqMul): a few cycles once per layer, instead of wide multipliers on the clock path.
+            # every product is a shift-and-add over the narrower operand's bits (hw/arith.py
+            # SeqMul): a few cycles once per layer, instead of wide multipliers on the clock path.
             # hw/model.derive_cycles counts them: keep its operand list in step with this one
             steps = [
                 (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_in), (c_khkw, C, khkw),
@@ -356,7 +244,7 @@ class Engine(wiring.Component):
             with m.State("ENDS"):
                 # i k k as a shift and at most one add (7 = 8 - 1), not a multiplier: Yosys maps a
                 # product by a constant to a DSP, a slow path and a DSP for each
-                m.d.sync += [khkw_x[i].eq(_times_const(khkw, i)) for i in range(BLOCK)]
+                m.d.sync += [khkw_x[i].eq(times_const(khkw, i)) for i in range(BLOCK)]
                 m.d.sync += [in_end.eq(reg["IN_BASE"] + in_size), out_end.eq(reg["OUT_BASE"] + out_size),
                              w_end.eq(reg["W_BASE"] + w_size),
                              shape_ok.eq((span_h <= in_h) & (span_h + s > in_h) &
@@ -423,12 +311,12 @@ class Engine(wiring.Component):
                     m.next = "IDLE"
 
         # weight addresses leave through a pipeline register (the address sum has the cycle to itself)
-        m.submodules.w_slice = w_slice = _PipeRegister(32)
+        m.submodules.w_slice = w_slice = PipeRegister(32)
         w_req = w_slice.i
         wiring.connect(m, w_slice.o, wiring.flipped(self.w_addr))
         # weight words arrive through a two-place queue: the MAC's pop reaches its read pointer
         # only, and the memory's read queue advances on a flip-flop (its ready)
-        m.submodules.w_queue = w_queue = _TwoPlaceQueue(8 * P)
+        m.submodules.w_queue = w_queue = TwoPlaceQueue(8 * P)
         wiring.connect(m, wiring.flipped(self.w_data), w_queue.i)
         w_in = w_queue.o
         # parameter load through the weight port
@@ -507,13 +395,8 @@ class Engine(wiring.Component):
         in_values = Signal()
         take = Signal()                      # a value arrives in L_VALUES
         m.d.comb += take.eq(in_values & self.fm_data.valid)
-        lane = Signal(3)
-        with m.If(in_cmp):
-            for i in reversed(range(BLOCK)):                    # lowest remaining bitmap lane
-                with m.If(l_remain[i]):
-                    m.d.comb += lane.eq(i)
-        with m.Else():
-            m.d.comb += lane.eq(l_recv[:3])
+        lane = Signal(3)                     # compressed: the lowest remaining bitmap lane
+        m.d.comb += lane.eq(Mux(in_cmp, lowest_set(m, l_remain, BLOCK, "l_low"), l_recv[:3]))
         vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         big = Signal(8)
         v = self.fm_data.payload.as_signed()
@@ -621,7 +504,7 @@ class Engine(wiring.Component):
                 m.d.comb += [self.fm_addr.valid.eq(l_first | (l_issue < l_need)), self.fm_addr.payload.eq(l_ptr + l_issue),
                              self.fm_data.ready.eq(1), in_values.eq(1), ahead.eq(1)]
                 with m.If(l_first):
-                    m.d.sync += [l_first.eq(0), l_need.eq(_popcount(l_remain, 8)),
+                    m.d.sync += [l_first.eq(0), l_need.eq(popcount(l_remain, 8)),
                                  recv_last.eq((l_remain & (l_remain - 1)) == 0)]
                 with m.If(self.fm_addr.valid & self.fm_addr.ready):
                     m.d.sync += l_issue.eq(l_issue + 1)
@@ -760,7 +643,7 @@ class Engine(wiring.Component):
         b_entry = Signal(pos_layout)
         # free queue entries, counting the positions in flight (B, C, D), as a register: the
         # sequencer's enable then comes from a flip-flop, not from the queue's level and the scanner's pop
-        m.d.comb += [a_adv.eq(_credits(m, BQ, "seq", a_adv & a_valid, b_take)), linebuf.r_addr.eq(b_raddr),
+        m.d.comb += [a_adv.eq(credits(m, BQ, "seq", a_adv & a_valid, b_take)), linebuf.r_addr.eq(b_raddr),
                      b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
                      b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
         c_valid = Signal()
@@ -797,9 +680,9 @@ class Engine(wiring.Component):
         s_row_ready = Signal()               # rows_loaded >= need_rows
         m.d.sync += [s_rows_done.eq(oy == Ho), s_row_ready.eq(rows_loaded >= need_rows)]
         # the wide counters' next "last" flags as registers too (cb + 2 >= cb_in, and so on)
-        cb_near, cb_near_step, cb_near_restart = _near(m, "seq_cb", cb, cb_in)
-        ox_near, ox_near_step, ox_near_restart = _near(m, "seq_ox", ox, Wo)
-        bg_near, bg_near_step, bg_near_restart = _near(m, "seq_bg", bg, n_bg)
+        cb_near, cb_near_step, cb_near_restart = near(m, "seq_cb", cb, cb_in)
+        ox_near, ox_near_step, ox_near_restart = near(m, "seq_ox", ox, Wo)
+        bg_near, bg_near_step, bg_near_restart = near(m, "seq_bg", bg, n_bg)
 
         with m.FSM():
             with m.State("S_IDLE"):
@@ -908,10 +791,7 @@ class Engine(wiring.Component):
         dw_lanes_mask = Signal(8)            # the D lanes of this depthwise subgroup, shifted down
         m.d.comb += dw_lanes_mask.eq((b_mask >> q.dwoff) & ((1 << D) - 1))
 
-        low = Signal(3)
-        for i in reversed(range(BLOCK)):
-            with m.If(sc_mask[i]):
-                m.d.comb += low.eq(i)
+        low = lowest_set(m, sc_mask, BLOCK, "sc_low")
         rest = Signal(8)
         m.d.comb += rest.eq(sc_mask & (sc_mask - 1))
         sc_single = Signal()                 # at most one bit of sc_mask set (rest == 0), kept in step with sc_mask
@@ -920,7 +800,7 @@ class Engine(wiring.Component):
         # scanner's hand-over does not wait on the queue's level logic within a cycle. For a
         # SyncFIFOBuffered of depth >= 3 this equals its w_rdy: its output register is empty only
         # while its inner queue holds at most one entry
-        item_room = _credits(m, self.fifo_depth, "item", items.w_en, items.r_en & items.r_rdy)
+        item_room = credits(m, self.fifo_depth, "item", items.w_en, items.r_en & items.r_rdy)
         rest2 = Signal(8)
         m.d.comb += rest2.eq(rest & (rest - 1))
         emit = Signal()
@@ -951,7 +831,7 @@ class Engine(wiring.Component):
                          items.w_en.eq(sc_valid & emit & room & (~emit_mac | w_req.ready))]
         mac_lanes = Signal(range(P + 1))
         with m.If(dw):
-            m.d.comb += mac_lanes.eq(_popcount(sc_mask, BLOCK))
+            m.d.comb += mac_lanes.eq(popcount(sc_mask, BLOCK))
         with m.Else():
             m.d.comb += mac_lanes.eq(sc_nl)
         # counter increments are registered and added a cycle later (off the scanner's path)
@@ -977,7 +857,7 @@ class Engine(wiring.Component):
                 m.d.comb += avail.eq((q.chmask >> q.dwoff) & ((1 << D) - 1))
             with m.Else():
                 m.d.comb += avail.eq(q.chmask)
-            m.d.sync += skip_inc.eq(_popcount(avail & ~mask_in, 8))
+            m.d.sync += skip_inc.eq(popcount(avail & ~mask_in, 8))
         with m.Elif(consume):
             m.d.sync += sc_valid.eq(0)
         with m.If(run_start):
@@ -1056,8 +936,8 @@ class Engine(wiring.Component):
         m.d.sync += [oz[i].eq(ozn[i]) for i in range(1, 5)]
         lanes_one = Signal()
         m.d.sync += lanes_one.eq(n_lanes == 1)
-        o_ox_near, o_ox_near_step, o_ox_near_restart = _near(m, "o_ox", o_ox, Wo)
-        o_bg_near, o_bg_near_step, o_bg_near_restart = _near(m, "o_bg", o_bg, n_bg)
+        o_ox_near, o_ox_near_step, o_ox_near_restart = near(m, "o_ox", o_ox, Wo)
+        o_bg_near, o_bg_near_step, o_bg_near_restart = near(m, "o_bg", o_bg, n_bg)
         o_ch = Signal(16)                    # o_k0 + o_lane: the channel whose parameters are read
         o_busy = Signal()
         o_lane = Signal(range(P + 1))
@@ -1091,7 +971,7 @@ class Engine(wiring.Component):
         o3_acc = Signal(signed(32))
         o3_real = Signal()
         o_adv = Signal()
-        m.d.comb += [o_adv.eq(_credits(m, RQ_QUEUE, "rq", o2_valid, rq_queue.r_en & rq_queue.r_rdy, late=True)),
+        m.d.comb += [o_adv.eq(credits(m, RQ_QUEUE, "rq", o2_valid, rq_queue.r_en & rq_queue.r_rdy, late=True)),
                      params.r_addr.eq(o_ch),
                      rq.o.ready.eq(1), rq_queue.w_en.eq(rq.o.valid),
                      rq_queue.w_data.eq(Cat(rq.o.payload, (rq.o.payload > eps_out) | (rq.o.payload < neg_eps_out)))]
@@ -1212,6 +1092,7 @@ class Engine(wiring.Component):
                         m.d.sync += pk_done.eq(1)
 
         # writer: one block to memory, a byte a cycle
+        wr_low = lowest_set(m, wr_mask, BLOCK, "wr_low")     # compressed: the next stored lane
         with m.If(wr_busy):
             with m.If(wr_start):
                 # the block's pointer (set in INIT to OUT_BASE + block * stride): compressed, the
@@ -1220,12 +1101,8 @@ class Engine(wiring.Component):
                 m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data)]
             with m.Elif(out_cmp):
                 # byte 0: bitmap at wr_ptr; then the stored values in lane order
-                lane = Signal(3)
-                for i in reversed(range(BLOCK)):
-                    with m.If(wr_mask[i]):
-                        m.d.comb += lane.eq(i)
                 m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_i),
-                             self.out.payload.data.eq(Mux(wr_i == 0, wr_mask, wr_vals[lane]))]
+                             self.out.payload.data.eq(Mux(wr_i == 0, wr_mask, wr_vals[wr_low]))]
                 with m.If(self.out.ready):
                     m.d.sync += wr_i.eq(wr_i + 1)
                     with m.If(wr_i != 0):

@@ -39,7 +39,7 @@ def _derive_operands(r: dict, P: int) -> list[int]:
 
 def derive_cycles_regs(r: dict, P: int) -> int:
     """Cycles of the descriptor products (the MUL and MUL_WAIT states): two each plus one per bit
-    of the narrower operand (the shift-and-add multiplier, hw/engine.py _SeqMul)."""
+    of the narrower operand (the shift-and-add multiplier, hw/arith.SeqMul)."""
     return sum(2 + int(b).bit_length() for b in _derive_operands(r, P))
 
 
