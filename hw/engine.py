@@ -17,15 +17,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
 from ..sw import regs
-from .arith import SeqMul, lowest_set, near, popcount, times_const
+from .arith import lowest_set, near, popcount
 from .dsp import PipelinedMul
 from .ports import CSRSignature, WriteReq
 from .queues import PipeRegister, TwoPlaceQueue, credits
+from .setup import Setup
 from .ram import RegisteredRAM
 from .requant import Requantizer
-
-MAX_KERNEL, MAX_STRIDE = 11, 4
-
 
 class Engine(wiring.Component):
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
@@ -100,48 +98,21 @@ class Engine(wiring.Component):
         lo = reg["CLAMP_LO"].as_signed()
         hi = reg["CLAMP_HI"].as_signed()
         eps_in, eps_out = reg["EPS_IN"], reg["EPS_OUT"]
-        neg_eps_in = Signal(signed(8))       # -EPS_IN, -EPS_OUT: set in DERIVE
-        neg_eps_out = Signal(signed(8))
         C, H, W = reg["IN_C"], reg["IN_H"], reg["IN_W"]
         K, Ho, Wo = reg["OUT_K"], reg["OUT_H"], reg["OUT_W"]
 
-        # ---- derived descriptor values (registered in the DERIVE states) ----------------------
-        cb_in = Signal(14)
-        cb_out = Signal(14)
-        khkw = Signal(8)
-        row_words = Signal(32)
-        in_stride = Signal(40)
-        out_stride = Signal(40)
-        c_khkw = Signal(32)                 # C * k * k: weight words per standard group
-        n_bg = Signal(16)                   # block groups
-        n_sg = Signal(4)                    # subgroups per block group
-        n_lanes = Signal(range(P + 1))      # lanes used by a group
-        in_end = Signal(64)
-        out_end = Signal(64)
-        w_end = Signal(64)
-        p_end = Signal(64)
-        rows = Signal(5)                    # line-buffer rows R
-        rows_acc = Signal(32)
-        rows_fit = Signal()
-        shape_ok = Signal()
-        span_h = Signal(20)                 # (Ho - 1) * s + k: input rows the output needs
-        span_w = Signal(20)
-        in_h = Signal(18)                   # H + 2 pad
-        in_w = Signal(18)
-        hw_ = Signal(32)                    # H * W
-        howo = Signal(32)
-        in_size = Signal(48)                # cb_in * in_stride
-        out_size = Signal(48)
-        bg_stride = Signal(36)              # weight words per block group: n_sg * (k k or C k k)
-        w_size = Signal(52)
-        m.submodules.mul = mul = SeqMul(40, 16)
-        mul_i = Signal(4)                   # the product being made (DERIVE's `steps`)
-        mul_last = Signal()                 # mul_i is the last step
-        khkw_x = Array(Signal(11, name=f"khkw_x{i}") for i in range(BLOCK))   # i * k * k, for channel i
-        pad_words = Signal(40)              # pad * row_words: line-buffer words of the top padding rows
-        s_words = Signal(40)                # stride * row_words
-        pad_cb = Signal(20)                 # pad * cb_in: line-buffer words of the left padding columns
-        s_cb = Signal(20)                   # stride * cb_in
+        # ---- descriptor set-up and checks (hw/setup.py) ------------------------------------
+        m.submodules.setup = setup = Setup(P, linebuf_depth=self.linebuf_depth, max_channels=self.max_channels,
+                                           max_blocks=self.max_blocks)
+        m.d.comb += [setup.desc[name].eq(reg[name]) for name in regs.DESCRIPTOR]
+        dv = setup.derived
+        cb_in, cb_out, khkw, row_words = dv.cb_in, dv.cb_out, dv.khkw, dv.row_words
+        in_stride, out_stride, c_khkw = dv.in_stride, dv.out_stride, dv.c_khkw
+        n_bg, n_sg, n_lanes, bg_stride = dv.n_bg, dv.n_sg, dv.n_lanes, dv.bg_stride
+        rows, rows_acc = dv.rows, dv.rows_acc
+        pad_words, s_words, pad_cb, s_cb = dv.pad_words, dv.s_words, dv.pad_cb, dv.s_cb
+        khkw_x = dv.khkw_x
+        neg_eps_in, neg_eps_out = dv.neg_eps_in, dv.neg_eps_out
 
         # ---- memories --------------------------------------------------------------------
         word_layout = data.StructLayout({"values": data.ArrayLayout(signed(8), BLOCK), "mask": 8})
@@ -186,107 +157,17 @@ class Engine(wiring.Component):
         all_written = Signal()
         phase_params = Signal()
         m.d.sync += run_start.eq(0)
+        m.d.comb += setup.start.eq(start)
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(start):
-                    m.next = "DERIVE"
-            with m.State("DERIVE"):          # cheap terms; the products follow, one at a time
-                m.d.sync += [
-                    cb_in.eq((C + 7) >> 3), cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
-                    neg_eps_in.eq(-eps_in), neg_eps_out.eq(-eps_out),
-                    rows.eq(0), rows_acc.eq(0), p_end.eq(reg["P_BASE"] + K * PW),
-                    in_h.eq(H + 2 * pad), in_w.eq(W + 2 * pad),
-                ]
-                with m.If(dw):
-                    m.d.sync += [n_bg.eq((K + 7) >> 3), n_sg.eq(BLOCK // D), n_lanes.eq(D)]
-                with m.Else():
-                    m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P)]
-                m.d.sync += [mul_i.eq(0), mul_last.eq(0)]
-                m.next = "MUL"
-            # every product is a shift-and-add over the narrower operand's bits (hw/arith.py
-            # SeqMul): a few cycles once per layer, instead of wide multipliers on the clock path.
-            # hw/model.derive_cycles counts them: keep its operand list in step with this one
-            steps = [
-                (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_in), (c_khkw, C, khkw),
-                (in_size, in_stride, cb_in), (out_size, out_stride, cb_out),
-                (bg_stride, Mux(dw, khkw, c_khkw), n_sg), (w_size, bg_stride, n_bg),
-                (pad_words, row_words, pad), (s_words, row_words, s), (pad_cb, cb_in, pad), (s_cb, cb_in, s),
-                (span_h, Ho - 1, s), (span_w, Wo - 1, s),
-            ]
-            # Two states walk the list with a step counter (mul_i), so that the state machine stays
-            # small: its next state is on the clock path, the operands' selection is not (MUL
-            # loads them into the multiplier, MUL_WAIT writes the product to its destination).
-            with m.State("MUL"):
-                with m.Switch(mul_i):
-                    for i, (dest, a, b) in enumerate(steps):
-                        with m.Case(i):
-                            m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
-                m.d.comb += mul.start.eq(1)
-                m.next = "MUL_WAIT"
-            with m.State("MUL_WAIT"):
-                with m.If(mul.done):
-                    with m.Switch(mul_i):
-                        for i, (dest, a, b) in enumerate(steps):
-                            with m.Case(i):
-                                m.d.sync += dest.eq(mul.p)
-                                if dest is hw_:
-                                    m.d.sync += in_stride.eq((mul.p << 3) + Mux(in_cmp, mul.p, 0))
-                                if dest is howo:
-                                    m.d.sync += out_stride.eq((mul.p << 3) + Mux(out_cmp, mul.p, 0))
-                                if dest is span_h or dest is span_w:
-                                    m.d.sync += dest.eq(mul.p + k)
-                    m.d.sync += [mul_i.eq(mul_i + 1), mul_last.eq(mul_i + 2 == len(steps))]
-                    with m.If(mul_last):
-                        m.next = "ENDS"
-                    with m.Else():
-                        m.next = "MUL"
-            with m.State("ENDS"):
-                # i k k as a shift and at most one add (7 = 8 - 1), not a multiplier: Yosys maps a
-                # product by a constant to a DSP, a slow path and a DSP for each
-                m.d.sync += [khkw_x[i].eq(times_const(khkw, i)) for i in range(BLOCK)]
-                m.d.sync += [in_end.eq(reg["IN_BASE"] + in_size), out_end.eq(reg["OUT_BASE"] + out_size),
-                             w_end.eq(reg["W_BASE"] + w_size),
-                             shape_ok.eq((span_h <= in_h) & (span_h + s > in_h) &
-                                         (span_w <= in_w) & (span_w + s > in_w))]
-                m.next = "ROWS"
-            with m.State("ROWS"):            # R = rows that fit the line buffer, at most 16
-                m.d.sync += rows_fit.eq((rows < 16) & (rows_acc + row_words <= self.linebuf_depth) & (row_words != 0))
-                m.next = "ROWS_ADD"
-            with m.State("ROWS_ADD"):        # the compare above, registered, decides
-                with m.If(rows_fit):
-                    m.d.sync += [rows.eq(rows + 1), rows_acc.eq(rows_acc + row_words)]
-                    m.next = "ROWS"
-                with m.Else():
-                    m.next = "CHECK"
-            # the checks: each condition into a register (CHECK), then the first failing one's
-            # code (CHECK_CODE), then the decision (CHECK_END); three short cycles, not one long one
-            failed = Signal(len(regs.ERRORS) - 1)           # bit i: error code i + 1
-            code = Signal(8)
-            with m.State("CHECK"):
-                conds = {
-                    "ZERO_SIZE": (C == 0) | (H == 0) | (W == 0) | (K == 0) | (Ho == 0) | (Wo == 0) | (k == 0) | (s == 0),
-                    "RANGE": (k > MAX_KERNEL) | (s > MAX_STRIDE) | (pad >= k) | (lo > 0) | (hi < 0),
-                    "SHAPE": ~shape_ok,
-                    "GROUPS": dw & (K != C),
-                    "LINE_BUFFER": (rows < k) | (rows < s),
-                    "CHANNELS": (K > self.max_channels) | (cb_in > self.max_blocks) | (cb_out > self.max_blocks),
-                    "ADDRESS": (in_end > (1 << 32)) | (out_end > (1 << 32)) | (w_end > (1 << 32)) | (p_end > (1 << 32)),
-                }
-                assert sorted(regs.ERROR_CODE[name] for name in conds) == list(range(1, len(regs.ERRORS)))
-                m.d.sync += [failed[regs.ERROR_CODE[name] - 1].eq(c) for name, c in conds.items()]
-                m.next = "CHECK_CODE"
-            with m.State("CHECK_CODE"):
-                m.d.sync += code.eq(0)
-                for i in reversed(range(len(failed))):      # the lowest code wins
-                    with m.If(failed[i]):
-                        m.d.sync += code.eq(i + 1)
-                m.next = "CHECK_END"
-            with m.State("CHECK_END"):
-                with m.If(code != 0):
-                    m.d.sync += [err.eq(code), status_busy.eq(0), status_done.eq(1)]
+                with m.If(start):                # the set-up starts on the same cycle
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                with m.If(setup.done & (setup.error != 0)):
+                    m.d.sync += [err.eq(setup.error), status_busy.eq(0), status_done.eq(1)]
                     m.next = "IDLE"
-                with m.Else():
+                with m.Elif(setup.done):
                     m.d.sync += [init_i.eq(0), init_in.eq(reg["IN_BASE"]), init_out.eq(reg["OUT_BASE"]),
                                  init_last.eq((cb_in <= 1) & (cb_out <= 1)),
                                  pa_issue.eq(0), pa_recv.eq(0), pa_total.eq(K * PW), pa_j.eq(0), pa_k.eq(0)]

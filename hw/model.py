@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sw import fmformat
+from ..sw import fmformat, regs
 from ..sw.layout import BLOCK, dw_lanes, param_words
 from .requant import Requantizer
 
@@ -64,6 +64,56 @@ def check_cycles(r: dict, P: int, linebuf_depth: int) -> int:
     ENDS, two cycles for each row tried (R that fit and the one that does not), CHECK,
     CHECK_CODE, CHECK_END."""
     return 1 + 1 + derive_cycles_regs(r, P) + 1 + 2 * (line_buffer_rows(r, linebuf_depth) + 1) + 3
+
+
+def _signed8(v: int) -> int:
+    return v - 256 if v & 0x80 else v
+
+
+def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks: int) -> dict:
+    """The descriptor set-up's model (hw/setup.py): its derived values at their register widths,
+    the error code it ends with (0, or the lowest code of the rules the descriptor breaks) and its
+    cycles (check_cycles). `r` holds the descriptor's register values (driver.Job.regs)."""
+    def wrap(v, bits):
+        return v & ((1 << bits) - 1)
+    c, h, w, ko, ho, wo = (r[n] for n in ("IN_C", "IN_H", "IN_W", "OUT_K", "OUT_H", "OUT_W"))
+    k, s, pad, dw = r["KERNEL"], r["STRIDE"], r["PAD"], r["DEPTHWISE"]
+    d, q = min(P, BLOCK), max(P, BLOCK)
+    cb_in, cb_out, khkw = wrap((c + 7) >> 3, 14), wrap((ko + 7) >> 3, 14), wrap(k * k, 8)
+    row_words = wrap(w * cb_in, 32)
+    in_stride = wrap(h * w * (9 if r["IN_LAYOUT"] else 8), 40)
+    out_stride = wrap(ho * wo * (9 if r["OUT_LAYOUT"] else 8), 40)
+    c_khkw = wrap(c * khkw, 32)
+    n_bg = wrap((ko + 7) >> 3 if dw else (ko + q - 1) // q, 16)
+    n_sg = BLOCK // d if dw else q // P
+    bg_stride = wrap((khkw if dw else c_khkw) * n_sg, 36)
+    rows = line_buffer_rows(r, linebuf_depth)
+    out = dict(cb_in=cb_in, cb_out=cb_out, khkw=khkw, row_words=row_words, in_stride=in_stride,
+               out_stride=out_stride, c_khkw=c_khkw, n_bg=n_bg, n_sg=n_sg, n_lanes=d if dw else P,
+               bg_stride=bg_stride, rows=rows, rows_acc=rows * row_words, pad_words=wrap(row_words * pad, 40),
+               s_words=wrap(row_words * s, 40), pad_cb=wrap(cb_in * pad, 20), s_cb=wrap(cb_in * s, 20),
+               khkw_x=[wrap(i * khkw, 11) for i in range(BLOCK)], neg_eps_in=-r["EPS_IN"],
+               neg_eps_out=-r["EPS_OUT"])
+    # the checks, in code order
+    span_h, span_w = wrap((ho - 1) * s + k, 20), wrap((wo - 1) * s + k, 20)
+    in_h, in_w = h + 2 * pad, w + 2 * pad
+    shape_ok = span_h <= in_h < span_h + s and span_w <= in_w < span_w + s
+    in_end = r["IN_BASE"] + wrap(in_stride * cb_in, 48)
+    out_end = r["OUT_BASE"] + wrap(out_stride * cb_out, 48)
+    w_end = r["W_BASE"] + wrap(bg_stride * n_bg, 52)
+    p_end = r["P_BASE"] + ko * param_words(P)
+    fails = {
+        "ZERO_SIZE": 0 in (c, h, w, ko, ho, wo, k, s),
+        "RANGE": k > 11 or s > 4 or pad >= k or _signed8(r["CLAMP_LO"]) > 0 or _signed8(r["CLAMP_HI"]) < 0,
+        "SHAPE": not shape_ok,
+        "GROUPS": bool(dw) and ko != c,
+        "LINE_BUFFER": rows < k or rows < s,
+        "CHANNELS": ko > max_channels or cb_in > max_blocks or cb_out > max_blocks,
+        "ADDRESS": max(in_end, out_end, w_end, p_end) > 1 << 32,
+    }
+    codes = [regs.ERROR_CODE[n] for n, f in fails.items() if f]
+    out.update(error=min(codes) if codes else 0, cycles=check_cycles(r, P, linebuf_depth))
+    return out
 
 
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",

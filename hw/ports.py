@@ -3,7 +3,9 @@ simulation memories (hw/simmem.py), the board memories and bridge (boards/) and 
 Verilog's port list (hw/verilog.py).
 
 * ``CSRSignature``: the register bus (the register map is sw/regs.py);
-* ``WriteReq``: the payload of the output write stream, one byte at a byte address.
+* ``WriteReq``: the payload of the output write stream, one byte at a byte address;
+* ``Descriptor``: the layer descriptor (sw/regs.py's read-write registers at their widths), as
+  the register block hands it to the stages.
 
 The read ports are plain ``lib.stream`` streams: 32-bit addresses out, data in (8 bits on the
 feature-map port, 8 P bits on the weight port)."""
@@ -26,3 +28,10 @@ class WriteReq(data.StructLayout):
     def __init__(self, addr_width=32, data_width=8):
         super().__init__({"addr": addr_width, "data": data_width})
 
+
+class Descriptor(data.StructLayout):
+    """The layer descriptor: one field per read-write register of sw/regs.py, named as there
+    (``desc.IN_C``), at the register's width. CLAMP_LO and CLAMP_HI are the raw bytes (signed int8:
+    ``.as_signed()``)."""
+    def __init__(self):
+        super().__init__({r.name: r.width for r in regs.REGISTERS if r.access == "rw"})
