@@ -16,11 +16,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
-from ..sw import regs
 from .arith import lowest_set, near, popcount
 from .dsp import PipelinedMul
 from .ports import CSRSignature, WriteReq
 from .queues import PipeRegister, TwoPlaceQueue, credits
+from .regfile import Registers
 from .setup import Setup
 from .ram import RegisteredRAM
 from .requant import Requantizer
@@ -53,40 +53,14 @@ class Engine(wiring.Component):
         P, D, Q = self.P, self.D, self.Q
         PW = param_words(P)
 
-        # ---- registers ---------------------------------------------------------------------
-        reg = {r.name: Signal(r.width, name=f"r_{r.name.lower()}") for r in regs.REGISTERS
-               if r.access == "rw" or r.name in regs.COUNTERS}
-        status_busy = Signal()
-        status_done = Signal()
-        err = Signal(8)
-        start = Signal()
-        m.d.sync += start.eq(0)
-        rdata = [Const(0, 32)] * len(regs.REGISTERS)
-        for r in regs.REGISTERS:
-            a = regs.ADDR[r.name]
-            if r.name == "ID":
-                rdata[a] = Const(regs.engine_id(P), 32)
-            elif r.name == "STATUS":
-                rdata[a] = Cat(status_busy, status_done, Const(0, 6), err)
-            elif r.name in reg:
-                rdata[a] = reg[r.name]
-        with m.Switch(self.csr.addr):
-            for a, v in enumerate(rdata):
-                with m.Case(a):
-                    m.d.comb += self.csr.r_data.eq(v)
-        with m.If(self.csr.w_stb & ~status_busy):
-            with m.Switch(self.csr.addr):
-                for r in regs.REGISTERS:
-                    if r.access == "rw":
-                        with m.Case(regs.ADDR[r.name]):
-                            m.d.sync += reg[r.name].eq(self.csr.w_data)
-                with m.Case(regs.ADDR["CTRL"]):
-                    # STATUS changes with the write; the state machine starts a cycle later, from
-                    # a register (the bus comes from across the die)
-                    with m.If(self.csr.w_data[0]):
-                        m.d.sync += [start.eq(1), status_busy.eq(1), status_done.eq(0), err.eq(0)]
-                        m.d.sync += [reg[name].eq(0) for name in regs.COUNTERS]
-        m.d.comb += [self.busy.eq(status_busy), self.error.eq(err != 0)]
+        # ---- registers (hw/regfile.py) -------------------------------------------------------
+        m.submodules.regs = regfile = Registers(P)
+        wiring.connect(m, wiring.flipped(self.csr), regfile.csr)
+        reg = regfile.desc                   # the descriptor's fields, by register name
+        inc = regfile.inc                    # the counters' increments
+        status_busy = regfile.busy
+        start = regfile.start
+        m.d.comb += [self.busy.eq(status_busy), self.error.eq(regfile.error)]
 
         k = reg["KERNEL"]
         s = reg["STRIDE"]
@@ -104,7 +78,7 @@ class Engine(wiring.Component):
         # ---- descriptor set-up and checks (hw/setup.py) ------------------------------------
         m.submodules.setup = setup = Setup(P, linebuf_depth=self.linebuf_depth, max_channels=self.max_channels,
                                            max_blocks=self.max_blocks)
-        m.d.comb += [setup.desc[name].eq(reg[name]) for name in regs.DESCRIPTOR]
+        m.d.comb += setup.desc.eq(regfile.desc)
         dv = setup.derived
         cb_in, cb_out, khkw, row_words = dv.cb_in, dv.cb_out, dv.khkw, dv.row_words
         in_stride, out_stride, c_khkw = dv.in_stride, dv.out_stride, dv.c_khkw
@@ -165,7 +139,7 @@ class Engine(wiring.Component):
                     m.next = "SETUP"
             with m.State("SETUP"):
                 with m.If(setup.done & (setup.error != 0)):
-                    m.d.sync += [err.eq(setup.error), status_busy.eq(0), status_done.eq(1)]
+                    m.d.comb += [regfile.end.eq(1), regfile.end_error.eq(setup.error)]
                     m.next = "IDLE"
                 with m.Elif(setup.done):
                     m.d.sync += [init_i.eq(0), init_in.eq(reg["IN_BASE"]), init_out.eq(reg["OUT_BASE"]),
@@ -188,7 +162,8 @@ class Engine(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(all_written):
-                    m.d.sync += [status_busy.eq(0), status_done.eq(1), run.eq(0)]
+                    m.d.comb += regfile.end.eq(1)
+                    m.d.sync += run.eq(0)
                     m.next = "IDLE"
 
         # weight addresses leave through a pipeline register (the address sum has the cycle to itself)
@@ -221,7 +196,8 @@ class Engine(wiring.Component):
             with m.If(w_req.valid & w_req.ready):
                 m.d.sync += pa_issue.eq(pa_issue + 1)
             with m.If(w_in.valid):
-                m.d.sync += [pa_recv.eq(pa_recv_next), reg["PARAM_BYTES"].eq(reg["PARAM_BYTES"] + P)]
+                m.d.sync += pa_recv.eq(pa_recv_next)
+                m.d.comb += inc.PARAM_BYTES.eq(1)
                 word = Signal(8 * P * PW)
                 m.d.comb += word.eq(Cat(pa_asm[8 * P:], w_in.payload) if PW > 1 else w_in.payload)
                 m.d.sync += pa_asm.eq(word)
@@ -370,8 +346,8 @@ class Engine(wiring.Component):
                     # the byte arrives from across the die: it is only registered here; l_need and
                     # recv_last follow from it in L_VALUES's first cycle
                     m.d.sync += [l_remain.eq(bm), l_first.eq(1),
-                                 l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0),
-                                 reg["FM_BITMAP_BYTES"].eq(reg["FM_BITMAP_BYTES"] + 1)]
+                                 l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0)]
+                    m.d.comb += inc.FM_BITMAP_BYTES.eq(1)
                     with m.If(bm == 0):
                         # an empty word: l_vals and l_big are 0 (cleared in L_WORD)
                         m.d.sync += lbw_en.eq(1)
@@ -390,8 +366,8 @@ class Engine(wiring.Component):
                 with m.If(self.fm_addr.valid & self.fm_addr.ready):
                     m.d.sync += l_issue.eq(l_issue + 1)
                 with m.If(self.fm_data.valid):
+                    m.d.comb += inc.FM_VALUE_BYTES.eq(1)
                     m.d.sync += [l_recv.eq(l_recv + 1), recv_last.eq(l_recv + 2 == l_need),
-                                 reg["FM_VALUE_BYTES"].eq(reg["FM_VALUE_BYTES"] + 1),
                                  l_vals.eq(vals), l_big.eq(big), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
                     with m.If(recv_last):
                         m.d.sync += lbw_en.eq(1)
@@ -719,10 +695,7 @@ class Engine(wiring.Component):
         macs_inc = Signal(range(P + 1))
         skip_inc = Signal(4)
         m.d.sync += [macs_inc.eq(Mux(items.w_en & item.mac, mac_lanes, 0)), skip_inc.eq(0)]
-        with m.If(macs_inc != 0):
-            m.d.sync += reg["MACS"].eq(reg["MACS"] + macs_inc)
-        with m.If(skip_inc != 0):
-            m.d.sync += reg["VALUES_SKIPPED"].eq(reg["VALUES_SKIPPED"] + skip_inc)
+        m.d.comb += [inc.MACS.eq(macs_inc), inc.VALUES_SKIPPED.eq(skip_inc)]
 
         m.d.comb += [b_take.eq(bq.r_rdy & (~sc_valid | consume)), bq.r_en.eq(b_take)]
         with m.If(b_take):
@@ -999,8 +972,7 @@ class Engine(wiring.Component):
                     m.d.sync += wr_i.eq(wr_i + 1)
                     with m.If(wr_i == BLOCK - 1):
                         m.d.sync += wr_busy.eq(0)
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += reg["OUT_BYTES"].eq(reg["OUT_BYTES"] + 1)
+        m.d.comb += inc.OUT_BYTES.eq(self.out.valid & self.out.ready)
 
         # the run's end, as a register. pk_done holds from the last run until run_start clears it,
         # so the first cycle of RUN must not look at it (a run started after another would end at
@@ -1019,14 +991,10 @@ class Engine(wiring.Component):
         stall_q = Signal()
         m.d.sync += stall_q.eq(0)
         with m.If(status_busy):
-            m.d.sync += reg["CYCLES"].eq(reg["CYCLES"] + 1)
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
                        (self.out.valid & ~self.out.ready) | (items.r_rdy & head.mac & ~w_in.valid & run) |
                        (phase_params & (pa_recv < pa_issue) & ~w_in.valid))
             # counted a cycle later, from a register (the conditions come from every port)
             m.d.sync += stall_q.eq(stalled)
-        with m.If(stall_q):
-            m.d.sync += reg["STALL_CYCLES"].eq(reg["STALL_CYCLES"] + 1)
-        with m.If(w_in.valid & w_in.ready & run):
-            m.d.sync += reg["WEIGHT_BYTES"].eq(reg["WEIGHT_BYTES"] + P)
+        m.d.comb += [inc.STALL_CYCLES.eq(stall_q), inc.WEIGHT_BYTES.eq(w_in.valid & w_in.ready & run)]
         return m
