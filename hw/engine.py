@@ -22,6 +22,7 @@ from .ports import CSRSignature, WriteReq
 from .queues import PipeRegister, TwoPlaceQueue, credits
 from .regfile import Registers
 from .setup import Setup
+from .writer import Packer, Writer
 from .ram import RegisteredRAM
 from .requant import Requantizer
 
@@ -107,9 +108,10 @@ class Engine(wiring.Component):
         ipw_addr = Signal.like(ip_w.addr)
         ipw_data = Signal(32)
         m.d.comb += [ip_w.addr.eq(ipw_addr), ip_w.data.eq(ipw_data), ip_w.en.eq(ipw_en)]
-        m.submodules.out_ptr = out_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
-        op_w = out_ptr.write_port()
-        op_r = out_ptr.read_port()
+
+        # the output end: the packer, the writer and its block-pointer table (hw/writer.py)
+        m.submodules.packer = packer = Packer(P)
+        m.submodules.writer = writer = Writer(self.max_blocks)
 
         # ---- control ---------------------------------------------------------------------
         init_i = Signal(14)
@@ -148,7 +150,8 @@ class Engine(wiring.Component):
                     m.next = "INIT"
             with m.State("INIT"):            # block-pointer tables
                 m.d.comb += [ip_w.addr.eq(init_i), ip_w.data.eq(init_in), ip_w.en.eq(init_i < cb_in),
-                             op_w.addr.eq(init_i), op_w.data.eq(init_out), op_w.en.eq(init_i < cb_out)]
+                             writer.init_addr.eq(init_i), writer.init_data.eq(init_out),
+                             writer.init_en.eq(init_i < cb_out)]
                 m.d.sync += pa_total_m1.eq(pa_total - 1)
                 m.d.sync += [init_i.eq(init_i + 1), init_in.eq(init_in + in_stride),
                              init_out.eq(init_out + out_stride),
@@ -876,115 +879,24 @@ class Engine(wiring.Component):
             rq.i.payload.zero.eq(~o3_real),
         ]
 
-        # packer: 8 values -> one block
-        pk_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-        pk_big = Signal(8)                   # lanes of pk_vals with |y| > EPS_OUT
-        pk_i = Signal(3)
-        pk_j = Signal(4)                     # block within the group of Q channels
-        pk_ox = Signal(16)
-        pk_bg = Signal(16)
-        pk_oy = Signal(16)
-        blocks_per_bg = Mux(dw, 1, Q // BLOCK)
-        # The nest's levels as registers, two cycles behind the counters: pz[1] j at its last,
-        # pz[2] j and ox, pz[3] j, ox and bg (the row's last block). A block takes eight values,
-        # so the counters step at most once in eight cycles and the levels are in step by the
-        # next block (the sequencer, which steps every cycle, keeps its levels from next values)
-        pk_last = dict(j=pk_j + 1 >= blocks_per_bg, ox=pk_ox + 1 >= Wo, bg=pk_bg + 1 >= n_bg)
-        pk_flag = {n: Signal(name=f"pk_{n}_last") for n in pk_last}
-        m.d.sync += [pk_flag[n].eq(v) for n, v in pk_last.items()]
-        pz = [Const(1)] + [Signal(name=f"pk_z{i}") for i in range(1, 4)]
-        m.d.sync += [pz[1].eq(pk_flag["j"]), pz[2].eq(pk_flag["j"] & pk_flag["ox"]),
-                     pz[3].eq(pk_flag["j"] & pk_flag["ox"] & pk_flag["bg"])]
-        pk_oy_last = Signal()                # pk_oy + 1 == Ho
-        wr_busy = Signal()
-        wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-        wr_mask = Signal(8)
-        wr_cb = Signal(16)
-        wr_off = Signal(32)                  # dense: 8 * (pk_oy * Wo + pk_ox), the pixel's offset in its block; compressed: 0
-        pk_row = Signal(32)                  # pk_oy * Wo
-        wr_i = Signal(4)
-        wr_ptr = Signal(32)
-        wr_start = Signal()
-        pk_done = Signal()
-        block_ready = Signal()
-        m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
-        pk_take = Signal()                   # a requantised value enters the packer
-        m.d.comb += [pk_take.eq(rq_queue.r_rdy & ~(block_ready & wr_busy)), rq_queue.r_en.eq(pk_take)]
-        bcb = Signal(16)                     # pk_bg * blocks_per_bg + pk_j, the block written next
-        pk_bg_cb = Signal(16)                # pk_bg * blocks_per_bg, kept as a running sum
-        m.d.comb += bcb.eq(pk_bg_cb + pk_j)
-        pk_fire = pk_take & block_ready
-        # the output pointer table is read synchronously: address the next block as it is handed over
-        m.d.comb += op_r.addr.eq(Mux(pk_fire, bcb, wr_cb))
-        with m.If(pk_take):
-            vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-            m.d.comb += vals.eq(pk_vals)
-            m.d.comb += vals[pk_i].eq(rq_queue.r_data[:8])
-            big = Signal(8)
-            m.d.comb += big.eq(pk_big | Mux(rq_queue.r_data[8], Const(1, 8) << pk_i, 0))
-            m.d.sync += [pk_vals.eq(vals), pk_big.eq(big), pk_i.eq(pk_i + 1)]
-            with m.If(block_ready):
-                omask = Signal(8)
-                m.d.comb += omask.eq(Mux(out_cmp, big, 0xFF))
-                m.d.sync += [pk_big.eq(0), wr_busy.eq(bcb < cb_out), wr_vals.eq(vals), wr_mask.eq(omask), wr_cb.eq(bcb),
-                             wr_off.eq(Mux(out_cmp, 0, (pk_row + pk_ox) * BLOCK)), wr_i.eq(0), wr_start.eq(1)]
-                # the next block: j, then ox, bg, oy (level n steps when pz[n-1] and not pz[n])
-                with m.If(~pz[1]):
-                    m.d.sync += pk_j.eq(pk_j + 1)
-                with m.Else():
-                    m.d.sync += pk_j.eq(0)
-                with m.If(pz[1] & ~pz[2]):
-                    m.d.sync += pk_ox.eq(pk_ox + 1)
-                with m.If(pz[2]):
-                    m.d.sync += pk_ox.eq(0)
-                with m.If(pz[2] & ~pz[3]):
-                    m.d.sync += [pk_bg.eq(pk_bg + 1), pk_bg_cb.eq(pk_bg_cb + blocks_per_bg)]
-                with m.If(pz[3]):
-                    m.d.sync += [pk_bg.eq(0), pk_bg_cb.eq(0),
-                                 pk_oy.eq(pk_oy + 1), pk_oy_last.eq(pk_oy + 2 == Ho), pk_row.eq(pk_row + Wo)]
-                    with m.If(pk_oy_last):
-                        m.d.sync += pk_done.eq(1)
-
-        # writer: one block to memory, a byte a cycle
-        wr_low = lowest_set(m, wr_mask, BLOCK, "wr_low")     # compressed: the next stored lane
-        with m.If(wr_busy):
-            with m.If(wr_start):
-                # the block's pointer (set in INIT to OUT_BASE + block * stride): compressed, the
-                # next free byte of the block; dense, the block's base, to which wr_off adds. It is
-                # registered as it leaves the block RAM, and the sum is formed after
-                m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data)]
-            with m.Elif(out_cmp):
-                # byte 0: bitmap at wr_ptr; then the stored values in lane order
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_i),
-                             self.out.payload.data.eq(Mux(wr_i == 0, wr_mask, wr_vals[wr_low]))]
-                with m.If(self.out.ready):
-                    m.d.sync += wr_i.eq(wr_i + 1)
-                    with m.If(wr_i != 0):
-                        m.d.sync += wr_mask.eq(wr_mask & (wr_mask - 1))
-                    last_byte = Mux(wr_i == 0, wr_mask == 0, (wr_mask & (wr_mask - 1)) == 0)
-                    with m.If(last_byte):
-                        m.d.sync += wr_busy.eq(0)
-                        m.d.comb += [op_w.addr.eq(wr_cb), op_w.data.eq(wr_ptr + wr_i + 1), op_w.en.eq(1)]
-            with m.Else():
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_off + wr_i),
-                             self.out.payload.data.eq(wr_vals[wr_i[:3]])]
-                with m.If(self.out.ready):
-                    m.d.sync += wr_i.eq(wr_i + 1)
-                    with m.If(wr_i == BLOCK - 1):
-                        m.d.sync += wr_busy.eq(0)
+        # ---- packer and writer (hw/writer.py) ------------------------------------------------
+        m.d.comb += [packer.desc.eq(regfile.desc), packer.derived.eq(setup.derived), packer.clear.eq(run_start),
+                     packer.i.valid.eq(rq_queue.r_rdy), packer.i.payload.eq(rq_queue.r_data),
+                     rq_queue.r_en.eq(packer.i.valid & packer.i.ready),
+                     writer.compressed.eq(out_cmp), writer.clear.eq(run_start)]
+        wiring.connect(m, packer.o, writer.i)
+        wiring.connect(m, writer.out, wiring.flipped(self.out))
         m.d.comb += inc.OUT_BYTES.eq(self.out.valid & self.out.ready)
 
         # the run's end, as a register. pk_done holds from the last run until run_start clears it,
         # so the first cycle of RUN must not look at it (a run started after another would end at
         # once, with nothing written)
-        m.d.sync += all_written.eq(pk_done & ~wr_busy & run & ~run_start)
+        m.d.sync += all_written.eq(packer.done & ~writer.busy & run & ~run_start)
         with m.If(run_start):
             m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0),
                          o_ox_near_restart, o_bg_near_restart,
                          o_k0.eq(0), o_bg_k0.eq(0),
-                         pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0), pk_done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0),
-                         pk_oy_last.eq(Ho <= 1),
-                         wr_busy.eq(0), b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
+                         b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
             m.d.comb += [o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
 
         # ---- counters --------------------------------------------------------------------
