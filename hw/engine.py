@@ -21,10 +21,10 @@ from .dsp import PipelinedMul
 from .ports import CSRSignature, WriteReq
 from .queues import PipeRegister, TwoPlaceQueue, credits
 from .regfile import Registers
+from .output import OutputStage
 from .setup import Setup
 from .writer import Packer, Writer
 from .ram import RegisteredRAM
-from .requant import Requantizer
 
 class Engine(wiring.Component):
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
@@ -70,9 +70,7 @@ class Engine(wiring.Component):
         dense = reg["DENSE_MODE"]
         in_cmp = reg["IN_LAYOUT"]
         out_cmp = reg["OUT_LAYOUT"]
-        lo = reg["CLAMP_LO"].as_signed()
-        hi = reg["CLAMP_HI"].as_signed()
-        eps_in, eps_out = reg["EPS_IN"], reg["EPS_OUT"]
+        eps_in = reg["EPS_IN"]
         C, H, W = reg["IN_C"], reg["IN_H"], reg["IN_W"]
         K, Ho, Wo = reg["OUT_K"], reg["OUT_H"], reg["OUT_W"]
 
@@ -83,20 +81,16 @@ class Engine(wiring.Component):
         dv = setup.derived
         cb_in, cb_out, khkw, row_words = dv.cb_in, dv.cb_out, dv.khkw, dv.row_words
         in_stride, out_stride, c_khkw = dv.in_stride, dv.out_stride, dv.c_khkw
-        n_bg, n_sg, n_lanes, bg_stride = dv.n_bg, dv.n_sg, dv.n_lanes, dv.bg_stride
+        n_bg, n_sg, bg_stride = dv.n_bg, dv.n_sg, dv.bg_stride
         rows, rows_acc = dv.rows, dv.rows_acc
         pad_words, s_words, pad_cb, s_cb = dv.pad_words, dv.s_words, dv.pad_cb, dv.s_cb
         khkw_x = dv.khkw_x
-        neg_eps_in, neg_eps_out = dv.neg_eps_in, dv.neg_eps_out
+        neg_eps_in = dv.neg_eps_in
 
         # ---- memories --------------------------------------------------------------------
         word_layout = data.StructLayout({"values": data.ArrayLayout(signed(8), BLOCK), "mask": 8})
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
         m.submodules.linebuf = linebuf = RegisteredRAM(word_layout, self.linebuf_depth)
-        param_layout = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": signed(6)})
-        # read data registered (hw/ram.py): on the ECP5 the block RAM's slow clock-to-output stays
-        # inside it, which the requantiser's input register would otherwise meet across the die
-        m.submodules.params = params = RegisteredRAM(param_layout, self.max_channels)
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         ip_w = in_ptr.write_port()
         # synchronous (block RAM), and registered again (ip_q) next to the loader: addressed two
@@ -109,7 +103,9 @@ class Engine(wiring.Component):
         ipw_data = Signal(32)
         m.d.comb += [ip_w.addr.eq(ipw_addr), ip_w.data.eq(ipw_data), ip_w.en.eq(ipw_en)]
 
-        # the output end: the packer, the writer and its block-pointer table (hw/writer.py)
+        # the output stage with its parameter buffer (hw/output.py); the output end: the packer,
+        # the writer and its block-pointer table (hw/writer.py)
+        m.submodules.output = output = OutputStage(P, self.max_channels)
         m.submodules.packer = packer = Packer(P)
         m.submodules.writer = writer = Writer(self.max_blocks)
 
@@ -184,7 +180,7 @@ class Engine(wiring.Component):
         # are far from the weight queue); RUN reads the buffer only after the first MACs
         pw_en = Signal()
         m.d.sync += pw_en.eq(0)
-        m.d.comb += params.w_en.eq(pw_en)
+        m.d.comb += output.param_w_en.eq(pw_en)
         m.d.comb += w_addr_params.eq(reg["P_BASE"] + pa_issue)
         # the parameter phase ends on a flip-flop, pa_done = (next pa_recv == pa_total), so the state
         # machine's next state holds no 32-bit compare. Both compares are of registers (pa_total_m1 =
@@ -206,9 +202,9 @@ class Engine(wiring.Component):
                 m.d.sync += pa_asm.eq(word)
                 with m.If(pa_j == PW - 1):
                     m.d.sync += [pa_j.eq(0), pa_k.eq(pa_k + 1)]
-                    m.d.sync += [pw_en.eq(1), params.w_addr.eq(pa_k),
-                                 params.w_data.bias.eq(word[0:32]), params.w_data.mult.eq(word[32:64]),
-                                 params.w_data.shift.eq(word[64:70])]
+                    m.d.sync += [pw_en.eq(1), output.param_w_addr.eq(pa_k),
+                                 output.param_w_data.bias.eq(word[0:32]), output.param_w_data.mult.eq(word[32:64]),
+                                 output.param_w_data.shift.eq(word[64:70])]
                 with m.Else():
                     m.d.sync += pa_j.eq(pa_j + 1)
         assert PARAM_BYTES == 12
@@ -771,119 +767,15 @@ class Engine(wiring.Component):
             for p in range(P):
                 m.d.sync += acc[p].eq(0)
 
-        # ---- output stage: bias, requantise, pack, write ---------------------------------
-        # own loop counters mirror the sequencer's order: oy, bg, ox, sg
-        o_bg = Signal(16)
-        o_ox = Signal(16)
-        o_sg = Signal(4)
-        o_sg_last = Signal()                 # o_sg + 1 >= n_sg, and so on, kept in step
-        o_ox_last = Signal()
-        o_bg_last = Signal()
-        o_lane_last = Signal()               # o_lane + 1 == n_lanes
-        # as in the sequencer, the nest's levels as registers: oz[1] the group's last lane, oz[2]
-        # also sg, oz[3] also ox, oz[4] also bg, made from the flags' next values (o_nxt)
-        o_flags = dict(lane=o_lane_last, sg=o_sg_last, ox=o_ox_last, bg=o_bg_last)
-        o_nxt = {n: Signal(name=f"o_{n}_next") for n in o_flags}
-        m.d.comb += [o_nxt[n].eq(f) for n, f in o_flags.items()]
-        m.d.sync += [f.eq(o_nxt[n]) for n, f in o_flags.items()]
-        oz = [Const(1)] + [Signal(name=f"o_z{i}") for i in range(1, 5)]
-        ozn = [Const(1)] + [Signal(name=f"o_z{i}_next") for i in range(1, 5)]
-        m.d.comb += [ozn[1].eq(o_nxt["lane"])] + [ozn[i].eq(ozn[i - 1] & o_nxt[n])
-                                                  for i, n in ((2, "sg"), (3, "ox"), (4, "bg"))]
-        m.d.sync += [oz[i].eq(ozn[i]) for i in range(1, 5)]
-        lanes_one = Signal()
-        m.d.sync += lanes_one.eq(n_lanes == 1)
-        o_ox_near, o_ox_near_step, o_ox_near_restart = near(m, "o_ox", o_ox, Wo)
-        o_bg_near, o_bg_near_step, o_bg_near_restart = near(m, "o_bg", o_bg, n_bg)
-        o_ch = Signal(16)                    # o_k0 + o_lane: the channel whose parameters are read
-        o_busy = Signal()
-        o_lane = Signal(range(P + 1))
-        o_acc = [Signal(signed(32), name=f"oacc{p}") for p in range(P)]
-        o_k0 = Signal(16)                    # the group's first channel (dw: 8 o_bg + D o_sg; else Q o_bg + P o_sg)
-        o_bg_k0 = Signal(16)                 # the block group's first channel
-        m.d.comb += hand_take.eq(hand_full & ~o_busy)
-        with m.If(hand_take):
-            m.d.sync += [o_busy.eq(1), o_lane.eq(0), o_ch.eq(o_k0)]
-            m.d.comb += o_nxt["lane"].eq(lanes_one)
-            for p in range(P):
-                m.d.sync += o_acc[p].eq(hand[p])
-
-        m.submodules.rq = rq = Requantizer()
-        m.d.comb += [rq.lo.eq(lo), rq.hi.eq(hi)]
-        # O1: read the lane's parameters; O2: the block RAM's read; O3: its output register
-        # presents them to the requantiser (with the lane's sum, carried along). The requantiser
-        # never stalls: its results go into a queue for the packer, and O1 issues only with a
-        # credit for a place in that queue (credits: places not yet claimed), so no back-pressure
-        # runs from the packer through the requantiser into the output stage within a cycle.
-        # places: O2, O3, the requantiser's stages, the queue's own two cycles, the credit's
-        # return and the claim counted a cycle late (O2's valid, below), so that credits never run
-        # out while the packer keeps up (20 at LATENCY 13)
-        RQ_QUEUE = Requantizer.LATENCY + 7
-        # each queued value carries its |y| > EPS_OUT flag (bit 8), decided before the queue
-        m.submodules.rq_queue = rq_queue = SyncFIFOBuffered(width=9, depth=RQ_QUEUE)
-        o2_valid = Signal()
-        o2_acc = Signal(signed(32))
-        o2_real = Signal()
-        o3_valid = Signal()
-        o3_acc = Signal(signed(32))
-        o3_real = Signal()
-        o_adv = Signal()
-        m.d.comb += [o_adv.eq(credits(m, RQ_QUEUE, "rq", o2_valid, rq_queue.r_en & rq_queue.r_rdy, late=True)),
-                     params.r_addr.eq(o_ch),
-                     rq.o.ready.eq(1), rq_queue.w_en.eq(rq.o.valid),
-                     rq_queue.w_data.eq(Cat(rq.o.payload, (rq.o.payload > eps_out) | (rq.o.payload < neg_eps_out)))]
-        m.d.sync += [o2_valid.eq(o_adv & o_busy), o3_valid.eq(o2_valid), o3_acc.eq(o2_acc), o3_real.eq(o2_real)]
-        o_acc_lane = Signal(signed(32))
-        with m.Switch(o_lane):
-            for p in range(P):
-                with m.Case(p):
-                    m.d.comb += o_acc_lane.eq(o_acc[p])
-        with m.If(o_adv):
-            m.d.sync += [o2_acc.eq(o_acc_lane), o2_real.eq(o_ch < K)]
-            with m.If(o_busy):
-                # the next lane; after the last, the next group in the sequencer's order: sg, ox,
-                # bg (then the next row). Level n steps when oz[n-1] and not oz[n]
-                with m.If(~oz[1]):
-                    m.d.sync += [o_lane.eq(o_lane + 1), o_ch.eq(o_ch + 1)]
-                    m.d.comb += o_nxt["lane"].eq(o_lane + 2 == n_lanes)
-                with m.Else():
-                    m.d.sync += o_busy.eq(0)
-                with m.If(oz[1] & ~oz[2]):
-                    m.d.sync += [o_sg.eq(o_sg + 1), o_k0.eq(o_k0 + Mux(dw, D, P))]
-                    m.d.comb += o_nxt["sg"].eq(o_sg + 2 >= n_sg)
-                with m.If(oz[2]):
-                    m.d.sync += [o_sg.eq(0), o_k0.eq(o_bg_k0)]
-                    m.d.comb += o_nxt["sg"].eq(sg_one)
-                with m.If(oz[2] & ~oz[3]):
-                    m.d.sync += [o_ox.eq(o_ox + 1), o_ox_near_step]
-                    m.d.comb += o_nxt["ox"].eq(o_ox_near)
-                with m.If(oz[3]):
-                    m.d.sync += [o_ox.eq(0), o_ox_near_restart]
-                    m.d.comb += o_nxt["ox"].eq(ox_one)
-                with m.If(oz[3] & ~oz[4]):
-                    step = Mux(dw, BLOCK, Q)
-                    m.d.sync += [o_bg.eq(o_bg + 1), o_bg_k0.eq(o_bg_k0 + step), o_k0.eq(o_bg_k0 + step),
-                                 o_bg_near_step]
-                    m.d.comb += o_nxt["bg"].eq(o_bg_near)
-                with m.If(oz[4]):
-                    m.d.sync += [o_bg.eq(0), o_bg_k0.eq(0), o_k0.eq(0), o_bg_near_restart]
-                    m.d.comb += o_nxt["bg"].eq(bg_one)
-        m.d.comb += [
-            rq.i.valid.eq(o3_valid),
-            # the parameters go straight from the block RAM's output register into the
-            # requantiser's input register; a lane past K is zeroed there
-            rq.i.payload.acc.eq(o3_acc),
-            rq.i.payload.bias.eq(params.r_data.bias),
-            rq.i.payload.multiplier.eq(params.r_data.mult),
-            rq.i.payload.shift.eq(params.r_data.shift),
-            rq.i.payload.zero.eq(~o3_real),
-        ]
+        # ---- output stage: bias, requantise (hw/output.py) ------------------------------------
+        m.d.comb += [output.desc.eq(regfile.desc), output.derived.eq(setup.derived), output.clear.eq(run_start),
+                     output.i.valid.eq(hand_full), hand_take.eq(output.i.valid & output.i.ready)]
+        m.d.comb += [output.i.payload[p].eq(hand[p]) for p in range(P)]
 
         # ---- packer and writer (hw/writer.py) ------------------------------------------------
         m.d.comb += [packer.desc.eq(regfile.desc), packer.derived.eq(setup.derived), packer.clear.eq(run_start),
-                     packer.i.valid.eq(rq_queue.r_rdy), packer.i.payload.eq(rq_queue.r_data),
-                     rq_queue.r_en.eq(packer.i.valid & packer.i.ready),
                      writer.compressed.eq(out_cmp), writer.clear.eq(run_start)]
+        wiring.connect(m, output.o, packer.i)
         wiring.connect(m, packer.o, writer.i)
         wiring.connect(m, writer.out, wiring.flipped(self.out))
         m.d.comb += inc.OUT_BYTES.eq(self.out.valid & self.out.ready)
@@ -893,11 +785,7 @@ class Engine(wiring.Component):
         # once, with nothing written)
         m.d.sync += all_written.eq(packer.done & ~writer.busy & run & ~run_start)
         with m.If(run_start):
-            m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0),
-                         o_ox_near_restart, o_bg_near_restart,
-                         o_k0.eq(0), o_bg_k0.eq(0),
-                         b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
-            m.d.comb += [o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
+            m.d.sync += [b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
 
         # ---- counters --------------------------------------------------------------------
         stall_q = Signal()
