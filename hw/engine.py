@@ -17,10 +17,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
 from .arith import lowest_set, near, popcount
-from .dsp import PipelinedMul
 from .ports import CSRSignature, WriteReq
 from .queues import PipeRegister, TwoPlaceQueue, credits
 from .regfile import Registers
+from .mac import Item, MACLanes
 from .output import OutputStage
 from .setup import Setup
 from .writer import Packer, Writer
@@ -633,7 +633,7 @@ class Engine(wiring.Component):
         sc_waddr = Array(Signal(32, name=f"sc_waddr{i}") for i in range(BLOCK))
         sc_dwoff = Signal(3)                 # depthwise: the subgroup's first lane in the block
         sc_nl = Signal(range(P + 1))         # standard: the group's real output channels
-        item_layout = data.StructLayout({"x": data.ArrayLayout(signed(8), BLOCK), "mac": 1, "last": 1})
+        item_layout = Item()
         m.submodules.items = items = SyncFIFOBuffered(width=item_layout.size, depth=self.fifo_depth)
         item = Signal(item_layout)
         m.d.comb += items.w_data.eq(item)
@@ -716,61 +716,18 @@ class Engine(wiring.Component):
         with m.If(run_start):
             m.d.sync += sc_valid.eq(0)
 
-        # ---- MAC lanes -------------------------------------------------------------------
-        head = Signal(item_layout)
-        m.d.comb += head.eq(items.r_data)
-        acc = [Signal(signed(32), name=f"acc{p}") for p in range(P)]
-        hand_full = Signal()
-        hand = [Signal(signed(32), name=f"hand{p}") for p in range(P)]
-        hand_take = Signal()
-        pop = Signal()
-        # three stages: M0 registers the popped item's P operand pairs (next to the multipliers),
-        # M1 the P products, M2 accumulates them. An item that ends a pixel-group pops only when
-        # the hand-off is free and no other such item is in M0 or M1, so M2 never has to wait.
-        m0_valid = Signal()
-        m0_last = Signal()
-        muls = [PipelinedMul() for p in range(P)]       # M0 and M1 are its two registers
-        for p in range(P):
-            m.submodules[f"mult{p}"] = muls[p]
-        m1_valid = Signal()
-        m1_last = Signal()
-        m1_prod = [muls[p].p for p in range(P)]
-        # "a pixel-group's last item must wait" (the hand-off full, or such an item in M0 or M1),
-        # as a register computed from next cycle's values: pop's decision takes no gates on them
-        last_wait = Signal()
-        m.d.sync += last_wait.eq((pop & head.last) | (m0_valid & m0_last) |
-                                 (m1_valid & m1_last) | (hand_full & ~hand_take))
-        m.d.comb += pop.eq(items.r_rdy & (~head.mac | w_in.valid) & (~head.last | ~last_wait))
-        # pop needs no `run` (a register spread over the die): the scanner fills the item queue in
-        # RUN only, and a run ends only after the last item's result is written, so the queue is
-        # empty outside RUN. The weight port then belongs to the parameter load (PARAMS)
-        m.d.comb += items.r_en.eq(pop)
+        # ---- MAC lanes (hw/mac.py) -----------------------------------------------------------
+        m.submodules.mac = mac = MACLanes(P)
+        m.d.comb += [mac.depthwise.eq(dw), mac.clear.eq(run_start),
+                     mac.i.valid.eq(items.r_rdy), mac.i.payload.eq(items.r_data), items.r_en.eq(mac.i.valid & mac.i.ready),
+                     mac.w.valid.eq(w_in.valid), mac.w.payload.eq(w_in.payload)]
+        # the weight port belongs to the parameter load in PARAMS, to the MAC lanes otherwise
         with m.If(~phase_params):
-            m.d.comb += w_in.ready.eq(pop & head.mac)
-        wlane = [w_in.payload[8 * p:8 * p + 8].as_signed() for p in range(P)]
-        m.d.sync += [m0_valid.eq(pop), m0_last.eq(head.last), m1_valid.eq(m0_valid), m1_last.eq(m0_last)]
-        for p in range(P):
-            x = Mux(dw, head.x[p] if p < BLOCK else 0, head.x[0])
-            m.d.comb += [muls[p].a.eq(Mux(head.mac, x, 0)), muls[p].b.eq(wlane[p])]
-            total = (acc[p] + m1_prod[p])[:32].as_signed()
-            with m.If(m1_valid):
-                with m.If(m1_last):
-                    m.d.sync += [acc[p].eq(0), hand[p].eq(total)]
-                with m.Else():
-                    m.d.sync += acc[p].eq(total)
-        with m.If(m1_valid & m1_last):
-            m.d.sync += hand_full.eq(1)
-        with m.Elif(hand_take):
-            m.d.sync += hand_full.eq(0)
-        with m.If(run_start):
-            m.d.sync += [hand_full.eq(0), m0_valid.eq(0), m1_valid.eq(0), last_wait.eq(0)]
-            for p in range(P):
-                m.d.sync += acc[p].eq(0)
+            m.d.comb += w_in.ready.eq(mac.w.ready)
 
         # ---- output stage: bias, requantise (hw/output.py) ------------------------------------
-        m.d.comb += [output.desc.eq(regfile.desc), output.derived.eq(setup.derived), output.clear.eq(run_start),
-                     output.i.valid.eq(hand_full), hand_take.eq(output.i.valid & output.i.ready)]
-        m.d.comb += [output.i.payload[p].eq(hand[p]) for p in range(P)]
+        m.d.comb += [output.desc.eq(regfile.desc), output.derived.eq(setup.derived), output.clear.eq(run_start)]
+        wiring.connect(m, mac.o, output.i)
 
         # ---- packer and writer (hw/writer.py) ------------------------------------------------
         m.d.comb += [packer.desc.eq(regfile.desc), packer.derived.eq(setup.derived), packer.clear.eq(run_start),
@@ -792,7 +749,7 @@ class Engine(wiring.Component):
         m.d.sync += stall_q.eq(0)
         with m.If(status_busy):
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
-                       (self.out.valid & ~self.out.ready) | (items.r_rdy & head.mac & ~w_in.valid & run) |
+                       (self.out.valid & ~self.out.ready) | (mac.i.valid & mac.i.payload.mac & ~w_in.valid & run) |
                        (phase_params & (pa_recv < pa_issue) & ~w_in.valid))
             # counted a cycle later, from a register (the conditions come from every port)
             m.d.sync += stall_q.eq(stalled)
