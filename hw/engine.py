@@ -9,7 +9,7 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
 """
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -20,8 +20,9 @@ from .arith import lowest_set, near, popcount
 from .ports import CSRSignature, WriteReq
 from .queues import PipeRegister, TwoPlaceQueue, credits
 from .regfile import Registers
-from .mac import Item, MACLanes
+from .mac import MACLanes
 from .output import OutputStage
+from .scanner import Position, Scanner, Word
 from .setup import Setup
 from .writer import Packer, Writer
 from .ram import RegisteredRAM
@@ -84,11 +85,10 @@ class Engine(wiring.Component):
         n_bg, n_sg, bg_stride = dv.n_bg, dv.n_sg, dv.bg_stride
         rows, rows_acc = dv.rows, dv.rows_acc
         pad_words, s_words, pad_cb, s_cb = dv.pad_words, dv.s_words, dv.pad_cb, dv.s_cb
-        khkw_x = dv.khkw_x
         neg_eps_in = dv.neg_eps_in
 
         # ---- memories --------------------------------------------------------------------
-        word_layout = data.StructLayout({"values": data.ArrayLayout(signed(8), BLOCK), "mask": 8})
+        word_layout = Word()
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
         m.submodules.linebuf = linebuf = RegisteredRAM(word_layout, self.linebuf_depth)
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
@@ -492,8 +492,7 @@ class Engine(wiring.Component):
         b_raddr = Signal(LBW)                # cur_base + ix_cb + pos_cb
         b_take = Signal()
         # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
-        pos_layout = data.StructLayout({"word": word_layout, "inb": 1, "last": 1, "wbase": 32, "chmask": 8,
-                                        "dwoff": 3, "nl": range(P + 1)})
+        pos_layout = Position(P)
         BQ = 7
         m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
         b_entry = Signal(pos_layout)
@@ -622,104 +621,22 @@ class Engine(wiring.Component):
                         m.d.comb += nxt["bg"].eq(bg_one)
                         m.next = "S_SETTLE"
 
-        # ---- scanner: one MAC item per non-zero operand ----------------------------------
-        sc_valid = Signal()
-        sc_mask = Signal(8)
-        sc_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-        sc_last = Signal()
-        # the weight address of each channel's operand, wbase + i k k (depthwise: wbase, as
-        # khkw_x[0] = 0), added when the word is taken, so that an item's address is a selection
-        # by the lowest operand, with no add after it
-        sc_waddr = Array(Signal(32, name=f"sc_waddr{i}") for i in range(BLOCK))
-        sc_dwoff = Signal(3)                 # depthwise: the subgroup's first lane in the block
-        sc_nl = Signal(range(P + 1))         # standard: the group's real output channels
-        item_layout = Item()
-        m.submodules.items = items = SyncFIFOBuffered(width=item_layout.size, depth=self.fifo_depth)
-        item = Signal(item_layout)
-        m.d.comb += items.w_data.eq(item)
-
-        q = Signal(pos_layout)               # the queue's head
-        m.d.comb += q.eq(bq.r_data)
-        b_word = q.word
-        b_mask = Signal(8)
-        # padding: no operand (sparse) or zero operands (dense mode)
-        m.d.comb += b_mask.eq(Mux(q.inb, b_word.mask, Mux(dense, q.chmask, 0)))
-        dw_lanes_mask = Signal(8)            # the D lanes of this depthwise subgroup, shifted down
-        m.d.comb += dw_lanes_mask.eq((b_mask >> q.dwoff) & ((1 << D) - 1))
-
-        low = lowest_set(m, sc_mask, BLOCK, "sc_low")
-        rest = Signal(8)
-        m.d.comb += rest.eq(sc_mask & (sc_mask - 1))
-        sc_single = Signal()                 # at most one bit of sc_mask set (rest == 0), kept in step with sc_mask
-        sc_any = Signal()                    # sc_mask != 0, kept in step with sc_mask
-        # free places in the item queue as a register (pushes and pops counted), so that the
-        # scanner's hand-over does not wait on the queue's level logic within a cycle. For a
-        # SyncFIFOBuffered of depth >= 3 this equals its w_rdy: its output register is empty only
-        # while its inner queue holds at most one entry
-        item_room = credits(m, self.fifo_depth, "item", items.w_en, items.r_en & items.r_rdy)
-        rest2 = Signal(8)
-        m.d.comb += rest2.eq(rest & (rest - 1))
-        emit = Signal()
-        emit_mac = Signal()
-        consume = Signal()                   # the current word is finished this cycle
-        w_issue_addr = Signal(32)
-        vals_sh = Signal(data.ArrayLayout(signed(8), BLOCK))
-        m.d.comb += vals_sh.eq(sc_vals.as_value() >> (sc_dwoff * 8))
-        room = Signal()
-        m.d.comb += room.eq(item_room)
-        with m.If(sc_valid):
-            m.d.comb += [emit_mac.eq(sc_any), emit.eq(sc_any | sc_last), item.mac.eq(sc_any)]
-            ok = room & (~sc_any | w_req.ready)
-            with m.If(dw):
-                m.d.comb += [w_issue_addr.eq(sc_waddr[0]), item.last.eq(sc_last)]
-                for i in range(BLOCK):
-                    m.d.comb += item.x[i].eq(Mux(sc_mask[i], vals_sh[i], 0))
-                m.d.comb += consume.eq(ok)
-            with m.Else():
-                m.d.comb += [w_issue_addr.eq(sc_waddr[low]),
-                             item.last.eq(sc_last & sc_single), item.x[0].eq(sc_vals[low])]
-                with m.If(ok):
-                    m.d.sync += [sc_mask.eq(rest), sc_single.eq(rest2 == 0), sc_any.eq(~sc_single)]
-                    m.d.comb += consume.eq(sc_single)
+        # ---- scanner (hw/scanner.py) ---------------------------------------------------------
+        m.submodules.scanner = scanner = Scanner(P, self.fifo_depth)
+        m.d.comb += [scanner.desc.eq(regfile.desc), scanner.derived.eq(setup.derived), scanner.run.eq(run),
+                     scanner.clear.eq(run_start),
+                     scanner.i.valid.eq(bq.r_rdy), scanner.i.payload.eq(bq.r_data),
+                     b_take.eq(scanner.i.valid & scanner.i.ready), bq.r_en.eq(b_take),
+                     scanner.w_addr.ready.eq(w_req.ready),
+                     inc.MACS.eq(scanner.macs), inc.VALUES_SKIPPED.eq(scanner.skipped)]
+        # the weight port's address stream belongs to the parameter load in PARAMS, to the scanner in RUN
         with m.If(run):
-            m.d.comb += [w_req.valid.eq(sc_valid & emit_mac & room),
-                         w_req.payload.eq(w_issue_addr),
-                         items.w_en.eq(sc_valid & emit & room & (~emit_mac | w_req.ready))]
-        mac_lanes = Signal(range(P + 1))
-        with m.If(dw):
-            m.d.comb += mac_lanes.eq(popcount(sc_mask, BLOCK))
-        with m.Else():
-            m.d.comb += mac_lanes.eq(sc_nl)
-        # counter increments are registered and added a cycle later (off the scanner's path)
-        macs_inc = Signal(range(P + 1))
-        skip_inc = Signal(4)
-        m.d.sync += [macs_inc.eq(Mux(items.w_en & item.mac, mac_lanes, 0)), skip_inc.eq(0)]
-        m.d.comb += [inc.MACS.eq(macs_inc), inc.VALUES_SKIPPED.eq(skip_inc)]
-
-        m.d.comb += [b_take.eq(bq.r_rdy & (~sc_valid | consume)), bq.r_en.eq(b_take)]
-        with m.If(b_take):
-            mask_in = Mux(dw, dw_lanes_mask, b_mask)
-            m.d.sync += [sc_valid.eq(1), sc_mask.eq(mask_in), sc_single.eq((mask_in & (mask_in - 1)) == 0),
-                         sc_any.eq(mask_in != 0), sc_vals.eq(Mux(q.inb, b_word.values.as_value(), 0)),
-                         sc_last.eq(q.last),
-                         sc_dwoff.eq(q.dwoff), sc_nl.eq(q.nl)]
-            m.d.sync += [sc_waddr[i].eq(q.wbase + khkw_x[i]) for i in range(BLOCK)]
-            # operands skipped: in-range channels / lanes without an operand
-            avail = Signal(8)
-            with m.If(dw):
-                m.d.comb += avail.eq((q.chmask >> q.dwoff) & ((1 << D) - 1))
-            with m.Else():
-                m.d.comb += avail.eq(q.chmask)
-            m.d.sync += skip_inc.eq(popcount(avail & ~mask_in, 8))
-        with m.Elif(consume):
-            m.d.sync += sc_valid.eq(0)
-        with m.If(run_start):
-            m.d.sync += sc_valid.eq(0)
+            m.d.comb += [w_req.valid.eq(scanner.w_addr.valid), w_req.payload.eq(scanner.w_addr.payload)]
 
         # ---- MAC lanes (hw/mac.py) -----------------------------------------------------------
         m.submodules.mac = mac = MACLanes(P)
+        wiring.connect(m, scanner.o, mac.i)
         m.d.comb += [mac.depthwise.eq(dw), mac.clear.eq(run_start),
-                     mac.i.valid.eq(items.r_rdy), mac.i.payload.eq(items.r_data), items.r_en.eq(mac.i.valid & mac.i.ready),
                      mac.w.valid.eq(w_in.valid), mac.w.payload.eq(w_in.payload)]
         # the weight port belongs to the parameter load in PARAMS, to the MAC lanes otherwise
         with m.If(~phase_params):
