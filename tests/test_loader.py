@@ -1,0 +1,111 @@
+"""The loader (hw/loader.py) alone against a model: a feature map in memory (both layouts) into
+the line buffer, word by word in row order: each word's values (absent ones 0) and its mask
+(|x| > EPS_IN and channel < C; every channel < C in dense mode), at its row slot's address. The
+memory refuses addresses and delays data at random, the "sequencer" releases rows at random, and
+the ring of row slots must never be overrun; the bitmap and value bytes counted exactly."""
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from fmprune.hw import model as hw_model
+from fmprune.hw.loader import Loader
+from fmprune.sw import driver, fmformat
+from fmprune.sw.layout import BLOCK
+from test_engine import make_spec
+
+MAX_BLOCKS = 8
+
+
+def words_model(x, eps, dense_mode, rows, row_words):
+    """(address, values, mask) of every line-buffer write, in the loader's order."""
+    c, h, w = x.shape
+    nb = -(-c // BLOCK)
+    out = []
+    for y in range(h):
+        for xx in range(w):
+            for cb in range(nb):
+                vals = [int(x[cb * BLOCK + i, y, xx]) if cb * BLOCK + i < c else 0 for i in range(BLOCK)]
+                valid = sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c)
+                big = sum(1 << i for i, v in enumerate(vals) if abs(v) > eps)
+                mask = valid & (0xFF if dense_mode else big)
+                out.append(((y % rows) * row_words + xx * nb + cb, vals, mask, y))
+    return out
+
+
+@pytest.mark.parametrize("c,h,w,layout,eps,dense_mode,stall", [
+    (6, 5, 4, "compressed", 0, 0, 0.0), (12, 6, 3, "compressed", 3, 0, 0.4), (8, 4, 5, "dense", 2, 0, 0.3),
+    (20, 3, 2, "dense", 0, 1, 0.5), (5, 7, 2, "compressed", 0, 1, 0.2)])
+def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall):
+    spec, _ = make_spec(c * h + w, c, h, w, 4, 1, 1, 0, False, zero=0.5)
+    spec.input[0, 0, :] = np.arange(w) % 5 - 2                   # values around eps
+    job = driver.prepare(spec, 4, in_layout=layout, eps=eps, dense_mode=bool(dense_mode), in_base=5)
+    regs = job.regs
+    buf = dict(linebuf_depth=2 * w * -(-c // BLOCK) + 3, max_blocks=MAX_BLOCKS)     # two row slots
+    dv = hw_model.setup(regs, 4, max_channels=64, **buf)
+    assert dv["error"] == 0
+    rows, row_words = dv["rows"], dv["row_words"]
+    assert rows < h, "the case must wrap the ring of row slots"
+    want = words_model(spec.input, eps, dense_mode, rows, row_words)
+    _, traffic = fmformat.encode(spec.input, layout)
+    mem = job.fm_image
+    dut = Loader(4, **buf)
+    got, reads, counts = [], [], dict(bitmap=0, value=0)
+    rng = random.Random(c + h)
+
+    async def bench(ctx):
+        for name, v in regs.items():
+            ctx.set(dut.desc[name], v)
+        for name in ("cb_in", "row_words", "in_stride", "rows", "neg_eps_in"):
+            ctx.set(dut.derived[name], dv[name])
+        nb = dv["cb_in"]
+        for cb in range(nb):                                     # the control stage's table set-up
+            ctx.set(dut.init_en, 1)
+            ctx.set(dut.init_addr, cb)
+            ctx.set(dut.init_data, regs["IN_BASE"] + cb * dv["in_stride"])
+            await ctx.tick()
+        ctx.set(dut.init_en, 0)
+        ctx.set(dut.run, 1)
+        ctx.set(dut.run_start, 1)
+        await ctx.tick()
+        ctx.set(dut.run_start, 0)
+        pending, released = [], 0
+        for cycle in range(40 * len(want) * BLOCK):
+            ctx.set(dut.fm_addr.ready, rng.random() >= stall)
+            data_valid = bool(pending) and rng.random() >= stall
+            ctx.set(dut.fm_data.valid, data_valid)
+            ctx.set(dut.fm_data.payload, pending[0] if pending else 0)
+            loaded = ctx.get(dut.rows_loaded)
+            assert loaded <= released + rows, f"cycle {cycle}: {loaded} rows loaded, {released} released, {rows} slots"
+            if released < loaded and rng.random() < 0.02:          # a slow sequencer: the ring fills
+                released += 1
+            ctx.set(dut.rows_released, released)
+            _, _, a_valid, a_ready, addr, d_ready, en, waddr, wdata, bm, vb = await ctx.tick().sample(
+                dut.fm_addr.valid, dut.fm_addr.ready, dut.fm_addr.payload, dut.fm_data.ready,
+                dut.lb_w_en, dut.lb_w_addr, dut.lb_w_data, dut.bitmap_byte, dut.value_byte)
+            if data_valid and d_ready:
+                pending.pop(0)
+            if a_valid and a_ready:
+                reads.append(addr)
+                pending.append(mem[addr])
+            counts["bitmap"] += bm
+            counts["value"] += vb
+            if en:
+                got.append((int(waddr), [int(v) for v in wdata.values], int(wdata.mask), released))
+            if len(got) == len(want) and not pending:
+                break
+        # the last row is reported loaded from the cycle after its last word's write
+        await ctx.tick().repeat(3)
+        assert ctx.get(dut.rows_loaded) == h
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(got) == len(want), f"{len(got)} line-buffer writes, model {len(want)}"
+    for n, ((a, v, mk, rel), (wa, wv, wm, y)) in enumerate(zip(got, want)):
+        assert (a, v, mk) == (wa, wv, wm), f"word {n} (row {y}): (addr, values, mask) {(a, v, mk)} != model {(wa, wv, wm)}"
+        assert y < rel + rows, f"word {n}: row {y} written while only {rel} rows were released ({rows} slots)"
+    assert counts == dict(bitmap=traffic.bitmap_bytes, value=traffic.value_bytes), counts
+    assert len(reads) == traffic.bitmap_bytes + traffic.value_bytes
