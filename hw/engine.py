@@ -9,23 +9,23 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
 """
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..sw.layout import BLOCK, PARAM_BYTES, check_lanes, dw_lanes, param_words
-from .arith import near
-from .ports import CSRSignature, WriteReq
-from .queues import PipeRegister, TwoPlaceQueue, credits
-from .regfile import Registers
 from .loader import Loader
 from .mac import MACLanes
 from .output import OutputStage
-from .scanner import Position, Scanner, Word
+from .ports import CSRSignature, WriteReq
+from .queues import PipeRegister, TwoPlaceQueue
+from .ram import RegisteredRAM
+from .regfile import Registers
+from .scanner import Scanner, Word
+from .sequencer import Sequencer
 from .setup import Setup
 from .writer import Packer, Writer
-from .ram import RegisteredRAM
+
 
 class Engine(wiring.Component):
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
@@ -52,7 +52,7 @@ class Engine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        P, D, Q = self.P, self.D, self.Q
+        P = self.P
         PW = param_words(P)
 
         # ---- registers (hw/regfile.py) -------------------------------------------------------
@@ -64,29 +64,18 @@ class Engine(wiring.Component):
         start = regfile.start
         m.d.comb += [self.busy.eq(status_busy), self.error.eq(regfile.error)]
 
-        k = reg["KERNEL"]
-        s = reg["STRIDE"]
-        pad = reg["PAD"]
-        dw = reg["DEPTHWISE"]
-        out_cmp = reg["OUT_LAYOUT"]
-        C, H, W = reg["IN_C"], reg["IN_H"], reg["IN_W"]
-        K, Ho, Wo = reg["OUT_K"], reg["OUT_H"], reg["OUT_W"]
+        dw, out_cmp, K = reg["DEPTHWISE"], reg["OUT_LAYOUT"], reg["OUT_K"]
 
         # ---- descriptor set-up and checks (hw/setup.py) ------------------------------------
         m.submodules.setup = setup = Setup(P, linebuf_depth=self.linebuf_depth, max_channels=self.max_channels,
                                            max_blocks=self.max_blocks)
         m.d.comb += setup.desc.eq(regfile.desc)
         dv = setup.derived
-        cb_in, cb_out, khkw, row_words = dv.cb_in, dv.cb_out, dv.khkw, dv.row_words
-        in_stride, out_stride, c_khkw = dv.in_stride, dv.out_stride, dv.c_khkw
-        n_bg, n_sg, bg_stride = dv.n_bg, dv.n_sg, dv.bg_stride
-        rows, rows_acc = dv.rows, dv.rows_acc
-        pad_words, s_words, pad_cb, s_cb = dv.pad_words, dv.s_words, dv.pad_cb, dv.s_cb
+        cb_in, cb_out, in_stride, out_stride = dv.cb_in, dv.cb_out, dv.in_stride, dv.out_stride
 
         # ---- memories --------------------------------------------------------------------
-        word_layout = Word()
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
-        m.submodules.linebuf = linebuf = RegisteredRAM(word_layout, self.linebuf_depth)
+        m.submodules.linebuf = linebuf = RegisteredRAM(Word(), self.linebuf_depth)
         m.submodules.loader = loader = Loader(P, linebuf_depth=self.linebuf_depth, max_blocks=self.max_blocks)
 
         # the output stage with its parameter buffer (hw/output.py); the output end: the packer,
@@ -196,261 +185,26 @@ class Engine(wiring.Component):
         assert PARAM_BYTES == 12
 
         # ---- loader (hw/loader.py) -----------------------------------------------------------
-        rows_released = Signal(16)           # the sequencer's: input rows it no longer needs
         m.d.comb += [loader.desc.eq(regfile.desc), loader.derived.eq(setup.derived), loader.run.eq(run),
-                     loader.run_start.eq(run_start), loader.rows_released.eq(rows_released),
+                     loader.run_start.eq(run_start),
                      linebuf.w_en.eq(loader.lb_w_en), linebuf.w_addr.eq(loader.lb_w_addr),
                      linebuf.w_data.eq(loader.lb_w_data),
                      inc.FM_BITMAP_BYTES.eq(loader.bitmap_byte), inc.FM_VALUE_BYTES.eq(loader.value_byte)]
         wiring.connect(m, loader.fm_addr, wiring.flipped(self.fm_addr))
         wiring.connect(m, wiring.flipped(self.fm_data), loader.fm_data)
-        rows_loaded = loader.rows_loaded
 
-        # ---- sequencer: positions of every output pixel-group ----------------------------
-        oy = Signal(16)
-        bg = Signal(16)
-        ox = Signal(16)
-        sg = Signal(4)
-        cb = Signal(14)
-        ky = Signal(4)
-        kx = Signal(4)
-        top = Signal(signed(18))             # oy * s - pad
-        left = Signal(signed(18))            # ox * s - pad
-        top_slot = Signal(5)
-        cur_slot = Signal(5)
-        g_off = Signal(32)                   # weight words of the groups before this one
-        bg_off = Signal(32)
-        g_stride = Signal(32)
-        cb_woff = Signal(32)                 # 8 * cb * k * k
-        kpos = Signal(8)                     # ky * k + kx
-        # the loop counters' "last" conditions, kept in step with them as registers (off the
-        # sequencer's path): kx + 1 >= k, ky + 1 >= k, cb + 1 >= cb_in, sg + 1 >= n_sg, ox + 1 >= Wo, bg + 1 >= n_bg
-        kx_last = Signal()
-        ky_last = Signal()
-        cb_last = Signal()
-        sg_last = Signal()
-        ox_last = Signal()
-        bg_last = Signal()
-        # the line-buffer address cur_slot * row_words + ix * cb_in + cb, kept as running sums
-        # (modulo the buffer's address width: only in-bounds positions are read)
-        LBW = max(1, (self.linebuf_depth - 1).bit_length())
-        cur_base = Signal(LBW)               # cur_slot * row_words
-        top_base = Signal(LBW)               # top_slot * row_words
-        left_cb = Signal(LBW)                # left * cb_in
-        ix_cb = Signal(LBW)                  # (left + kx) * cb_in
-        need_rows = Signal(signed(18))       # min(top + k, H): input rows the output row needs, kept in step with top
-
-        a_adv = Signal()
-        a_valid = Signal()
-        iy = Signal(signed(18))
-        ix = Signal(signed(18))
-        m.d.comb += [iy.eq(top + ky), ix.eq(left + kx)]
-        inb = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
-        pos_cb = Mux(dw, bg, cb)
-        group_empty = Signal()               # every channel of this group is past K: k0 >= K, kept in step with k0
-        # the loop nest's levels as registers: z[1] kx at its last (or the group empty), z[2] also
-        # ky, z[3] also cb (standard layers): the group's last position; z[4] also sg, z[5] also
-        # ox, z[6] also bg: the output row's last. The counter of level n steps when z[n-1] and
-        # not z[n], and restarts when z[n] (z[0] = 1), so every enable is a_adv and two flip-flops.
-        # The flags' next values (nxt, set by S_IDLE and S_POS) make the next z.
-        # Only the last block group can have empty subgroups (n_bg = ceil(K / step)); there, the
-        # subgroups from n_real = ceil(rem / lanes) on are empty, rem = K - (n_bg - 1) * step. With
-        # power-of-two steps, n_real - 1 = ((K - 1) mod 8) >> log2(D) (P >= 8: one subgroup, 0).
-        # sr: sg >= n_real - 1, kept in step with sg: the next subgroup step (in the last block
-        # group) reaches an empty one. So group_empty's next value is a register's, not k0 + step >= K.
-        sg_real_last = Signal()
-        n_real_m1 = Signal(3)
-        m.d.sync += n_real_m1.eq((K - 1)[:3] >> (D.bit_length() - 1))
-        flags = dict(kx=kx_last, ky=ky_last, cb=cb_last, sg=sg_last, ox=ox_last, bg=bg_last, ge=group_empty,
-                     sr=sg_real_last)
-        nxt = {n: Signal(name=f"seq_{n}_next") for n in flags}
-        m.d.comb += [nxt[n].eq(f) for n, f in flags.items()]
-        m.d.sync += [f.eq(nxt[n]) for n, f in flags.items()]
-        z = [Const(1)] + [Signal(name=f"seq_z{i}") for i in range(1, 7)]
-        zn = [Const(1)] + [Signal(name=f"seq_z{i}_next") for i in range(1, 7)]
-        m.d.comb += [zn[1].eq(nxt["kx"] | nxt["ge"]), zn[2].eq(zn[1] & (nxt["ky"] | nxt["ge"])),
-                     zn[3].eq(zn[2] & (dw | nxt["cb"] | nxt["ge"])), zn[4].eq(zn[3] & nxt["sg"]),
-                     zn[5].eq(zn[4] & nxt["ox"]), zn[6].eq(zn[5] & nxt["bg"])]
-        m.d.sync += [z[i].eq(zn[i]) for i in range(1, 7)]
-        # each loop's restart value of its "last" flag (one trip), registered from the descriptor
-        k_one, cb_one, sg_one, ox_one, bg_one = (Signal(name=f"seq_{n}_one") for n in ("k", "cb", "sg", "ox", "bg"))
-        m.d.sync += [k_one.eq(k <= 1), cb_one.eq(cb_in <= 1), sg_one.eq(n_sg <= 1), ox_one.eq(Wo <= 1),
-                     bg_one.eq(n_bg <= 1)]
-        k0 = Signal(16)                      # first output channel of the group: bg Q + sg P (dw: 8 bg + D sg)
-        bg_k0 = Signal(16)                   # first output channel of the block group
-        # the next output row's slot, line-buffer base and released rows, computed ahead in two
-        # steps from top_slot / top_base / top: an output row ends in S_POS, and S_SETTLE and S_ROW
-        # always follow, so these are settled before the next row's end uses them
-        nts = Signal(6)                      # top_slot + s
-        nts_wrap = Signal()                  # top_slot + s >= rows
-        tb_s = Signal(LBW)                   # top_base + s_words
-        m.d.sync += [nts.eq(top_slot + s), nts_wrap.eq(top_slot + s >= rows), tb_s.eq(top_base + s_words)]
-        next_slot = Signal(5)
-        next_base = Signal(LBW)
-        next_released = Signal(16)
-        next_need = Signal(signed(18))
-        rel = Signal(signed(18))             # top + s, kept in step with top
-        nt_k = Signal(signed(19))            # top + s + k
-        m.d.sync += next_need.eq(Mux(nt_k > H, H, nt_k))
-        m.d.sync += [next_slot.eq(Mux(nts_wrap, nts - rows, nts)),
-                     next_base.eq(tb_s - Mux(nts_wrap, rows_acc, 0)),
-                     next_released.eq(Mux(rel < 0, 0, Mux(rel > H, H, rel)))]
-        chmask = Signal(8)
-        for i in range(BLOCK):
-            m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
-
-        # stage B registers the issued position's facts and its line-buffer address; the line
-        # buffer reads there. Stage C registers the facts again; stage D has the word from the line
-        # buffer's output register and pushes it with the facts into a short queue for the
-        # scanner. The sequencer issues while the queue has room counting the three in flight, so
-        # it never waits on the scanner within a cycle. (A row the sequencer has finished is
-        # released for the loader at the row's end; the loader's first write into it comes many
-        # cycles after the last reads leave stage B.)
-        b_valid = Signal()
-        b_inb = Signal()
-        b_last = Signal()
-        b_wbase = Signal(32)
-        b_chmask = Signal(8)
-        b_dwoff = Signal(3)
-        b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
-        b_raddr = Signal(LBW)                # cur_base + ix_cb + pos_cb
-        b_take = Signal()
-        # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
-        pos_layout = Position(P)
-        BQ = 7
-        m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
-        b_entry = Signal(pos_layout)
-        # free queue entries, counting the positions in flight (B, C, D), as a register: the
-        # sequencer's enable then comes from a flip-flop, not from the queue's level and the scanner's pop
-        m.d.comb += [a_adv.eq(credits(m, BQ, "seq", a_adv & a_valid, b_take)), linebuf.r_addr.eq(b_raddr),
-                     b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
-                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
-        c_valid = Signal()
-        c_entry = Signal(pos_layout)
-        d_valid = Signal()
-        d_entry = Signal(pos_layout)
-        # K - k0 subtracted in stage B, clamped into stage C
-        m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry),
-                     c_entry.nl.eq(Mux(b_kleft <= 0, 0, Mux(b_kleft < P, b_kleft, P))),
-                     d_valid.eq(c_valid), d_entry.eq(c_entry)]
-        d_full = Signal(pos_layout)
-        m.d.comb += [d_full.eq(d_entry), d_full.word.eq(linebuf.r_data),
-                     bq.w_data.eq(d_full), bq.w_en.eq(d_valid)]
-        with m.If(a_adv):
-            m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(z[3]),
-                         b_chmask.eq(Mux(group_empty, 0, chmask)),
-                         b_wbase.eq(reg["W_BASE"] + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
-                         b_kleft.eq(K - k0), b_raddr.eq(cur_base + ix_cb + pos_cb)]
-
-        # the start values, registered from the descriptor and its derived values (settled long
-        # before RUN: INIT and PARAMS come between), in two steps where there is arithmetic
-        st_kp = Signal(signed(6))            # k - pad
-        st_need = Signal(signed(18))         # min(k - pad, H)
-        st_slot = Signal(5)
-        st_base = Signal(LBW)
-        st_left_cb = Signal(LBW)
-        m.d.sync += [st_kp.eq(k - pad), st_need.eq(Mux(st_kp > H, H, st_kp)),
-                     st_slot.eq(Mux(pad == 0, 0, rows - pad)),
-                     st_base.eq(Mux(pad == 0, 0, rows_acc - pad_words)), st_left_cb.eq(-pad_cb)]
-
-        # S_ROW's decisions as registers: oy and need_rows hold from S_SETTLE on; rows_loaded only
-        # grows, so a cycle late it is at most too small, which only delays the row
-        s_rows_done = Signal()               # oy == Ho
-        s_row_ready = Signal()               # rows_loaded >= need_rows
-        m.d.sync += [s_rows_done.eq(oy == Ho), s_row_ready.eq(rows_loaded >= need_rows)]
-        # the wide counters' next "last" flags as registers too (cb + 2 >= cb_in, and so on)
-        cb_near, cb_near_step, cb_near_restart = near(m, "seq_cb", cb, cb_in)
-        ox_near, ox_near_step, ox_near_restart = near(m, "seq_ox", ox, Wo)
-        bg_near, bg_near_step, bg_near_restart = near(m, "seq_bg", bg, n_bg)
-
-        with m.FSM():
-            with m.State("S_IDLE"):
-                with m.If(run_start):
-                    m.d.comb += [nxt["kx"].eq(k_one), nxt["ky"].eq(k_one), nxt["cb"].eq(cb_one),
-                                 nxt["sg"].eq(sg_one), nxt["ox"].eq(ox_one), nxt["bg"].eq(bg_one), nxt["ge"].eq(0),
-                                 nxt["sr"].eq(n_real_m1 == 0)]
-                    m.d.sync += [oy.eq(0), bg.eq(0), ox.eq(0), sg.eq(0), cb.eq(0), ky.eq(0), kx.eq(0),
-                                 top.eq(-pad), need_rows.eq(st_need),
-                                 rel.eq(s - pad), nt_k.eq(s + k - pad),
-                                 left.eq(-pad), top_slot.eq(st_slot),
-                                 cur_slot.eq(st_slot), g_off.eq(0), bg_off.eq(0),
-                                 top_base.eq(st_base), cur_base.eq(st_base),
-                                 left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
-                                 g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0), k0.eq(0), bg_k0.eq(0),
-                                 rows_released.eq(0), cb_near_restart, ox_near_restart, bg_near_restart]
-                    m.next = "S_SETTLE"
-            with m.State("S_SETTLE"):        # a row's values settle: the compares below, next_*
-                m.next = "S_ROW"
-            with m.State("S_ROW"):
-                with m.If(~run):
-                    m.next = "S_IDLE"
-                with m.Elif(s_rows_done):
-                    m.d.sync += rows_released.eq(H)
-                with m.Elif(s_row_ready):
-                    m.next = "S_POS"
-            with m.State("S_POS"):
-                m.d.comb += a_valid.eq(1)
-                with m.If(a_adv):
-                    # level n steps when z[n-1] and not z[n], and restarts when z[n]: kx, ky, cb,
-                    # then sg, ox, bg, and at z[6] the output row (oy). Later statements win.
-                    with m.If(~z[1]):
-                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_in)]
-                        m.d.comb += nxt["kx"].eq(kx + 2 >= k)
-                    with m.Else():
-                        m.d.sync += [kx.eq(0), ix_cb.eq(left_cb)]
-                        m.d.comb += nxt["kx"].eq(k_one)
-                    with m.If(z[1] & ~z[2]):
-                        m.d.sync += [ky.eq(ky + 1), kpos.eq(kpos + 1),
-                                     cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1)),
-                                     cur_base.eq(Mux(cur_slot + 1 == rows, 0, cur_base + row_words))]
-                        m.d.comb += nxt["ky"].eq(ky + 2 >= k)
-                    with m.If(z[2]):
-                        m.d.sync += [ky.eq(0), kpos.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base)]
-                        m.d.comb += nxt["ky"].eq(k_one)
-                    with m.If(z[2] & ~z[3]):
-                        m.d.sync += [cb.eq(cb + 1), cb_woff.eq(cb_woff + BLOCK * khkw), cb_near_step]
-                        m.d.comb += nxt["cb"].eq(cb_near)
-                    with m.If(z[3]):
-                        m.d.sync += [cb.eq(0), cb_woff.eq(0), cb_near_restart]
-                        m.d.comb += nxt["cb"].eq(cb_one)
-                    with m.If(z[3] & ~z[4]):
-                        # a block group's first channel is below K (n_bg = ceil(K / step)),
-                        # so only a subgroup step can reach an empty group
-                        m.d.sync += [sg.eq(sg + 1), g_off.eq(g_off + g_stride), k0.eq(k0 + Mux(dw, D, P))]
-                        m.d.comb += [nxt["sg"].eq(sg + 2 >= n_sg), nxt["ge"].eq(bg_last & sg_real_last),
-                                     nxt["sr"].eq(sg + 1 >= n_real_m1)]
-                    with m.If(z[4]):
-                        m.d.sync += [sg.eq(0), g_off.eq(bg_off), k0.eq(bg_k0)]
-                        m.d.comb += [nxt["sg"].eq(sg_one), nxt["ge"].eq(0), nxt["sr"].eq(n_real_m1 == 0)]
-                    with m.If(z[4] & ~z[5]):
-                        m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
-                                     ix_cb.eq(left_cb + s_cb), ox_near_step]
-                        m.d.comb += nxt["ox"].eq(ox_near)
-                    with m.If(z[5]):
-                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
-                                     ox_near_restart]
-                        m.d.comb += nxt["ox"].eq(ox_one)
-                    with m.If(z[5] & ~z[6]):
-                        step = Mux(dw, BLOCK, Q)
-                        m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride), g_off.eq(bg_off + bg_stride),
-                                     bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step), bg_near_step]
-                        m.d.comb += nxt["bg"].eq(bg_near)
-                    with m.If(z[6]):
-                        m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1), bg_near_restart,
-                                     bg_k0.eq(0), k0.eq(0),
-                                     top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
-                                     top_slot.eq(next_slot), cur_slot.eq(next_slot),
-                                     top_base.eq(next_base), cur_base.eq(next_base),
-                                     rows_released.eq(next_released), need_rows.eq(next_need)]
-                        m.d.comb += nxt["bg"].eq(bg_one)
-                        m.next = "S_SETTLE"
+        # ---- sequencer (hw/sequencer.py) -----------------------------------------------------
+        m.submodules.sequencer = sequencer = Sequencer(P, linebuf_depth=self.linebuf_depth)
+        m.d.comb += [sequencer.desc.eq(regfile.desc), sequencer.derived.eq(setup.derived), sequencer.run.eq(run),
+                     sequencer.run_start.eq(run_start), sequencer.rows_loaded.eq(loader.rows_loaded),
+                     loader.rows_released.eq(sequencer.rows_released),
+                     linebuf.r_addr.eq(sequencer.lb_r_addr), sequencer.lb_r_data.eq(linebuf.r_data)]
 
         # ---- scanner (hw/scanner.py) ---------------------------------------------------------
         m.submodules.scanner = scanner = Scanner(P, self.fifo_depth)
+        wiring.connect(m, sequencer.o, scanner.i)
         m.d.comb += [scanner.desc.eq(regfile.desc), scanner.derived.eq(setup.derived), scanner.run.eq(run),
                      scanner.clear.eq(run_start),
-                     scanner.i.valid.eq(bq.r_rdy), scanner.i.payload.eq(bq.r_data),
-                     b_take.eq(scanner.i.valid & scanner.i.ready), bq.r_en.eq(b_take),
                      scanner.w_addr.ready.eq(w_req.ready),
                      inc.MACS.eq(scanner.macs), inc.VALUES_SKIPPED.eq(scanner.skipped)]
         # the weight port's address stream belongs to the parameter load in PARAMS, to the scanner in RUN
@@ -482,8 +236,6 @@ class Engine(wiring.Component):
         # so the first cycle of RUN must not look at it (a run started after another would end at
         # once, with nothing written)
         m.d.sync += all_written.eq(packer.done & ~writer.busy & run & ~run_start)
-        with m.If(run_start):
-            m.d.sync += [b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
 
         # ---- counters --------------------------------------------------------------------
         stall_q = Signal()

@@ -1,0 +1,130 @@
+"""The sequencer (hw/sequencer.py) alone against a model of the loop nest: every position of
+every output group in the order oy > block group > ox > subgroup > (channel block, ky, kx), with
+its padding flag, last flag, weight address, channel mask, depthwise lane offset, real output
+channels and, inside the input, the line-buffer word of that input pixel and block. A behavioural
+loader fills the ring of row slots (fewer slots than input rows) only as the sequencer releases
+rows, at random speed; the positions' consumer refuses at random."""
+import random
+
+import pytest
+from amaranth import Module
+from amaranth.sim import Simulator
+
+from fmprune.hw import model as hw_model
+from fmprune.hw.ram import RegisteredRAM
+from fmprune.hw.scanner import Word
+from fmprune.hw.sequencer import Sequencer
+from fmprune.sw import driver
+from fmprune.sw.layout import BLOCK
+from test_engine import KINDS, make_spec
+
+
+def positions_model(r, dv, lanes, words):
+    k, s, pad, dw = r["KERNEL"], r["STRIDE"], r["PAD"], r["DEPTHWISE"]
+    c, h, w, kout, ho, wo = (r[n] for n in ("IN_C", "IN_H", "IN_W", "OUT_K", "OUT_H", "OUT_W"))
+    d, q = min(lanes, BLOCK), max(lanes, BLOCK)
+    g_stride = dv["khkw"] if dw else dv["c_khkw"]
+    out = []
+    for oy in range(ho):
+        for bg in range(dv["n_bg"]):
+            for ox in range(wo):
+                for sg in range(dv["n_sg"]):
+                    k0 = bg * BLOCK + sg * d if dw else bg * q + sg * lanes
+                    g_off = bg * dv["bg_stride"] + sg * g_stride
+                    nl = max(0, min(kout - k0, lanes))
+                    if k0 >= kout:                      # an empty group: one position, no operand
+                        out.append(dict(inb=0, last=1, wbase=r["W_BASE"] + g_off, chmask=0, dwoff=(sg * d) % 8,
+                                        nl=nl, word=None))
+                        continue
+                    blocks = [bg] if dw else range(dv["cb_in"])
+                    for n_cb, cb in enumerate(blocks):
+                        for ky in range(k):
+                            for kx in range(k):
+                                iy, ix = oy * s - pad + ky, ox * s - pad + kx
+                                inb = int(0 <= iy < h and 0 <= ix < w)
+                                last = int((dw or n_cb == len(blocks) - 1) and ky == k - 1 and kx == k - 1)
+                                out.append(dict(inb=inb, last=last,
+                                                wbase=r["W_BASE"] + g_off + (0 if dw else BLOCK * cb * dv["khkw"]) + ky * k + kx,
+                                                chmask=sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c),
+                                                dwoff=(sg * d) % 8, nl=nl,
+                                                word=words[iy][ix][cb] if inb else None))
+    return out
+
+
+CASES = {                     # kind, lanes: standard with padding and stride, depthwise, empty subgroups
+    "std3x3/4": ("std3x3", 4), "std5x5s2/8": ("std5x5s2", 8), "depthwise/4": ("depthwise", 4),
+    "dw_s2/16": ("dw_s2", 16), "pointwise/16": ("pointwise", 16), "empty_subgroup/4": ("empty", 4),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_sequencer_against_model(case):
+    kind, lanes = CASES[case]
+    shape = (9, 6, 5, 4, 3, 1, 1, False) if kind == "empty" else KINDS[kind]
+    c, h, w, ko, k, s, p, dw = shape
+    spec, _ = make_spec(len(case), c, h, w, ko, k, s, p, dw, name=case)
+    job = driver.prepare(spec, lanes, w_base=17)
+    r = job.regs
+    nb = -(-c // BLOCK)
+    depth = max(k, s) * w * nb + 1                   # max(k, stride) row slots: fewer than the rows
+    dv = hw_model.setup(r, lanes, linebuf_depth=depth, max_channels=64, max_blocks=16)
+    assert dv["error"] == 0 and dv["rows"] < h, dv
+    rng = random.Random(len(case) * 3)
+    words = [[[dict(values=[rng.randrange(-128, 128) for _ in range(BLOCK)], mask=rng.randrange(256))
+               for _ in range(nb)] for _ in range(w)] for _ in range(h)]
+    want = positions_model(r, dv, lanes, words)
+
+    m = Module()
+    m.submodules.seq = seq = Sequencer(lanes, linebuf_depth=depth)
+    m.submodules.lb = lb = RegisteredRAM(Word(), depth)
+    m.d.comb += [lb.r_addr.eq(seq.lb_r_addr), seq.lb_r_data.eq(lb.r_data)]
+    got = []
+
+    async def bench(ctx):
+        for name, v in r.items():
+            ctx.set(seq.desc[name], v)
+        for name in seq.derived.shape().members:
+            ctx.set(seq.derived[name], dv[name])
+        await ctx.tick().repeat(3)                   # the start values settle (INIT and PARAMS come first)
+        ctx.set(seq.run, 1)
+        ctx.set(seq.run_start, 1)
+        await ctx.tick()
+        ctx.set(seq.run_start, 0)
+        loading, word_i, loaded = 0, 0, 0            # the behavioural loader: row, word within it
+        for cycle in range(200 * len(want)):
+            released = ctx.get(seq.rows_released)
+            assert released <= loaded, f"cycle {cycle}: {released} rows released, {loaded} loaded"
+            write = loading < h and loading < released + dv["rows"] and rng.random() < 0.7
+            if write:
+                x, cb = divmod(word_i, nb)
+                ctx.set(lb.w_en, 1)
+                ctx.set(lb.w_addr, (loading % dv["rows"]) * dv["row_words"] + x * nb + cb)
+                ctx.set(lb.w_data, words[loading][x][cb])
+            else:
+                ctx.set(lb.w_en, 0)
+            ready = rng.random() < 0.7
+            ctx.set(seq.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(seq.o.valid, seq.o.payload)
+            if write:
+                word_i += 1
+                if word_i == w * nb:
+                    loading, word_i = loading + 1, 0
+                    loaded = loading
+                    ctx.set(seq.rows_loaded, loaded)
+            if valid and ready:
+                got.append(payload)
+                if len(got) == len(want):
+                    break
+        ctx.set(lb.w_en, 0)
+        await ctx.tick().repeat(4)
+        assert ctx.get(seq.rows_released) == h
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(got) == len(want), f"{len(got)} positions, model {len(want)}"
+    for n, (g, wnt) in enumerate(zip(got, want)):
+        gd = dict(inb=int(g.inb), last=int(g.last), wbase=int(g.wbase), chmask=int(g.chmask), dwoff=int(g.dwoff),
+                  nl=int(g.nl), word=dict(values=[int(v) for v in g.word.values], mask=int(g.word.mask)) if g.inb else None)
+        assert gd == wnt, f"{case}: position {n}: {gd} != model {wnt}"
