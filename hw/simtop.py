@@ -18,6 +18,7 @@ class SimTop(wiring.Component):
     w_reads: Out(32)
     out_writes: Out(32)
     oob: Out(32)
+    refused: Out(32)
 
     def __init__(self, lanes, fm_init, w_init, out_depth, *, fm_depth=None, w_depth=None,
                  stall_percent=0, out_stall_percent=None, seed=1, **engine_args):
@@ -44,4 +45,11 @@ class SimTop(wiring.Component):
         m.d.comb += [self.busy.eq(e.busy), self.error.eq(e.error), self.fm_reads.eq(self.fm.reads),
                      self.w_reads.eq(self.wm.reads), self.out_writes.eq(self.om.writes),
                      self.oob.eq(self.fm.oob + self.wm.oob + self.om.oob)]
+        # the memories' own count of the cycles in which one of them refused a request of the busy
+        # engine (the union over the three ports): a floor for the engine's STALL_CYCLES, which
+        # also counts the cycles it waits for a weight word, a wait the memories cannot see
+        refused = ((e.fm_addr.valid & ~e.fm_addr.ready) | (e.w_addr.valid & ~e.w_addr.ready) |
+                   (e.out.valid & ~e.out.ready))
+        with m.If(e.busy & refused):
+            m.d.sync += self.refused.eq(self.refused + 1)
         return m

@@ -77,7 +77,8 @@ def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=
             result["error"] = status >> 8
             result["counters"] = {n: csr_read(ctx, top.csr, n) for n in regs.COUNTERS}
             result["memory"] = dict(fm_reads=ctx.get(top.fm_reads), w_reads=ctx.get(top.w_reads),
-                                    out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob))
+                                    out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob),
+                                    refused=ctx.get(top.refused))
             result["out"] = bytes(ctx.get(mem[i]) for i in range(n_out))
             results.append(result)
             _fingerprint(result)

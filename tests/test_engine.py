@@ -72,7 +72,13 @@ def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_la
     for name in ("FM_BITMAP_BYTES", "FM_VALUE_BYTES", "PARAM_BYTES", "MACS", "VALUES_SKIPPED",
                  "WEIGHT_BYTES", "OUT_BYTES"):
         assert cn[name] == pr[name], f"{spec.name} P={lanes}: {name} RTL {cn[name]} != model {pr[name]}"
-    if not stall and not out_stall:
+    # the memories' own count of the cycles they refused a request is a floor for STALL_CYCLES
+    # (which also counts the engine's waits for weight words); with stalls there are refusals
+    assert r["memory"]["refused"] <= cn["STALL_CYCLES"] <= cn["CYCLES"], \
+        f"{spec.name}: STALL_CYCLES {cn['STALL_CYCLES']}, refused {r['memory']['refused']}, CYCLES {cn['CYCLES']}"
+    if stall or out_stall:
+        assert r["memory"]["refused"] > 0
+    else:
         assert cn["STALL_CYCLES"] <= cn["CYCLES"] // 2
     return r, pr
 
@@ -121,7 +127,7 @@ def test_layers_back_to_back():
         jobs.append(job)
     results = run_jobs(jobs, lanes, budget=60_000, engine_args=SMALL)
     assert len(results) == len(jobs), f"{specs[len(results) - 1][0].name}: still busy after 60000 cycles"
-    before = dict(fm_reads=0, w_reads=0, out_writes=0, oob=0)
+    before = {k: 0 for k in results[0]["memory"]}
     for i, ((spec, act), job, r) in enumerate(zip(specs, jobs, results)):
         mem = {k: v - before[k] for k, v in r["memory"].items()}
         before = r["memory"]
@@ -287,7 +293,7 @@ def test_illegal_descriptor(case):
     assert not r.get("timeout"), f"{case}: no error within 200 cycles"
     assert r["error"] == regs.ERROR_CODE[code], f"{case}: error {r['error']} != {code}"
     assert r["status"] & 0b11 == 0b10                      # idle and done
-    assert r["memory"] == dict(fm_reads=0, w_reads=0, out_writes=0, oob=0)
+    assert r["memory"] == dict(fm_reads=0, w_reads=0, out_writes=0, oob=0, refused=0)
     check_id_and_start(case, r, 4)
     # the set-up's cycles, exactly (CYCLES counts from START, not only once the layer runs); the
     # other counters stay 0
