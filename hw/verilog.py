@@ -26,7 +26,6 @@ def generate(lanes: int = 16, out_dir: str | Path = "build/verilog", **engine_ar
     """Write fmprune_engine.v; return (path, [(direction, width, name, doc)])."""
     os.environ["AMARANTH_USE_YOSYS"] = "builtin"            # independent of any other Yosys
     from amaranth.back import verilog
-
     from .engine import Engine
     text = verilog.convert(Engine(lanes, **engine_args), name="fmprune_engine")
     out = Path(out_dir)

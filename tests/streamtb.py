@@ -32,3 +32,31 @@ async def stream_get(ctx, stream, count, *, stall=0.0, seed=1):
             out.append(payload)
     ctx.set(stream.ready, 0)
     return out
+
+
+async def stream_collect(ctx, stream, cycles, *, stall=0.0, seed=1, out):
+    """Every transfer on `stream` within `cycles` cycles, refusing at random, appended to `out`.
+    Unlike stream_get it does not stop at a count, so a payload too many is seen too."""
+    rng = random.Random(seed)
+    for _ in range(cycles):
+        ready = rng.random() >= stall
+        ctx.set(stream.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        if ready and valid:
+            out.append(payload)
+
+
+def simulate(dut, *testbenches, processes=(), until=None, period=1e-8):
+    """Run `testbenches` (and `processes`) on `dut` with a clock; until: a time bound in seconds
+    (a cycle budget: the run always ends), else until every testbench has returned."""
+    from amaranth.sim import Simulator
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    for b in testbenches:
+        sim.add_testbench(b)
+    for p in processes:
+        sim.add_process(p)
+    if until is None:
+        sim.run()
+    else:
+        sim.run_until(until)

@@ -7,12 +7,11 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw.control import Control
 from fmprune.hw.params import ParamLoader
 from fmprune.sw import driver, layout
-from test_writer import collect
+from streamtb import simulate
 
 
 @pytest.mark.parametrize("cb_in,cb_out,error", [(1, 1, 0), (3, 5, 0), (6, 2, 0), (2, 2, 3)])
@@ -54,10 +53,7 @@ def test_control_phases_and_tables(cb_in, cb_out, error):
             if v[10]:
                 break
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     ends = [e for e in log if e["end"]]
     assert len(ends) == 1 and ends[0]["end_error"] == error, ends
     if error:
@@ -118,10 +114,7 @@ def test_param_loader_against_layout(lanes, k, stall):
             if done_at and cycle > done_at[0] + 2:                 # the last entry lands after done
                 break
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert addrs == list(range(p_base, p_base + len(words))), addrs
     assert done_at, "never done"
     want = {c: (int(bias[c]), int(mult[c]), int(shift[c])) for c in range(k)}

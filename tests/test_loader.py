@@ -7,12 +7,12 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw import model as hw_model
 from fmprune.hw.loader import Loader
 from fmprune.sw import driver, fmformat
 from fmprune.sw.layout import BLOCK
+from streamtb import simulate
 from test_engine import make_spec
 
 MAX_BLOCKS = 8
@@ -99,10 +99,7 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall):
         await ctx.tick().repeat(3)
         assert ctx.get(dut.rows_loaded) == h
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert len(got) == len(want), f"{len(got)} line-buffer writes, model {len(want)}"
     for n, ((a, v, mk, rel), (wa, wv, wm, y)) in enumerate(zip(got, want)):
         assert (a, v, mk) == (wa, wv, wm), f"word {n} (row {y}): (addr, values, mask) {(a, v, mk)} != model {(wa, wv, wm)}"

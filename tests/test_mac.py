@@ -5,13 +5,11 @@ on the items and the weights, back-pressure on the accumulators."""
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw.mac import MACLanes
 from fmprune.sw import quant
 from fmprune.sw.layout import BLOCK
-from streamtb import stream_put
-from test_writer import collect
+from streamtb import simulate, stream_collect, stream_put
 
 
 def model(items, words, lanes, dw):
@@ -58,13 +56,9 @@ def test_mac_lanes_against_model(lanes, dw, idle, stall):
                          idle=idle, seed=11)
 
     async def consumer(ctx):
-        await collect(ctx, dut.o, 40 * len(items), stall, 12, got)
+        await stream_collect(ctx, dut.o, 40 * len(items), stall=stall, seed=12, out=got)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for b in (items_in, words_in, consumer):
-        sim.add_testbench(b)
-    sim.run()
+    simulate(dut, items_in, words_in, consumer)
     got = [[int(v) for v in g] for g in got]
     assert len(got) == len(want), f"{len(got)} groups, model {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):

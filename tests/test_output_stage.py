@@ -6,13 +6,11 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw.output import OutputStage
 from fmprune.sw import quant
 from fmprune.sw.layout import BLOCK
-from streamtb import stream_put
-from test_writer import collect
+from streamtb import simulate, stream_collect, stream_put
 
 
 def model(groups, params, k, lanes, dw, wo, n_bg, n_sg, lo, hi, eps_out):
@@ -71,13 +69,9 @@ def test_output_stage_against_model(lanes, dw, k, act, eps_out, idle, stall):
         await stream_put(ctx, dut.i, groups, idle=idle, seed=8)
 
     async def consumer(ctx):
-        await collect(ctx, dut.o, 100 + 12 * len(want), stall, 9, got)
+        await stream_collect(ctx, dut.o, 100 + 12 * len(want), stall=stall, seed=9, out=got)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    simulate(dut, producer, consumer)
     got = [((int(v) & 0xFF) - (256 if int(v) & 0x80 else 0), int(v) >> 8) for v in got]
     assert len(want) > 20 and len({w[0] for w in want}) > 5
     assert len(got) == len(want), f"{len(got)} values, model {len(want)}"

@@ -5,10 +5,10 @@ every cycle."""
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw.regfile import Increments, Registers, steps
 from fmprune.sw import regs
+from streamtb import simulate
 
 
 class Model:
@@ -90,7 +90,4 @@ def test_registers_against_model(lanes):
             for name in regs.DESCRIPTOR:
                 assert ctx.get(dut.desc[name]) == model.r[name], f"cycle {cycle}: desc.{name}"
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)

@@ -6,12 +6,10 @@ positions, back-pressure on the items and on the weight addresses."""
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw.scanner import Scanner
 from fmprune.sw.layout import BLOCK
-from streamtb import stream_put
-from test_writer import collect
+from streamtb import simulate, stream_collect, stream_put
 
 
 def model(positions, lanes, dw, dense, khkw):
@@ -74,17 +72,12 @@ def test_scanner_against_model(lanes, dw, dense, idle, stall):
             counts["skipped"] += skipped
 
     async def item_sink(ctx):
-        await collect(ctx, dut.o, 20 * len(positions), stall, 14, items)
+        await stream_collect(ctx, dut.o, 20 * len(positions), stall=stall, seed=14, out=items)
 
     async def w_sink(ctx):
-        await collect(ctx, dut.w_addr, 20 * len(positions), stall, 15, waddrs)
+        await stream_collect(ctx, dut.w_addr, 20 * len(positions), stall=stall, seed=15, out=waddrs)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for b in (producer, item_sink, w_sink):
-        sim.add_testbench(b)
-    sim.add_process(counters)
-    sim.run_until(1e-8 * 20 * len(positions) + 1e-7)
+    simulate(dut, producer, item_sink, w_sink, processes=[counters], until=1e-8 * 20 * len(positions) + 1e-7)
     assert len(want_items) > 50            # the case exercises the scanner
     assert len(items) == len(want_items), f"{len(items)} items, model {len(want_items)}"
     for n, (g, w) in enumerate(zip(items, want_items)):

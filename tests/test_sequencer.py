@@ -8,7 +8,6 @@ import random
 
 import pytest
 from amaranth import Module
-from amaranth.sim import Simulator
 
 from fmprune.hw import model as hw_model
 from fmprune.hw.ram import RegisteredRAM
@@ -16,6 +15,7 @@ from fmprune.hw.scanner import Word
 from fmprune.hw.sequencer import Sequencer
 from fmprune.sw import driver
 from fmprune.sw.layout import BLOCK
+from streamtb import simulate
 from test_engine import KINDS, make_spec
 
 
@@ -119,10 +119,7 @@ def test_sequencer_against_model(case):
         await ctx.tick().repeat(4)
         assert ctx.get(seq.rows_released) == h
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
     assert len(got) == len(want), f"{len(got)} positions, model {len(want)}"
     for n, (g, wnt) in enumerate(zip(got, want)):
         gd = dict(inb=int(g.inb), last=int(g.last), wbase=int(g.wbase), chmask=int(g.chmask), dwoff=int(g.dwoff),

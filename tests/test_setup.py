@@ -4,11 +4,11 @@ rule broken on its own, and random register values."""
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw.model import setup as setup_model
 from fmprune.hw.setup import Derived, Setup
 from fmprune.sw import driver, regs
+from streamtb import simulate
 from test_engine import KINDS, make_spec
 
 BUFFERS = dict(linebuf_depth=512, max_channels=64, max_blocks=16)
@@ -60,10 +60,7 @@ def run_setup(dut, desc, budget=2000):
                 break
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return result
 
 

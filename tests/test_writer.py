@@ -3,26 +3,12 @@ cycles on their input streams and random back-pressure on their outputs."""
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from fmprune.hw.writer import Packer, Writer
 from fmprune.sw.layout import BLOCK
-from streamtb import stream_put
+from streamtb import simulate, stream_collect, stream_put
 
 CLOCK = 1e-8
-
-
-def collect(ctx, stream, cycles, stall, seed, out):
-    """Every transfer on `stream` within `cycles`, with random back-pressure (extra ones count)."""
-    async def run():
-        rng = random.Random(seed)
-        for _ in range(cycles):
-            ready = rng.random() >= stall
-            ctx.set(stream.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
-            if ready and valid:
-                out.append(payload)
-    return run()
 
 
 def writer_model(table, blocks, compressed):
@@ -66,13 +52,9 @@ def test_writer_against_model(compressed, idle, stall):
         await stream_put(ctx, dut.i, blocks, idle=idle, seed=4)
 
     async def consumer(ctx):
-        await collect(ctx, dut.out, 40 * len(blocks), stall, 5, got)
+        await stream_collect(ctx, dut.out, 40 * len(blocks), stall=stall, seed=5, out=got)
 
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    simulate(dut, producer, consumer)
     got = [(int(p.addr), int(p.data)) for p in got]
     assert len(got) == len(want), f"{len(got)} writes, model {len(want)}"
     bad = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
@@ -126,13 +108,9 @@ def test_packer_against_model(lanes, dw, k, compressed, idle, stall):
         done_at.append(ctx.get(dut.done))
 
     async def consumer(ctx):
-        await collect(ctx, dut.o, 12 * n, stall, 7, got)
+        await stream_collect(ctx, dut.o, 12 * n, stall=stall, seed=7, out=got)
 
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    simulate(dut, producer, consumer)
     got = [dict(values=[int(x) for x in p.values], mask=int(p.mask), cb=int(p.cb), off=int(p.off), keep=int(p.keep))
            for p in got]
     assert len(got) == len(want), f"{len(got)} blocks, model {len(want)}"
