@@ -66,6 +66,24 @@ def check_cycles(r: dict, P: int, linebuf_depth: int) -> int:
     return 1 + 1 + derive_cycles_regs(r, P) + 1 + 2 * (line_buffer_rows(r, linebuf_depth) + 1) + 3
 
 
+def groups(r: dict, P: int):
+    """The engine's loop order over output groups, the one definition in Python (the gateware's is
+    the sequencer's loop nest, hw/sequencer.py): for every output row, block group of Q = max(P, 8)
+    output channels (depthwise: 8), output column and subgroup of P (depthwise D = min(P, 8))
+    channels, the group's position and its ``Group`` record fields. `r` holds the descriptor's
+    register values."""
+    ko, ho, wo, dw = r["OUT_K"], r["OUT_H"], r["OUT_W"], r["DEPTHWISE"]
+    d, q = min(P, BLOCK), max(P, BLOCK)
+    step, lanes = (BLOCK, d) if dw else (q, P)
+    n_bg, n_sg = -(-ko // step), step // lanes
+    for oy in range(ho):
+        for bg in range(n_bg):
+            for ox in range(wo):
+                for sg in range(n_sg):
+                    yield dict(oy=oy, bg=bg, ox=ox, sg=sg, k0=bg * step + sg * lanes, pix=oy * wo + ox,
+                               lastpix=oy == ho - 1 and bg == n_bg - 1 and ox == wo - 1, lanes=lanes)
+
+
 def _signed8(v: int) -> int:
     return v - 256 if v & 0x80 else v
 

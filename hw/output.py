@@ -1,17 +1,18 @@
 """The output stage: a pixel-group's P accumulators, lane by lane, with their channel's bias,
 multiplier and shift, through the requantiser (hw/requant.py) into a queue for the packer."""
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, dw_lanes
-from .arith import near
+from ..sw.layout import BLOCK
 from .ports import Descriptor
 from .queues import credits
 from .ram import RegisteredRAM
 from .requant import Requantizer
+from .sequencer import Group
 from .setup import Derived
+from .writer import BlockMeta
 
 
 class Params(data.StructLayout):
@@ -31,9 +32,10 @@ class OutputStage(wiring.Component):
     stages, the queue's own two cycles, the credit's return and the claim counted a cycle late
     (O2's valid), so that credits never run out while the packer keeps up (20 at LATENCY 13).
 
-    The stage keeps its own counters of the groups' order (sg, ox, bg), as in the sequencer:
-    the nest's levels are registers (oz[1] the group's last lane, oz[2] also sg, oz[3] also ox,
-    oz[4] also bg), made from the flags' next values.
+    It keeps no loop counters: each group's first channel and pixel come with it, as the
+    sequencer's ``Group`` record (taken with the group's accumulators), and each block's record goes
+    on to the packer (``BlockMeta``: its channel block, pixel offset and whether it is the layer's
+    last), issued with the block's first lane.
 
     Parameters
     ----------
@@ -45,34 +47,38 @@ class OutputStage(wiring.Component):
     Attributes
     ----------
     desc : In(Descriptor()), derived : In(Derived(lanes))
-        The layer (OUT_K, OUT_W, DEPTHWISE, CLAMP_LO / HI, EPS_OUT; n_lanes, n_sg, n_bg,
-        neg_eps_out).
+        The layer (OUT_K, CLAMP_LO / HI, EPS_OUT; n_lanes, neg_eps_out).
     clear : In(1)
         The run's first cycle.
     param_w_en, param_w_addr, param_w_data : In(1), In(range(max_channels)), In(Params())
         A write to the parameter buffer (the parameter loader's).
     i : In(stream.Signature(data.ArrayLayout(signed(32), lanes)))
-        A pixel-group's accumulators; ``i.ready`` is a register (no group in progress).
+        A pixel-group's accumulators; ``i.ready``: no group in progress (a register) and its
+        ``Group`` record there.
+    groups : In(stream.Signature(Group()))
+        The groups' records, one taken with each group's accumulators.
     o : Out(stream.Signature(9))
         Requantised values (bits 0-7) with their "|y| > EPS_OUT" flag (bit 8), in channel order;
         lanes past OUT_K are 0.
+    blocks : Out(stream.Signature(BlockMeta()))
+        A record per block of eight values on ``o``, ahead of its values.
     """
 
     def __init__(self, lanes, max_channels):
-        self.P, self.D, self.Q = lanes, dw_lanes(lanes), max(lanes, BLOCK)
+        self.P = lanes
         self.max_channels = max_channels
         super().__init__({
             "desc": In(Descriptor()), "derived": In(Derived(lanes)), "clear": In(1),
             "param_w_en": In(1), "param_w_addr": In(range(max_channels)), "param_w_data": In(Params()),
-            "i": In(stream.Signature(data.ArrayLayout(signed(32), lanes))), "o": Out(stream.Signature(9)),
+            "i": In(stream.Signature(data.ArrayLayout(signed(32), lanes))), "groups": In(stream.Signature(Group())),
+            "o": Out(stream.Signature(9)), "blocks": Out(stream.Signature(BlockMeta())),
         })
 
     def elaborate(self, platform):
         m = Module()
-        P, D, Q = self.P, self.D, self.Q
+        P = self.P
         d, dv = self.desc, self.derived
-        dw, K, Wo = d.DEPTHWISE, d.OUT_K, d.OUT_W
-        n_lanes, n_sg, n_bg = dv.n_lanes, dv.n_sg, dv.n_bg
+        K, n_lanes = d.OUT_K, dv.n_lanes
 
         # read data registered (hw/ram.py): on the ECP5 the block RAM's slow clock-to-output stays
         # inside it, which the requantiser's input register would otherwise meet across the die
@@ -80,37 +86,28 @@ class OutputStage(wiring.Component):
         m.d.comb += [params.w_en.eq(self.param_w_en), params.w_addr.eq(self.param_w_addr),
                      params.w_data.eq(self.param_w_data)]
 
-        o_bg = Signal(16)
-        o_ox = Signal(16)
-        o_sg = Signal(4)
-        o_sg_last = Signal()                 # o_sg + 1 >= n_sg, and so on, kept in step
-        o_ox_last = Signal()
-        o_bg_last = Signal()
+        # the lane walk: oz[1], the group's last lane, as a register made from the flag's next value
         o_lane_last = Signal()               # o_lane + 1 == n_lanes
-        o_flags = dict(lane=o_lane_last, sg=o_sg_last, ox=o_ox_last, bg=o_bg_last)
-        o_nxt = {n: Signal(name=f"o_{n}_next") for n in o_flags}
-        m.d.comb += [o_nxt[n].eq(f) for n, f in o_flags.items()]
-        m.d.sync += [f.eq(o_nxt[n]) for n, f in o_flags.items()]
-        oz = [Const(1)] + [Signal(name=f"o_z{i}") for i in range(1, 5)]
-        ozn = [Const(1)] + [Signal(name=f"o_z{i}_next") for i in range(1, 5)]
-        m.d.comb += [ozn[1].eq(o_nxt["lane"])] + [ozn[i].eq(ozn[i - 1] & o_nxt[n])
-                                                  for i, n in ((2, "sg"), (3, "ox"), (4, "bg"))]
-        m.d.sync += [oz[i].eq(ozn[i]) for i in range(1, 5)]
-        # each loop's restart value of its "last" flag (one trip), registered from the descriptor
-        lanes_one, sg_one, ox_one, bg_one = (Signal(name=f"o_{n}_one") for n in ("lanes", "sg", "ox", "bg"))
-        m.d.sync += [lanes_one.eq(n_lanes == 1), sg_one.eq(n_sg <= 1), ox_one.eq(Wo <= 1), bg_one.eq(n_bg <= 1)]
-        o_ox_near, o_ox_near_step, o_ox_near_restart = near(m, "o_ox", o_ox, Wo)
-        o_bg_near, o_bg_near_step, o_bg_near_restart = near(m, "o_bg", o_bg, n_bg)
-        o_ch = Signal(16)                    # o_k0 + o_lane: the channel whose parameters are read
+        lane_next = Signal()
+        m.d.comb += lane_next.eq(o_lane_last)
+        m.d.sync += o_lane_last.eq(lane_next)
+        oz1 = Signal()
+        m.d.sync += oz1.eq(lane_next)
+        lanes_one = Signal()                 # n_lanes == 1, registered from the descriptor
+        m.d.sync += lanes_one.eq(n_lanes == 1)
+        o_ch = Signal(16)                    # the channel whose parameters are read: the group's k0 + o_lane
         o_busy = Signal()
         o_lane = Signal(range(P + 1))
         o_acc = [Signal(signed(32), name=f"oacc{p}") for p in range(P)]
-        o_k0 = Signal(16)                    # the group's first channel (dw: 8 o_bg + D o_sg; else Q o_bg + P o_sg)
-        o_bg_k0 = Signal(16)                 # the block group's first channel
-        m.d.comb += self.i.ready.eq(~o_busy)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [o_busy.eq(1), o_lane.eq(0), o_ch.eq(o_k0)]
-            m.d.comb += o_nxt["lane"].eq(lanes_one)
+        o_pix = Signal(32)                   # the group's pixel and its "last pixel" flag (Group)
+        o_lastpix = Signal()
+        take = Signal()
+        m.d.comb += [self.i.ready.eq(~o_busy & self.groups.valid), take.eq(self.i.valid & self.i.ready),
+                     self.groups.ready.eq(take)]
+        with m.If(take):
+            g = self.groups.payload
+            m.d.sync += [o_busy.eq(1), o_lane.eq(0), o_ch.eq(g.k0), o_pix.eq(g.pix), o_lastpix.eq(g.lastpix)]
+            m.d.comb += lane_next.eq(lanes_one)
             for p in range(P):
                 m.d.sync += o_acc[p].eq(self.i.payload[p])
 
@@ -141,33 +138,21 @@ class OutputStage(wiring.Component):
         with m.If(o_adv):
             m.d.sync += [o2_acc.eq(o_acc_lane), o2_real.eq(o_ch < K)]
             with m.If(o_busy):
-                # the next lane; after the last, the next group in the sequencer's order: sg, ox,
-                # bg (then the next row). Level n steps when oz[n-1] and not oz[n]
-                with m.If(~oz[1]):
+                with m.If(~oz1):             # the next lane, or the group is done
                     m.d.sync += [o_lane.eq(o_lane + 1), o_ch.eq(o_ch + 1)]
-                    m.d.comb += o_nxt["lane"].eq(o_lane + 2 == n_lanes)
+                    m.d.comb += lane_next.eq(o_lane + 2 == n_lanes)
                 with m.Else():
                     m.d.sync += o_busy.eq(0)
-                with m.If(oz[1] & ~oz[2]):
-                    m.d.sync += [o_sg.eq(o_sg + 1), o_k0.eq(o_k0 + Mux(dw, D, P))]
-                    m.d.comb += o_nxt["sg"].eq(o_sg + 2 >= n_sg)
-                with m.If(oz[2]):
-                    m.d.sync += [o_sg.eq(0), o_k0.eq(o_bg_k0)]
-                    m.d.comb += o_nxt["sg"].eq(sg_one)
-                with m.If(oz[2] & ~oz[3]):
-                    m.d.sync += [o_ox.eq(o_ox + 1), o_ox_near_step]
-                    m.d.comb += o_nxt["ox"].eq(o_ox_near)
-                with m.If(oz[3]):
-                    m.d.sync += [o_ox.eq(0), o_ox_near_restart]
-                    m.d.comb += o_nxt["ox"].eq(ox_one)
-                with m.If(oz[3] & ~oz[4]):
-                    step = Mux(dw, BLOCK, Q)
-                    m.d.sync += [o_bg.eq(o_bg + 1), o_bg_k0.eq(o_bg_k0 + step), o_k0.eq(o_bg_k0 + step),
-                                 o_bg_near_step]
-                    m.d.comb += o_nxt["bg"].eq(o_bg_near)
-                with m.If(oz[4]):
-                    m.d.sync += [o_bg.eq(0), o_bg_k0.eq(0), o_k0.eq(0), o_bg_near_restart]
-                    m.d.comb += o_nxt["bg"].eq(bg_one)
+        # a block's record for the packer as its first lane issues (channels 8 cb .. 8 cb + 7 follow
+        # in order, from this group and, with fewer than 8 lanes, the next ones). Its queue needs no
+        # credits: the values between here and the packer (the requantiser queue's places, counted
+        # by the credits, and the packer's part-filled block) hold fewer than eight blocks' starts
+        m.submodules.bq = bq = SyncFIFOBuffered(width=BlockMeta().size, depth=8)
+        rec = Signal(BlockMeta())
+        m.d.comb += [rec.cb.eq(o_ch[3:]), rec.off.eq(o_pix << 3), rec.last.eq(o_lastpix & (o_lane + BLOCK >= n_lanes)),
+                     bq.w_data.eq(rec), bq.w_en.eq(o_adv & o_busy & (o_ch[:3] == 0)),
+                     self.blocks.valid.eq(bq.r_rdy), self.blocks.payload.eq(bq.r_data),
+                     bq.r_en.eq(self.blocks.valid & self.blocks.ready)]
         m.d.comb += [
             rq.i.valid.eq(o3_valid),
             # the parameters go straight from the block RAM's output register into the
@@ -179,7 +164,5 @@ class OutputStage(wiring.Component):
             rq.i.payload.zero.eq(~o3_real),
         ]
         with m.If(self.clear):
-            m.d.sync += [o_bg.eq(0), o_ox.eq(0), o_sg.eq(0), o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0),
-                         o_ox_near_restart, o_bg_near_restart, o_k0.eq(0), o_bg_k0.eq(0)]
-            m.d.comb += [o_nxt["sg"].eq(sg_one), o_nxt["ox"].eq(ox_one), o_nxt["bg"].eq(bg_one)]
+            m.d.sync += [o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0)]
         return m

@@ -3,7 +3,7 @@ channels, output column and subgroup of P (depthwise D) channels, it walks the w
 channel block, ky, kx; depthwise one block) and presents each position's line-buffer word, with
 what the scanner needs, on a stream."""
 from amaranth import Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
@@ -13,6 +13,18 @@ from .ports import Descriptor
 from .queues import credits
 from .scanner import Position, Word
 from .setup import Derived
+
+
+class Group(data.StructLayout):
+    """One output pixel-group, from the sequencer to the output stage (which takes one with each
+    group's accumulators, in the same order): what the stages after the MAC lanes need to know of
+    it, so that none of them keeps a copy of the loop counters."""
+    def __init__(self):
+        super().__init__({
+            "k0": 16,                       # its first output channel
+            "pix": 32,                      # its output pixel, oy * Wo + ox
+            "lastpix": 1,                   # the layer's last pixel and block group (the last groups)
+        })
 
 
 class Sequencer(wiring.Component):
@@ -28,7 +40,12 @@ class Sequencer(wiring.Component):
     are released (``rows_released``). The line-buffer address is registered (stage B), the
     buffer's read data comes two cycles later (hw/ram.RegisteredRAM; stages C and D), and stage D
     pushes the position into a queue of seven that the sequencer enters on credits counting the
-    three in flight.
+    three in flight. With each group's last position a ``Group`` record enters a second queue for
+    the output stage. That queue needs no credits: a group is in flight from its last position's
+    issue until the output stage takes its accumulators, and each group in flight holds a place in
+    the position queue (seven, stages B to D included), the scanner (one), the item queue
+    (``fifo_depth``), the MAC lanes' two stages or their hand-off (three), so ``group_depth`` =
+    ``fifo_depth`` + 11 places are never all taken.
 
     Parameters
     ----------
@@ -36,6 +53,8 @@ class Sequencer(wiring.Component):
         P.
     linebuf_depth : int
         The line buffer's words.
+    group_depth : int
+        The group queue's places (at least the groups that can be in flight: above).
 
     Attributes
     ----------
@@ -53,15 +72,17 @@ class Sequencer(wiring.Component):
         The line buffer's read data, two cycles after the address.
     o : Out(stream.Signature(Position(lanes)))
         The positions.
+    groups : Out(stream.Signature(Group()))
+        The groups, in order.
     """
 
-    def __init__(self, lanes, *, linebuf_depth):
+    def __init__(self, lanes, *, linebuf_depth, group_depth):
         self.P, self.D, self.Q = lanes, dw_lanes(lanes), max(lanes, BLOCK)
-        self.linebuf_depth = linebuf_depth
+        self.linebuf_depth, self.group_depth = linebuf_depth, group_depth
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "run": In(1), "run_start": In(1),
                           "rows_loaded": In(16), "rows_released": Out(16),
                           "lb_r_addr": Out(range(linebuf_depth)), "lb_r_data": In(Word()),
-                          "o": Out(stream.Signature(Position(lanes)))})
+                          "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group()))})
 
     def elaborate(self, platform):
         m = Module()
@@ -206,6 +227,16 @@ class Sequencer(wiring.Component):
         d_full = Signal(pos_layout)
         m.d.comb += [d_full.eq(d_entry), d_full.word.eq(self.lb_r_data),
                      bq.w_data.eq(d_full), bq.w_en.eq(d_valid)]
+        # the group records: pushed with each group's last position
+        m.submodules.gq = gq = SyncFIFOBuffered(width=Group().size, depth=self.group_depth)
+        row_pix = Signal(32)                 # oy * Wo
+        g_pix = Signal(32)                   # oy * Wo + ox
+        oy_last = Signal()                   # oy + 1 == Ho
+        g_rec = Signal(Group())
+        m.d.comb += [g_rec.k0.eq(k0), g_rec.pix.eq(g_pix), g_rec.lastpix.eq(oy_last & bg_last & ox_last),
+                     gq.w_data.eq(g_rec), gq.w_en.eq(a_adv & a_valid & z[3]),
+                     self.groups.valid.eq(gq.r_rdy), self.groups.payload.eq(gq.r_data),
+                     gq.r_en.eq(self.groups.valid & self.groups.ready)]
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(z[3]),
                          b_chmask.eq(Mux(group_empty, 0, chmask)),
@@ -247,7 +278,8 @@ class Sequencer(wiring.Component):
                                  top_base.eq(st_base), cur_base.eq(st_base),
                                  left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
                                  g_stride.eq(Mux(dw, khkw, c_khkw)), cb_woff.eq(0), kpos.eq(0), k0.eq(0), bg_k0.eq(0),
-                                 rows_released.eq(0), cb_near_restart, ox_near_restart, bg_near_restart]
+                                 rows_released.eq(0), cb_near_restart, ox_near_restart, bg_near_restart,
+                                 row_pix.eq(0), g_pix.eq(0), oy_last.eq(Ho <= 1)]
                     m.next = "S_SETTLE"
             with m.State("S_SETTLE"):        # a row's values settle: the compares below, next_*
                 m.next = "S_ROW"
@@ -293,11 +325,11 @@ class Sequencer(wiring.Component):
                         m.d.sync += [sg.eq(0), g_off.eq(bg_off), k0.eq(bg_k0)]
                         m.d.comb += [nxt["sg"].eq(sg_one), nxt["ge"].eq(0), nxt["sr"].eq(n_real_m1 == 0)]
                     with m.If(z[4] & ~z[5]):
-                        m.d.sync += [ox.eq(ox + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
+                        m.d.sync += [ox.eq(ox + 1), g_pix.eq(g_pix + 1), left.eq(left + s), left_cb.eq(left_cb + s_cb),
                                      ix_cb.eq(left_cb + s_cb), ox_near_step]
                         m.d.comb += nxt["ox"].eq(ox_near)
                     with m.If(z[5]):
-                        m.d.sync += [ox.eq(0), left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
+                        m.d.sync += [ox.eq(0), g_pix.eq(row_pix), left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
                                      ox_near_restart]
                         m.d.comb += nxt["ox"].eq(ox_one)
                     with m.If(z[5] & ~z[6]):
@@ -307,6 +339,7 @@ class Sequencer(wiring.Component):
                         m.d.comb += nxt["bg"].eq(bg_near)
                     with m.If(z[6]):
                         m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1), bg_near_restart,
+                                     row_pix.eq(row_pix + Wo), g_pix.eq(row_pix + Wo), oy_last.eq(oy + 2 == Ho),
                                      bg_k0.eq(0), k0.eq(0),
                                      top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
                                      top_slot.eq(next_slot), cur_slot.eq(next_slot),

@@ -24,97 +24,78 @@ class Block(data.StructLayout):
         })
 
 
-class Packer(wiring.Component):
-    """Eight requantised values, in channel order, into a ``Block``; the blocks follow the output
-    stage's order (output row, block group, column, block within the group).
+class BlockMeta(data.StructLayout):
+    """A block's record, from the output stage (issued with the block's first lane) to the packer
+    (taken with the block's eighth value)."""
+    def __init__(self):
+        super().__init__({
+            "cb": 16,                       # the output channel block
+            "off": 32,                      # 8 * (oy * Wo + ox): the pixel's byte in a dense block
+            "last": 1,                      # the layer's last block
+        })
 
-    The packer keeps its own counters of that order (j, ox, bg, oy). Its loop levels are
-    registers two cycles behind the counters (pz[1] j at its last, pz[2] j and ox, pz[3] j, ox and
-    bg: the row's last block): a block takes eight values, so the counters step at most once in
-    eight cycles and the levels are in step by the next block.
+
+class Packer(wiring.Component):
+    """Eight requantised values, in channel order, into a ``Block``, with the block's record
+    (``BlockMeta``, from the output stage) for its channel block and pixel: the packer keeps no
+    loop counters.
 
     Parameters
     ----------
     lanes : int
-        P (the block group holds max(P, 8) channels).
+        P.
 
     Attributes
     ----------
     desc : In(Descriptor()), derived : In(Derived(lanes))
-        The layer (OUT_H, OUT_W, DEPTHWISE, OUT_LAYOUT; n_bg, cb_out).
+        The layer (OUT_LAYOUT; cb_out).
     clear : In(1)
         The run's first cycle: start from the first block.
     i : In(stream.Signature(9))
         A requantised value (bits 0-7) and its "|y| > EPS_OUT" flag (bit 8).
+    meta : In(stream.Signature(BlockMeta()))
+        The blocks' records, one taken with each block's eighth value.
     o : Out(stream.Signature(Block()))
-        The blocks. ``o.valid`` is the eighth value's ``i.valid``; ``i.ready`` is low only while
-        that value waits for ``o.ready``.
+        The blocks. ``o.valid`` is the eighth value's ``i.valid`` (with its record there);
+        ``i.ready`` is low only while that value waits for ``o.ready``.
     done : Out(1)
-        The last block of the layer has been handed over (until ``clear``).
+        The layer's last block has been handed over (until ``clear``).
     """
 
     def __init__(self, lanes):
-        self.P, self.Q = lanes, max(lanes, BLOCK)
+        self.P = lanes
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "clear": In(1),
-                          "i": In(stream.Signature(9)), "o": Out(stream.Signature(Block())), "done": Out(1)})
+                          "i": In(stream.Signature(9)), "meta": In(stream.Signature(BlockMeta())),
+                          "o": Out(stream.Signature(Block())), "done": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        d, dv = self.desc, self.derived
-        out_cmp, Wo, Ho = d.OUT_LAYOUT, d.OUT_W, d.OUT_H
+        out_cmp = self.desc.OUT_LAYOUT
         pk_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         pk_big = Signal(8)                   # lanes of pk_vals with |y| > EPS_OUT
         pk_i = Signal(3)
-        pk_j = Signal(4)                     # block within the group of Q channels
-        pk_ox = Signal(16)
-        pk_bg = Signal(16)
-        pk_oy = Signal(16)
-        blocks_per_bg = Mux(d.DEPTHWISE, 1, self.Q // BLOCK)
-        pk_last = dict(j=pk_j + 1 >= blocks_per_bg, ox=pk_ox + 1 >= Wo, bg=pk_bg + 1 >= dv.n_bg)
-        pk_flag = {n: Signal(name=f"pk_{n}_last") for n in pk_last}
-        m.d.sync += [pk_flag[n].eq(v) for n, v in pk_last.items()]
-        pz = [Const(1)] + [Signal(name=f"pk_z{i}") for i in range(1, 4)]
-        m.d.sync += [pz[1].eq(pk_flag["j"]), pz[2].eq(pk_flag["j"] & pk_flag["ox"]),
-                     pz[3].eq(pk_flag["j"] & pk_flag["ox"] & pk_flag["bg"])]
-        pk_oy_last = Signal()                # pk_oy + 1 == Ho
-        pk_row = Signal(32)                  # pk_oy * Wo
         block_ready = Signal()               # the value arriving is the block's eighth
         m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
-        bcb = Signal(16)                     # pk_bg * blocks_per_bg + pk_j, the block made next
-        pk_bg_cb = Signal(16)                # pk_bg * blocks_per_bg, kept as a running sum
-        m.d.comb += bcb.eq(pk_bg_cb + pk_j)
         # the block with the arriving value in its lane
         vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         big = Signal(8)
+        rec = self.meta.payload
         m.d.comb += [vals.eq(pk_vals), vals[pk_i].eq(self.i.payload[:8]),
                      big.eq(pk_big | Mux(self.i.payload[8], Const(1, 8) << pk_i, 0))]
-        m.d.comb += [self.i.ready.eq(~block_ready | self.o.ready), self.o.valid.eq(self.i.valid & block_ready),
+        m.d.comb += [self.i.ready.eq(~block_ready | (self.o.ready & self.meta.valid)),
+                     self.o.valid.eq(self.i.valid & block_ready & self.meta.valid),
+                     self.meta.ready.eq(self.o.valid & self.o.ready),
                      self.o.payload.values.eq(vals), self.o.payload.mask.eq(Mux(out_cmp, big, 0xFF)),
-                     self.o.payload.cb.eq(bcb), self.o.payload.off.eq(Mux(out_cmp, 0, (pk_row + pk_ox) * BLOCK)),
-                     self.o.payload.keep.eq(bcb < dv.cb_out)]
+                     self.o.payload.cb.eq(rec.cb), self.o.payload.off.eq(Mux(out_cmp, 0, rec.off)),
+                     self.o.payload.keep.eq(rec.cb < self.derived.cb_out)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [pk_vals.eq(vals), pk_big.eq(big), pk_i.eq(pk_i + 1)]
             with m.If(block_ready):
                 m.d.sync += pk_big.eq(0)
-                # the next block: j, then ox, bg, oy (level n steps when pz[n-1] and not pz[n])
-                with m.If(~pz[1]):
-                    m.d.sync += pk_j.eq(pk_j + 1)
-                with m.Else():
-                    m.d.sync += pk_j.eq(0)
-                with m.If(pz[1] & ~pz[2]):
-                    m.d.sync += pk_ox.eq(pk_ox + 1)
-                with m.If(pz[2]):
-                    m.d.sync += pk_ox.eq(0)
-                with m.If(pz[2] & ~pz[3]):
-                    m.d.sync += [pk_bg.eq(pk_bg + 1), pk_bg_cb.eq(pk_bg_cb + blocks_per_bg)]
-                with m.If(pz[3]):
-                    m.d.sync += [pk_bg.eq(0), pk_bg_cb.eq(0),
-                                 pk_oy.eq(pk_oy + 1), pk_oy_last.eq(pk_oy + 2 == Ho), pk_row.eq(pk_row + Wo)]
-                    with m.If(pk_oy_last):
-                        m.d.sync += self.done.eq(1)
+                with m.If(rec.last):
+                    m.d.sync += self.done.eq(1)
         with m.If(self.clear):
-            m.d.sync += [pk_i.eq(0), pk_big.eq(0), pk_j.eq(0), pk_ox.eq(0), pk_bg.eq(0), pk_oy.eq(0),
-                         self.done.eq(0), pk_row.eq(0), pk_bg_cb.eq(0), pk_oy_last.eq(Ho <= 1)]
+            m.d.sync += [pk_i.eq(0), pk_big.eq(0), self.done.eq(0)]
         return m
 
 

@@ -7,29 +7,28 @@ import random
 import numpy as np
 import pytest
 
+from fmprune.hw import model as hw_model
 from fmprune.hw.output import OutputStage
 from fmprune.sw import quant
 from fmprune.sw.layout import BLOCK
 from streamtb import simulate, stream_collect, stream_put
 
 
-def model(groups, params, k, lanes, dw, wo, n_bg, n_sg, lo, hi, eps_out):
-    d, q = min(lanes, BLOCK), max(lanes, BLOCK)
-    n_lanes = d if dw else lanes
-    order = [(bg, ox, sg) for bg in range(n_bg) for ox in range(wo) for sg in range(n_sg)]
-    out = []
-    for n, acc in enumerate(groups):
-        bg, _, sg = order[n % len(order)]
-        k0 = bg * BLOCK + sg * d if dw else bg * q + sg * lanes
-        for lane in range(n_lanes):
-            ch = k0 + lane
+def model(accs, recs, params, k, lo, hi, eps_out):
+    """The values, and the block records: one per block start (a channel that is a multiple of 8)."""
+    out, blocks = [], []
+    for acc, g in zip(accs, recs):
+        for lane in range(g["lanes"]):
+            ch = g["k0"] + lane
             if ch >= k:
                 y = 0
             else:
                 bias, mult, shift = params[ch]
                 y = int(np.clip(quant.mbqm(np.int64(quant.wrap_int32(acc[lane] + bias)), mult, shift), lo, hi))
             out.append((y, int(abs(y) > eps_out)))
-    return out
+            if ch % BLOCK == 0:
+                blocks.append(dict(cb=ch // BLOCK, off=BLOCK * g["pix"], last=int(g["lastpix"] and lane + BLOCK >= g["lanes"])))
+    return out, blocks
 
 
 @pytest.mark.parametrize("lanes,dw,k,act,eps_out,idle,stall", [
@@ -45,10 +44,12 @@ def test_output_stage_against_model(lanes, dw, k, act, eps_out, idle, stall):
     a = quant.Activation.make(act, 0.05)
     params = [(rng.randrange(-4096, 4096), rng.randrange(1 << 30, (1 << 31) - 1), rng.randrange(-13, -6))
               for _ in range(64)]
-    groups = [[rng.randrange(-(1 << 15), 1 << 15) for _ in range(lanes)] for _ in range(rows * n_bg * wo * n_sg)]
-    want = model(groups, params, k, lanes, dw, wo, n_bg, n_sg, a.lo, a.hi, eps_out)
+    recs = list(hw_model.groups(dict(OUT_K=k, OUT_H=rows, OUT_W=wo, DEPTHWISE=dw), lanes))
+    assert len(recs) == rows * n_bg * wo * n_sg
+    groups = [[rng.randrange(-(1 << 15), 1 << 15) for _ in range(lanes)] for _ in recs]
+    want, want_blocks = model(groups, recs, params, k, a.lo, a.hi, eps_out)
     dut = OutputStage(lanes, 64)
-    got = []
+    got, blocks = [], []
 
     async def producer(ctx):
         for name, v in dict(OUT_K=k, OUT_W=wo, DEPTHWISE=dw, CLAMP_LO=a.lo & 0xFF, CLAMP_HI=a.hi & 0xFF,
@@ -68,12 +69,21 @@ def test_output_stage_against_model(lanes, dw, k, act, eps_out, idle, stall):
         await ctx.tick().repeat(3)                  # the loop flags settle (as in RUN's first cycles)
         await stream_put(ctx, dut.i, groups, idle=idle, seed=8)
 
+    async def records(ctx):                         # the sequencer's group records, ahead of the sums
+        await stream_put(ctx, dut.groups, [dict(k0=g["k0"], pix=g["pix"], lastpix=int(g["lastpix"])) for g in recs])
+
+    async def block_sink(ctx):
+        await stream_collect(ctx, dut.blocks, 100 + 12 * len(want), stall=0.0, seed=10, out=blocks)
+
     async def consumer(ctx):
         await stream_collect(ctx, dut.o, 100 + 12 * len(want), stall=stall, seed=9, out=got)
 
-    simulate(dut, producer, consumer)
+    simulate(dut, producer, records, consumer, block_sink)
     got = [((int(v) & 0xFF) - (256 if int(v) & 0x80 else 0), int(v) >> 8) for v in got]
     assert len(want) > 20 and len({w[0] for w in want}) > 5
     assert len(got) == len(want), f"{len(got)} values, model {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):
         assert g == w, f"value {i} (group {i // n_lanes}, lane {i % n_lanes}): (y, flag) {g} != model {w}"
+    blocks = [dict(cb=int(b.cb), off=int(b.off), last=int(b.last)) for b in blocks]
+    assert blocks == want_blocks, f"block records {blocks[:3]}... != model {want_blocks[:3]}..."
+    assert sum(b["last"] for b in blocks) == 1

@@ -1,4 +1,4 @@
-"""The sequencer (hw/sequencer.py) alone against a model of the loop nest: every position of
+"""The sequencer (hw/sequencer.py) alone against a model of the loop nest (hw/model.groups): every position of
 every output group in the order oy > block group > ox > subgroup > (channel block, ky, kx), with
 its padding flag, last flag, weight address, channel mask, depthwise lane offset, real output
 channels and, inside the input, the line-buffer word of that input pixel and block. A behavioural
@@ -20,35 +20,32 @@ from test_engine import KINDS, make_spec
 
 
 def positions_model(r, dv, lanes, words):
+    """Every position, in the loop order of hw/model.groups, and every group's record."""
     k, s, pad, dw = r["KERNEL"], r["STRIDE"], r["PAD"], r["DEPTHWISE"]
-    c, h, w, kout, ho, wo = (r[n] for n in ("IN_C", "IN_H", "IN_W", "OUT_K", "OUT_H", "OUT_W"))
-    d, q = min(lanes, BLOCK), max(lanes, BLOCK)
+    c, h, w, kout = (r[n] for n in ("IN_C", "IN_H", "IN_W", "OUT_K"))
+    d = min(lanes, BLOCK)
     g_stride = dv["khkw"] if dw else dv["c_khkw"]
-    out = []
-    for oy in range(ho):
-        for bg in range(dv["n_bg"]):
-            for ox in range(wo):
-                for sg in range(dv["n_sg"]):
-                    k0 = bg * BLOCK + sg * d if dw else bg * q + sg * lanes
-                    g_off = bg * dv["bg_stride"] + sg * g_stride
-                    nl = max(0, min(kout - k0, lanes))
-                    if k0 >= kout:                      # an empty group: one position, no operand
-                        out.append(dict(inb=0, last=1, wbase=r["W_BASE"] + g_off, chmask=0, dwoff=(sg * d) % 8,
-                                        nl=nl, word=None))
-                        continue
-                    blocks = [bg] if dw else range(dv["cb_in"])
-                    for n_cb, cb in enumerate(blocks):
-                        for ky in range(k):
-                            for kx in range(k):
-                                iy, ix = oy * s - pad + ky, ox * s - pad + kx
-                                inb = int(0 <= iy < h and 0 <= ix < w)
-                                last = int((dw or n_cb == len(blocks) - 1) and ky == k - 1 and kx == k - 1)
-                                out.append(dict(inb=inb, last=last,
-                                                wbase=r["W_BASE"] + g_off + (0 if dw else BLOCK * cb * dv["khkw"]) + ky * k + kx,
-                                                chmask=sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c),
-                                                dwoff=(sg * d) % 8, nl=nl,
-                                                word=words[iy][ix][cb] if inb else None))
-    return out
+    out, recs = [], []
+    for g in hw_model.groups(r, lanes):
+        oy, bg, ox, sg, k0 = g["oy"], g["bg"], g["ox"], g["sg"], g["k0"]
+        recs.append(dict(k0=k0, pix=g["pix"], lastpix=int(g["lastpix"])))
+        g_off = bg * dv["bg_stride"] + sg * g_stride
+        nl = max(0, min(kout - k0, lanes))
+        if k0 >= kout:                      # an empty group: one position, no operand
+            out.append(dict(inb=0, last=1, wbase=r["W_BASE"] + g_off, chmask=0, dwoff=(sg * d) % 8, nl=nl, word=None))
+            continue
+        blocks = [bg] if dw else range(dv["cb_in"])
+        for n_cb, cb in enumerate(blocks):
+            for ky in range(k):
+                for kx in range(k):
+                    iy, ix = oy * s - pad + ky, ox * s - pad + kx
+                    inb = int(0 <= iy < h and 0 <= ix < w)
+                    last = int((dw or n_cb == len(blocks) - 1) and ky == k - 1 and kx == k - 1)
+                    out.append(dict(inb=inb, last=last,
+                                    wbase=r["W_BASE"] + g_off + (0 if dw else BLOCK * cb * dv["khkw"]) + ky * k + kx,
+                                    chmask=sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c),
+                                    dwoff=(sg * d) % 8, nl=nl, word=words[iy][ix][cb] if inb else None))
+    return out, recs
 
 
 CASES = {                     # kind, lanes: standard with padding and stride, depthwise, empty subgroups
@@ -72,13 +69,13 @@ def test_sequencer_against_model(case):
     rng = random.Random(len(case) * 3)
     words = [[[dict(values=[rng.randrange(-128, 128) for _ in range(BLOCK)], mask=rng.randrange(256))
                for _ in range(nb)] for _ in range(w)] for _ in range(h)]
-    want = positions_model(r, dv, lanes, words)
+    want, want_groups = positions_model(r, dv, lanes, words)
 
     m = Module()
-    m.submodules.seq = seq = Sequencer(lanes, linebuf_depth=depth)
+    m.submodules.seq = seq = Sequencer(lanes, linebuf_depth=depth, group_depth=19)
     m.submodules.lb = lb = RegisteredRAM(Word(), depth)
     m.d.comb += [lb.r_addr.eq(seq.lb_r_addr), seq.lb_r_data.eq(lb.r_data)]
-    got = []
+    got, groups = [], []
 
     async def bench(ctx):
         for name, v in r.items():
@@ -104,7 +101,11 @@ def test_sequencer_against_model(case):
                 ctx.set(lb.w_en, 0)
             ready = rng.random() < 0.7
             ctx.set(seq.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(seq.o.valid, seq.o.payload)
+            ctx.set(seq.groups.ready, 1)
+            _, _, valid, payload, g_valid, g = await ctx.tick().sample(seq.o.valid, seq.o.payload, seq.groups.valid,
+                                                                     seq.groups.payload)
+            if g_valid:
+                groups.append(dict(k0=int(g.k0), pix=int(g.pix), lastpix=int(g.lastpix)))
             if write:
                 word_i += 1
                 if word_i == w * nb:
@@ -116,7 +117,10 @@ def test_sequencer_against_model(case):
                 if len(got) == len(want):
                     break
         ctx.set(lb.w_en, 0)
-        await ctx.tick().repeat(4)
+        for _ in range(4):
+            _, _, g_valid, g = await ctx.tick().sample(seq.groups.valid, seq.groups.payload)
+            if g_valid:
+                groups.append(dict(k0=int(g.k0), pix=int(g.pix), lastpix=int(g.lastpix)))
         assert ctx.get(seq.rows_released) == h
 
     simulate(m, bench)
@@ -125,3 +129,4 @@ def test_sequencer_against_model(case):
         gd = dict(inb=int(g.inb), last=int(g.last), wbase=int(g.wbase), chmask=int(g.chmask), dwoff=int(g.dwoff),
                   nl=int(g.nl), word=dict(values=[int(v) for v in g.word.values], mask=int(g.word.mask)) if g.inb else None)
         assert gd == wnt, f"{case}: position {n}: {gd} != model {wnt}"
+    assert groups == want_groups, f"{case}: group records {groups[:4]}... != model {want_groups[:4]}..."

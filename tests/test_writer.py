@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from fmprune.hw import model as hw_model
 from fmprune.hw.writer import Packer, Writer
 from fmprune.sw.layout import BLOCK
 from streamtb import simulate, stream_collect, stream_put
@@ -61,19 +62,21 @@ def test_writer_against_model(compressed, idle, stall):
     assert not bad, f"write {bad[0]}: (addr, data) {got[bad[0]]} != model {want[bad[0]]}"
 
 
-def packer_model(values, flags, ho, wo, n_bg, bpb, cb_out, compressed):
-    blocks, n = [], 0
-    for oy in range(ho):
-        for bg in range(n_bg):
-            for ox in range(wo):
-                for j in range(bpb):
-                    v, f = values[n:n + BLOCK], flags[n:n + BLOCK]
-                    n += BLOCK
-                    mask = sum(b << i for i, b in enumerate(f)) if compressed else 0xFF
-                    cb = bg * bpb + j
-                    blocks.append(dict(values=v, mask=mask, cb=cb, off=0 if compressed else BLOCK * (oy * wo + ox),
-                                       keep=int(cb < cb_out)))
+def packer_model(values, flags, recs, cb_out, compressed):
+    """The blocks from the values (in the groups' channel order) and their records (one per block,
+    as the output stage issues them: hw/model.groups order, a record at each multiple of 8)."""
+    blocks = []
+    for n, rec in enumerate(recs):
+        v, f = values[BLOCK * n:BLOCK * (n + 1)], flags[BLOCK * n:BLOCK * (n + 1)]
+        mask = sum(b << i for i, b in enumerate(f)) if compressed else 0xFF
+        blocks.append(dict(values=v, mask=mask, cb=rec["cb"], off=0 if compressed else rec["off"],
+                           keep=int(rec["cb"] < cb_out)))
     return blocks
+
+
+def block_records(r, lanes):
+    return [dict(cb=(g["k0"] + lane) // BLOCK, off=BLOCK * g["pix"], last=int(g["lastpix"] and lane + BLOCK >= g["lanes"]))
+            for g in hw_model.groups(r, lanes) for lane in range(g["lanes"]) if (g["k0"] + lane) % BLOCK == 0]
 
 
 @pytest.mark.parametrize("lanes,dw,k,compressed,idle,stall", [(16, 0, 20, 1, 0.3, 0.5), (4, 0, 13, 0, 0.0, 0.0),
@@ -81,36 +84,35 @@ def packer_model(values, flags, ho, wo, n_bg, bpb, cb_out, compressed):
 def test_packer_against_model(lanes, dw, k, compressed, idle, stall):
     rng = random.Random(lanes + k)
     ho, wo = 3, 4
-    q = max(lanes, BLOCK)
-    n_bg = -(-k // BLOCK) if dw else -(-k // q)
-    bpb = 1 if dw else q // BLOCK
     cb_out = -(-k // BLOCK)
-    n = ho * n_bg * wo * bpb * BLOCK
+    recs = block_records(dict(OUT_K=k, OUT_H=ho, OUT_W=wo, DEPTHWISE=dw), lanes)
+    assert sum(r["last"] for r in recs) == 1 and recs[-1]["last"]
+    n = BLOCK * len(recs)
     values = [rng.randrange(-128, 128) for _ in range(n)]
     flags = [int(rng.random() < 0.6) for _ in range(n)]
-    want = packer_model(values, flags, ho, wo, n_bg, bpb, cb_out, compressed)
+    want = packer_model(values, flags, recs, cb_out, compressed)
     dut = Packer(lanes)
     got, done_at = [], []
 
     async def producer(ctx):
-        for name, v in dict(OUT_H=ho, OUT_W=wo, DEPTHWISE=dw, OUT_LAYOUT=compressed).items():
-            ctx.set(dut.desc[name], v)
-        ctx.set(dut.derived.n_bg, n_bg)
+        ctx.set(dut.desc.OUT_LAYOUT, compressed)
         ctx.set(dut.derived.cb_out, cb_out)
         ctx.set(dut.clear, 1)
         await ctx.tick()
         ctx.set(dut.clear, 0)
-        await ctx.tick().repeat(3)                  # the loop levels settle (as RUN's first cycles)
         assert not ctx.get(dut.done)
         await stream_put(ctx, dut.i, [(v & 0xFF) | f << 8 for v, f in zip(values, flags)], idle=idle, seed=6)
         for _ in range(4):
             await ctx.tick()
         done_at.append(ctx.get(dut.done))
 
+    async def records(ctx):
+        await stream_put(ctx, dut.meta, recs, idle=idle, seed=8)
+
     async def consumer(ctx):
         await stream_collect(ctx, dut.o, 12 * n, stall=stall, seed=7, out=got)
 
-    simulate(dut, producer, consumer)
+    simulate(dut, producer, records, consumer)
     got = [dict(values=[int(x) for x in p.values], mask=int(p.mask), cb=int(p.cb), off=int(p.off), keep=int(p.keep))
            for p in got]
     assert len(got) == len(want), f"{len(got)} blocks, model {len(want)}"
