@@ -27,6 +27,105 @@ class Group(data.StructLayout):
         })
 
 
+class Issue(data.StructLayout):
+    """A position as the sequencer issues it, before the line buffer is read."""
+    def __init__(self, lanes, linebuf_depth):
+        super().__init__({
+            "inb": 1, "last": 1, "chmask": 8, "wbase": 32, "dwoff": 3,   # as in Position
+            "kleft": signed(18),            # K - k0: the group's output channels from its first
+            "raddr": range(linebuf_depth),  # the line-buffer word
+            "group": Group(),               # the group's record (pushed with its last position)
+        })
+
+
+class PositionPipe(wiring.Component):
+    """The sequencer's back half: stage B registers the issued position's facts and its
+    line-buffer address, which the line buffer reads; stage C registers the facts again (and
+    clamps K - k0 into the group's real output channels); stage D has the word from the line
+    buffer's output register and pushes it with the facts into a queue of seven for the scanner.
+    ``i.ready`` is a credit flag counting the queue's free places less the three in flight, so the
+    sequencer never waits on the scanner within a cycle. (A row the sequencer has finished is
+    released for the loader at the row's end; the loader's first write into it comes many cycles
+    after the last reads leave stage B.) Each group's record enters the group queue with its last
+    position.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(Issue(lanes, linebuf_depth)))
+        The issued positions; ``i.ready`` is a register.
+    clear : In(1)
+        The run's first cycle: empty stages B to D.
+    lb_r_addr, lb_r_data : Out(range(linebuf_depth)), In(Word())
+        The line buffer's read port.
+    o, groups : Out(stream.Signature(Position(lanes))), Out(stream.Signature(Group()))
+        As the Sequencer's.
+    """
+
+    def __init__(self, lanes, *, linebuf_depth, group_depth):
+        self.P, self.linebuf_depth, self.group_depth = lanes, linebuf_depth, group_depth
+        super().__init__({"i": In(stream.Signature(Issue(lanes, linebuf_depth))), "clear": In(1),
+                          "lb_r_addr": Out(range(linebuf_depth)), "lb_r_data": In(Word()),
+                          "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group()))})
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self.P
+        # stage B registers the issued position's facts and its line-buffer address; the line
+        # buffer reads there. Stage C registers the facts again; stage D has the word from the line
+        # buffer's output register and pushes it with the facts into a short queue for the
+        # scanner. The sequencer issues while the queue has room counting the three in flight, so
+        # it never waits on the scanner within a cycle. (A row the sequencer has finished is
+        # released for the loader at the row's end; the loader's first write into it comes many
+        # cycles after the last reads leave stage B.)
+        b_valid = Signal()
+        b_inb = Signal()
+        b_last = Signal()
+        b_wbase = Signal(32)
+        b_chmask = Signal(8)
+        b_dwoff = Signal(3)
+        b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
+        b_raddr = Signal.like(self.lb_r_addr)  # cur_base + ix_cb + pos_cb
+        # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
+        pos_layout = Position(P)
+        BQ = 7
+        m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
+        b_take = Signal()
+        m.d.comb += [self.o.valid.eq(bq.r_rdy), self.o.payload.eq(bq.r_data),
+                     b_take.eq(self.o.valid & self.o.ready), bq.r_en.eq(b_take)]
+        b_entry = Signal(pos_layout)
+        # free queue entries, counting the positions in flight (B, C, D), as a register: the
+        # sequencer's enable then comes from a flip-flop, not from the queue's level and the scanner's pop
+        a_adv, a_valid = self.i.ready, self.i.valid
+        m.d.comb += [a_adv.eq(credits(m, BQ, "seq", a_adv & a_valid, b_take)), self.lb_r_addr.eq(b_raddr),
+                     b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
+                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
+        c_valid = Signal()
+        c_entry = Signal(pos_layout)
+        d_valid = Signal()
+        d_entry = Signal(pos_layout)
+        # K - k0 subtracted in stage B, clamped into stage C
+        m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry),
+                     c_entry.nl.eq(Mux(b_kleft <= 0, 0, Mux(b_kleft < P, b_kleft, P))),
+                     d_valid.eq(c_valid), d_entry.eq(c_entry)]
+        d_full = Signal(pos_layout)
+        m.d.comb += [d_full.eq(d_entry), d_full.word.eq(self.lb_r_data),
+                     bq.w_data.eq(d_full), bq.w_en.eq(d_valid)]
+        # the group records: pushed with each group's last position
+        m.submodules.gq = gq = SyncFIFOBuffered(width=Group().size, depth=self.group_depth)
+        issue = self.i.payload
+        m.d.comb += [gq.w_data.eq(issue.group), gq.w_en.eq(a_adv & a_valid & issue.last),
+                     self.groups.valid.eq(gq.r_rdy), self.groups.payload.eq(gq.r_data),
+                     gq.r_en.eq(self.groups.valid & self.groups.ready)]
+        with m.If(a_adv):
+            m.d.sync += [b_inb.eq(issue.inb), b_last.eq(issue.last), b_chmask.eq(issue.chmask),
+                         b_wbase.eq(issue.wbase), b_dwoff.eq(issue.dwoff), b_kleft.eq(issue.kleft),
+                         b_raddr.eq(issue.raddr)]
+        with m.If(self.clear):
+            m.d.sync += [b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
+        return m
+
+
+
 class Sequencer(wiring.Component):
     """Positions of every output pixel-group, in the loop order oy > block group > ox > subgroup
     > (channel block, ky, kx).
@@ -188,60 +287,22 @@ class Sequencer(wiring.Component):
         for i in range(BLOCK):
             m.d.comb += chmask[i].eq(pos_cb * BLOCK + i < C)
 
-        # stage B registers the issued position's facts and its line-buffer address; the line
-        # buffer reads there. Stage C registers the facts again; stage D has the word from the line
-        # buffer's output register and pushes it with the facts into a short queue for the
-        # scanner. The sequencer issues while the queue has room counting the three in flight, so
-        # it never waits on the scanner within a cycle. (A row the sequencer has finished is
-        # released for the loader at the row's end; the loader's first write into it comes many
-        # cycles after the last reads leave stage B.)
-        b_valid = Signal()
-        b_inb = Signal()
-        b_last = Signal()
-        b_wbase = Signal(32)
-        b_chmask = Signal(8)
-        b_dwoff = Signal(3)
-        b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
-        b_raddr = Signal(LBW)                # cur_base + ix_cb + pos_cb
-        # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
-        pos_layout = Position(P)
-        BQ = 7
-        m.submodules.bq = bq = SyncFIFOBuffered(width=pos_layout.size, depth=BQ)
-        b_take = Signal()
-        m.d.comb += [self.o.valid.eq(bq.r_rdy), self.o.payload.eq(bq.r_data),
-                     b_take.eq(self.o.valid & self.o.ready), bq.r_en.eq(b_take)]
-        b_entry = Signal(pos_layout)
-        # free queue entries, counting the positions in flight (B, C, D), as a register: the
-        # sequencer's enable then comes from a flip-flop, not from the queue's level and the scanner's pop
-        m.d.comb += [a_adv.eq(credits(m, BQ, "seq", a_adv & a_valid, b_take)), self.lb_r_addr.eq(b_raddr),
-                     b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
-                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
-        c_valid = Signal()
-        c_entry = Signal(pos_layout)
-        d_valid = Signal()
-        d_entry = Signal(pos_layout)
-        # K - k0 subtracted in stage B, clamped into stage C
-        m.d.sync += [b_valid.eq(a_adv & a_valid), c_valid.eq(b_valid), c_entry.eq(b_entry),
-                     c_entry.nl.eq(Mux(b_kleft <= 0, 0, Mux(b_kleft < P, b_kleft, P))),
-                     d_valid.eq(c_valid), d_entry.eq(c_entry)]
-        d_full = Signal(pos_layout)
-        m.d.comb += [d_full.eq(d_entry), d_full.word.eq(self.lb_r_data),
-                     bq.w_data.eq(d_full), bq.w_en.eq(d_valid)]
-        # the group records: pushed with each group's last position
-        m.submodules.gq = gq = SyncFIFOBuffered(width=Group().size, depth=self.group_depth)
+        # the issued position's facts, to the position pipe (stages B, C, D and the queues)
+        m.submodules.pipe = pipe = PositionPipe(P, linebuf_depth=self.linebuf_depth, group_depth=self.group_depth)
+        wiring.connect(m, pipe.o, wiring.flipped(self.o))
+        wiring.connect(m, pipe.groups, wiring.flipped(self.groups))
+        m.d.comb += [self.lb_r_addr.eq(pipe.lb_r_addr), pipe.lb_r_data.eq(self.lb_r_data), pipe.clear.eq(run_start)]
         row_pix = Signal(32)                 # oy * Wo
         g_pix = Signal(32)                   # oy * Wo + ox
         oy_last = Signal()                   # oy + 1 == Ho
-        g_rec = Signal(Group())
-        m.d.comb += [g_rec.k0.eq(k0), g_rec.pix.eq(g_pix), g_rec.lastpix.eq(oy_last & bg_last & ox_last),
-                     gq.w_data.eq(g_rec), gq.w_en.eq(a_adv & a_valid & z[3]),
-                     self.groups.valid.eq(gq.r_rdy), self.groups.payload.eq(gq.r_data),
-                     gq.r_en.eq(self.groups.valid & self.groups.ready)]
-        with m.If(a_adv):
-            m.d.sync += [b_inb.eq(inb & ~group_empty), b_last.eq(z[3]),
-                         b_chmask.eq(Mux(group_empty, 0, chmask)),
-                         b_wbase.eq(d.W_BASE + g_off + cb_woff + kpos), b_dwoff.eq((sg * D)[:3]),
-                         b_kleft.eq(K - k0), b_raddr.eq(cur_base + ix_cb + pos_cb)]
+        issue = pipe.i.payload
+        m.d.comb += [pipe.i.valid.eq(a_valid), a_adv.eq(pipe.i.ready),
+                     issue.inb.eq(inb & ~group_empty), issue.last.eq(z[3]),
+                     issue.chmask.eq(Mux(group_empty, 0, chmask)),
+                     issue.wbase.eq(d.W_BASE + g_off + cb_woff + kpos), issue.dwoff.eq((sg * D)[:3]),
+                     issue.kleft.eq(K - k0), issue.raddr.eq(cur_base + ix_cb + pos_cb),
+                     issue.group.k0.eq(k0), issue.group.pix.eq(g_pix),
+                     issue.group.lastpix.eq(oy_last & bg_last & ox_last)]
 
         # the start values, registered from the descriptor and its derived values (settled long
         # before RUN: INIT and PARAMS come between), in two steps where there is arithmetic
@@ -348,6 +409,4 @@ class Sequencer(wiring.Component):
                         m.d.comb += nxt["bg"].eq(bg_one)
                         m.next = "S_SETTLE"
 
-        with m.If(run_start):
-            m.d.sync += [b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
         return m
