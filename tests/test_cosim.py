@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fmprune.sim.runner import SimConfig, run
-from fmprune.sw import driver
+from fmprune.sw import driver, regs
 from test_engine import check_counters_against_memories, golden, make_spec
 
 pytestmark = pytest.mark.cosim
@@ -31,6 +31,7 @@ def test_cosim_layer(simulator, case, tmp_path):
     job = driver.prepare(spec, 8)
     r = run(job, SimConfig(simulator=simulator, **CFG), tmp_path, stall_percent=20, budget=200_000)
     assert not r["timeout"] and r["error"] == 0
+    assert r["id"] == regs.engine_id(8) and r["status_at_start"] & 0b11 == 0b01, (r["id"], r["status_at_start"])
     got = driver.decode_output(job, r["out"])
     diff = np.argwhere(got != want)
     assert diff.size == 0, (f"{case} on {simulator}: first mismatch at (k, y, x)={tuple(diff[0])}: "
