@@ -70,3 +70,12 @@ def test_one_block():
             if any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "BLOCK" for t in n.targets)
                    for n in ast.parse(p.read_text()).body)]
     assert defs == ["sw/fmformat.py"], defs
+
+
+def test_gateware_imports_no_simulation_or_boards():
+    """hw/ (the gateware and its model) imports nothing from sim/ or boards/; boards/ nothing
+    from sim/: the layers above depend on the ones below, never the other way."""
+    for folder, above in (("hw", {"sim", "boards"}), ("boards", {"sim"})):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            bad = imported(path) & above
+            assert not bad, f"{folder}/{path.name} imports from {sorted(bad)}"
