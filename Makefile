@@ -34,7 +34,7 @@ iverilog: ## Icarus Verilog from Debian (installed with apt-get when root)
 		echo "Icarus Verilog (iverilog) is missing. Install it with:  sudo apt-get install -y iverilog"; exit 1; \
 	fi
 
-test: setup ## default test tier (about 9 minutes on 2 cores once set up, two smoke bitstream builds included)
+test: setup ## default test tier (about 13-15 minutes on 2 cores once set up, two smoke bitstream builds included)
 	$(BIN)/python -m pytest
 
 test-slow: setup ## the slow tier: every network's error bounds; MobileNet and SqueezeNet 1.1 through the RTL; a two-seed ULX3S sweep
