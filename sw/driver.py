@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import regs
-from . import fmformat, layout
+from . import fmformat, layout, regs
 
 
 @dataclass
@@ -134,7 +133,8 @@ def check_run(name: str, job: Job, result: dict) -> np.ndarray:
     """A transport's result for `job`, checked and decoded. Raises if the engine was still busy
     when the budget ran out, if it refused the descriptor, or if the output read back is not what
     the engine says it wrote, or if the engine's ID register (when the result has it) is not that
-    of an engine with the job's lane count. OUT_BYTES must equal the bytes the decoded output takes in its layout.
+    of an engine with the job's lane count. OUT_BYTES must equal the bytes the decoded output
+    takes in its layout.
     A run that ended early or wrote part of its output fails this, and in the compressed layout
     (whose size depends on the values) so does, almost always, an output read back stale or from
     the wrong place. A dense run writes its whole region, so there only the count is checked."""

@@ -187,6 +187,8 @@ def test_driver_checks_what_was_written(out_layout):
             driver.check_run(spec.name, job, dict(r, out=bytes(corrupt)))
     with pytest.raises(RuntimeError, match="refused the layer: error 3 SHAPE"):
         driver.check_run(spec.name, job, dict(r, error=3))
+    with pytest.raises(RuntimeError, match="checked: the engine's ID register reads 0xF9B00010, not 0xF9B00004"):
+        driver.check_run(spec.name, job, dict(r, id=regs.engine_id(16)))
 
 
 @pytest.mark.parametrize("out_layout", ["dense", "compressed"])
