@@ -27,6 +27,7 @@ class SystemConfig:
     linebuf_depth: int
     max_channels: int
     max_blocks: int
+    wbuf_words: int = 0                 # the engine's weight buffer, words of P bytes (0: none)
     fm_word_bytes: int = 1
     out_word_bytes: int = 1
 
@@ -37,10 +38,11 @@ class SystemConfig:
     def info(self) -> dict:
         return dict(magic=protocol.INFO_MAGIC, lanes=self.lanes, fm_bytes=self.fm_bytes, w_bytes=self.w_bytes,
                     out_bytes=self.out_bytes, clk_hz=self.clk_hz, baud=self.baud, linebuf_words=self.linebuf_depth,
-                    max_channels=self.max_channels, max_blocks=self.max_blocks)
+                    max_channels=self.max_channels, max_blocks=self.max_blocks, wbuf_words=self.wbuf_words)
 
     def engine_args(self) -> dict:
-        return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks)
+        return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
+                    wbuf_words=self.wbuf_words)
 
 
 class BoardSystem(wiring.Component):

@@ -134,6 +134,8 @@ BOARDS = {
         # across placement seeds in docs/boards.md
         SystemConfig(lanes=16, clk_hz=100_000_000, baud=1_000_000, fm_bytes=64 << 10, w_bytes=64 << 10,
                      out_bytes=64 << 10, linebuf_depth=2048, max_channels=1024, max_blocks=256,
+                     # a weight buffer as large as the weight memory (64 KiB, 32 block RAMs)
+                     wbuf_words=(64 << 10) // 16,
                      # 32-bit words: Yosys then builds each memory from 16K x 1 block RAMs side by
                      # side, with no read multiplexer behind them (8-bit words need one: 12 ns)
                      fm_word_bytes=4, out_word_bytes=4),

@@ -8,12 +8,13 @@ from .setup import Derived
 
 
 class Control(wiring.Component):
-    """IDLE -> SETUP -> INIT -> PARAMS -> RUN -> IDLE.
+    """IDLE -> SETUP -> INIT -> PARAMS -> [FILL ->] RUN -> IDLE.
 
     START starts the set-up stage on the same cycle it leaves IDLE; a refused descriptor ends the
     run at the set-up's end with its error code. INIT writes the two block-pointer tables, one
     entry a cycle (the input blocks' from IN_BASE, the output blocks' from OUT_BASE, a block
-    stride apart); PARAMS lets the parameter loader own the weight port until it is done; RUN lasts
+    stride apart); PARAMS lets the parameter loader own the weight port until it is done; FILL (with
+    WEIGHT_BUFFER = 1) lets the weight buffer own it until the layer's weights are in; RUN lasts
     until the packer has handed over the layer's last block and the writer has written it. The
     phases are registers set and cleared with the state changes (they fan out widely); the run's
     end is a register too, which ignores RUN's first cycle (the packer's done flag holds from the
@@ -44,6 +45,10 @@ class Control(wiring.Component):
         The parameter loader's phases (ParamLoader.begin, .prepare, .active).
     params_done : In(1)
         The parameter loader is done.
+    fill_active : Out(1)
+        The FILL phase (WeightBuffer.active).
+    fill_done : In(1)
+        The weight buffer is filled.
     run, run_start : Out(1), Out(1)
         The run is on; its first cycle.
     out_done, out_busy : In(1), In(1)
@@ -57,7 +62,7 @@ class Control(wiring.Component):
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "start": In(1),
                           "setup_done": In(1), "setup_error": In(8), "end": Out(1), "end_error": Out(8),
                           **tables, "params_begin": Out(1), "params_prepare": Out(1), "params_active": Out(1),
-                          "params_done": In(1), "run": Out(1), "run_start": Out(1),
+                          "params_done": In(1), "fill_active": Out(1), "fill_done": In(1), "run": Out(1), "run_start": Out(1),
                           "out_done": In(1), "out_busy": In(1)})
 
     def elaborate(self, platform):
@@ -97,8 +102,16 @@ class Control(wiring.Component):
                     m.d.sync += phase_params.eq(1)
                     m.next = "PARAMS"
             with m.State("PARAMS"):
-                with m.If(self.params_done):
+                with m.If(self.params_done & self.desc.WEIGHT_BUFFER):
+                    m.d.sync += [phase_params.eq(0), self.fill_active.eq(1)]
+                    m.next = "FILL"
+                with m.Elif(self.params_done):
                     m.d.sync += [phase_params.eq(0), run.eq(1), run_start.eq(1)]
+                    m.next = "RUN"
+            with m.State("FILL"):
+                # done is cleared by begin and rises only while active: not before its second cycle
+                with m.If(self.fill_done):
+                    m.d.sync += [self.fill_active.eq(0), run.eq(1), run_start.eq(1)]
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(all_written):

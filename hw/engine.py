@@ -14,11 +14,11 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
 """
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import check_lanes
+from ..sw.layout import check_lanes, default_wbuf_words
 from .control import Control
 from .loader import Loader
 from .mac import MACLanes
@@ -31,6 +31,7 @@ from .regfile import Registers
 from .scanner import Scanner, Word
 from .sequencer import Sequencer
 from .setup import Setup
+from .wbuf import WeightBuffer
 from .writer import Packer, Writer
 
 
@@ -50,12 +51,20 @@ class Engine(wiring.Component):
         Block-pointer table entries: input and output channel blocks at most.
     fifo_depth : int
         Places in the scanner's item queue (at least 3).
+    wbuf_words : int or None
+        Weight-buffer words of P bytes (0: no weight buffer; None: sw/layout.py's WBUF_BYTES / P, 128 KiB).
     """
 
-    def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8):
+    def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8,
+                 wbuf_words=None):
         check_lanes(lanes)
         if fifo_depth < 3:
             raise ValueError(f"fifo_depth={fifo_depth}: the MAC item queue needs at least 3 places")
+        if wbuf_words is None:
+            wbuf_words = default_wbuf_words(lanes)
+        if wbuf_words < 0:
+            raise ValueError(f"wbuf_words={wbuf_words}: 0 (no weight buffer) or more")
+        self.wbuf_words = wbuf_words
         self.P = lanes
         self.linebuf_depth, self.max_channels, self.max_blocks = linebuf_depth, max_channels, max_blocks
         self.fifo_depth = fifo_depth
@@ -73,9 +82,9 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P = self.P
-        m.submodules.regs = regs = Registers(P)
+        m.submodules.regs = regs = Registers(P, self.wbuf_words)
         m.submodules.setup = setup = Setup(P, linebuf_depth=self.linebuf_depth, max_channels=self.max_channels,
-                                           max_blocks=self.max_blocks)
+                                           max_blocks=self.max_blocks, wbuf_words=self.wbuf_words)
         m.submodules.control = control = Control(P, self.max_blocks)
         m.submodules.params = params = ParamLoader(P, self.max_channels)
         m.submodules.loader = loader = Loader(P, linebuf_depth=self.linebuf_depth, max_blocks=self.max_blocks)
@@ -121,20 +130,45 @@ class Engine(wiring.Component):
             control.out_done.eq(packer.done), control.out_busy.eq(writer.busy),
         ]
 
-        # the weight port: the parameter loader's in PARAMS, the scanner's and the MAC lanes' in RUN
-        wiring.connect(m, w_slice.o, wiring.flipped(self.w_addr))
-        wiring.connect(m, wiring.flipped(self.w_data), w_queue.i)
+        # the weight port: the parameter loader's in PARAMS, the weight buffer's in FILL, the
+        # scanner's and the MAC lanes' in RUN; with WEIGHT_BUFFER = 1 the run's addresses go to the
+        # weight buffer instead (through the same pipeline register) and its words to the MAC lanes
         w_req, w_in = w_slice.i, w_queue.o
+        wiring.connect(m, wiring.flipped(self.w_data), w_queue.i)
+        serve = Signal()                      # RUN with the weight buffer (two registers)
+        fill = control.fill_active
+        if self.wbuf_words:
+            m.submodules.wbuf = wbuf = WeightBuffer(P, self.wbuf_words, self.fifo_depth)
+            m.d.comb += [wbuf.desc.eq(desc), wbuf.derived.eq(derived), wbuf.begin.eq(control.params_begin),
+                         wbuf.active.eq(fill), control.fill_done.eq(wbuf.done),
+                         wbuf.port_addr.ready.eq(w_req.ready),
+                         wbuf.port_data.valid.eq(w_in.valid & fill), wbuf.port_data.payload.eq(w_in.payload),
+                         wbuf.r_addr.valid.eq(w_slice.o.valid & serve), wbuf.r_addr.payload.eq(w_slice.o.payload),
+                         wbuf.r_data.ready.eq(mac.w.ready & serve)]
+            m.d.comb += serve.eq(desc.WEIGHT_BUFFER & run)
+            fill_word, fill_waiting = wbuf.word, wbuf.waiting
+        else:
+            fill_word = fill_waiting = 0
+        m.d.comb += [self.w_addr.valid.eq(w_slice.o.valid & ~serve), self.w_addr.payload.eq(w_slice.o.payload),
+                     w_slice.o.ready.eq(Mux(serve, 1, self.w_addr.ready))]
         m.d.comb += [params.w_addr.ready.eq(w_req.ready), scanner.w_addr.ready.eq(w_req.ready),
-                     params.w_data.valid.eq(w_in.valid), params.w_data.payload.eq(w_in.payload),
-                     mac.w.valid.eq(w_in.valid), mac.w.payload.eq(w_in.payload)]
+                     params.w_data.valid.eq(w_in.valid), params.w_data.payload.eq(w_in.payload)]
+        if self.wbuf_words:
+            m.d.comb += [mac.w.valid.eq(Mux(serve, wbuf.r_data.valid, w_in.valid)),
+                         mac.w.payload.eq(Mux(serve, wbuf.r_data.payload, w_in.payload))]
+        else:
+            m.d.comb += [mac.w.valid.eq(w_in.valid), mac.w.payload.eq(w_in.payload)]
         with m.If(phase_params):
             m.d.comb += [w_req.valid.eq(params.w_addr.valid), w_req.payload.eq(params.w_addr.payload),
                          w_in.ready.eq(params.w_data.ready)]
+        if self.wbuf_words:
+            with m.Elif(fill):
+                m.d.comb += [w_req.valid.eq(wbuf.port_addr.valid), w_req.payload.eq(wbuf.port_addr.payload),
+                             w_in.ready.eq(1)]
+        with m.Else():
+            m.d.comb += w_in.ready.eq(mac.w.ready & ~serve)
         with m.If(run):
             m.d.comb += [w_req.valid.eq(scanner.w_addr.valid), w_req.payload.eq(scanner.w_addr.payload)]
-        with m.If(~phase_params):
-            m.d.comb += w_in.ready.eq(mac.w.ready)
 
         # the dataflow
         m.d.comb += [loader.run.eq(run), loader.run_start.eq(run_start),
@@ -164,12 +198,13 @@ class Engine(wiring.Component):
         m.d.sync += stall_q.eq(0)
         with m.If(regs.busy):
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
-                       (self.out.valid & ~self.out.ready) | (mac.i.valid & mac.i.payload.mac & ~w_in.valid & run) |
-                       (phase_params & params.waiting & ~w_in.valid))
+                       (self.out.valid & ~self.out.ready) |
+                       (mac.i.valid & mac.i.payload.mac & ~w_in.valid & run & ~serve) |
+                       (phase_params & params.waiting & ~w_in.valid) | (fill & fill_waiting & ~w_in.valid))
             # counted a cycle later, from a register (the conditions come from every port)
             m.d.sync += stall_q.eq(stalled)
         m.d.comb += [inc.FM_BITMAP_BYTES.eq(loader.bitmap_byte), inc.FM_VALUE_BYTES.eq(loader.value_byte),
                      inc.MACS.eq(scanner.macs), inc.VALUES_SKIPPED.eq(scanner.skipped),
                      inc.PARAM_BYTES.eq(params.word), inc.OUT_BYTES.eq(self.out.valid & self.out.ready),
-                     inc.WEIGHT_BYTES.eq(w_in.valid & w_in.ready & run), inc.STALL_CYCLES.eq(stall_q)]
+                     inc.WEIGHT_BYTES.eq((w_in.valid & w_in.ready & run & ~serve) | fill_word), inc.STALL_CYCLES.eq(stall_q)]
         return m

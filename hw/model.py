@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sw import fmformat, regs
+from ..sw import fmformat, regs, traffic
 from ..sw.layout import BLOCK, dw_lanes, param_words
 from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
 SETUP = 8
 ROW_OVERHEAD = 5          # S_SETTLE, S_ROW and the refill of the line-buffer read, its register and the scanner
-
-
-def _windows(x_present, k, s, pad, ho, wo):
-    """present operands per output position and kernel tap: (ho, wo, C, k, k) bool."""
-    c, h, w = x_present.shape
-    padded = np.zeros((c, h + 2 * pad, w + 2 * pad), dtype=bool)
-    padded[:, pad:pad + h, pad:pad + w] = x_present
-    out = np.zeros((ho, wo, c, k, k), dtype=bool)
-    for ky in range(k):
-        for kx in range(k):
-            out[:, :, :, ky, kx] = padded[:, ky:ky + s * ho:s, kx:kx + s * wo:s].transpose(1, 2, 0)
-    return out
 
 
 def _derive_operands(r: dict, P: int) -> list[int]:
@@ -34,7 +22,9 @@ def _derive_operands(r: dict, P: int) -> list[int]:
     n_sg = BLOCK // d if r["DEPTHWISE"] else q // P
     n_bg = -(-ko // BLOCK) if r["DEPTHWISE"] else -(-ko // q)
     cb_in, cb_out = -(-c // BLOCK), -(-ko // BLOCK)
-    return [w, wo, cb_in, k * k, cb_in, cb_out, n_sg, n_bg, pad, s, pad, s, s, s]
+    return [w, wo, cb_in, k * k, cb_in, cb_out, n_sg, n_bg,
+            traffic.weight_groups(ko, P, r["DEPTHWISE"]), pad, s, pad, s, s, s]
+
 
 
 def derive_cycles_regs(r: dict, P: int) -> int:
@@ -88,7 +78,7 @@ def _signed8(v: int) -> int:
     return v - 256 if v & 0x80 else v
 
 
-def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks: int) -> dict:
+def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks: int, wbuf_words: int = 0) -> dict:
     """The descriptor set-up's model (hw/setup.py): its derived values at their register widths,
     the error code it ends with (0, or the lowest code of the rules the descriptor breaks) and its
     cycles (check_cycles). `r` holds the descriptor's register values (driver.Job.regs)."""
@@ -108,7 +98,8 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
     rows = line_buffer_rows(r, linebuf_depth)
     out = dict(cb_in=cb_in, cb_out=cb_out, khkw=khkw, row_words=row_words, in_stride=in_stride,
                out_stride=out_stride, c_khkw=c_khkw, n_bg=n_bg, n_sg=n_sg, n_lanes=d if dw else P,
-               bg_stride=bg_stride, rows=rows, rows_acc=rows * row_words, pad_words=wrap(row_words * pad, 40),
+               bg_stride=bg_stride, w_fill=wrap((khkw if dw else c_khkw) * traffic.weight_groups(ko, P, dw), 36),
+               w_origin=0 if r.get("WEIGHT_BUFFER") else r["W_BASE"], rows=rows, rows_acc=rows * row_words, pad_words=wrap(row_words * pad, 40),
                s_words=wrap(row_words * s, 40), pad_cb=wrap(cb_in * pad, 20), s_cb=wrap(cb_in * s, 20),
                khkw_x=[wrap(i * khkw, 11) for i in range(BLOCK)], neg_eps_in=-r["EPS_IN"],
                neg_eps_out=-r["EPS_OUT"])
@@ -128,6 +119,7 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
         "LINE_BUFFER": rows < k or rows < s,
         "CHANNELS": ko > max_channels or cb_in > max_blocks or cb_out > max_blocks,
         "ADDRESS": max(in_end, out_end, w_end, p_end) > 1 << 32,
+        "WEIGHT_BUFFER": bool(r.get("WEIGHT_BUFFER")) and traffic.fill_words(ko, c, k, P, dw) > wbuf_words,
     }
     codes = [regs.ERROR_CODE[n] for n, f in fails.items() if f]
     out.update(error=min(codes) if codes else 0, cycles=check_cycles(r, P, linebuf_depth))
@@ -135,9 +127,10 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
 
 
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
-            out_layout: str = "compressed", eps_out: int = 0, expected=None) -> dict:
+            out_layout: str = "compressed", eps_out: int = 0, expected=None, weight_buffer: bool = False) -> dict:
     """Counters the engine will report for `spec` (a driver.LayerSpec). `expected` (the golden
-    output) is needed for OUT_BYTES in the compressed layout."""
+    output) is needed for OUT_BYTES in the compressed layout. With `weight_buffer` the weights
+    are read once, into the weight buffer, before the run (WEIGHT_BUFFER = 1)."""
     x = spec.input
     c, h, w = x.shape
     kout, _, k, _ = spec.weight.shape
@@ -145,21 +138,17 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     P, D = lanes, dw_lanes(lanes)
     Q = max(P, BLOCK)
     cb_in, cb_out = -(-c // BLOCK), -(-kout // BLOCK)
-    _, traffic = fmformat.encode(x, in_layout, eps=0)
-    present = np.abs(x.astype(np.int16)) > eps
-    win = _windows(present, k, spec.stride, spec.padding, ho, wo)         # operands present
-    if dense_mode:                                                         # every tap, padding included
-        win = np.ones_like(win)
-    r = dict(FM_BITMAP_BYTES=traffic.bitmap_bytes, FM_VALUE_BYTES=traffic.value_bytes,
+    _, fm_in = fmformat.encode(x, in_layout, eps=0)
+    win = traffic.present_windows(spec, eps, dense_mode)                  # the operands issued
+    r = dict(FM_BITMAP_BYTES=fm_in.bitmap_bytes, FM_VALUE_BYTES=fm_in.value_bytes,
              PARAM_BYTES=kout * param_words(P) * P)
     if spec.depthwise:
         n_groups = cb_out * (BLOCK // D)
-        items = macs = skipped = 0
+        macs = skipped = 0
         for g in range(n_groups):
             ch = [g * D + p for p in range(D) if g * D + p < c]
             if ch:
                 wg = win[:, :, ch]                                         # ho, wo, lanes, k, k
-                items += int(wg.any(axis=2).sum())
                 macs += int(wg.sum())
                 skipped += int((~wg).sum())
         # one scanner cycle a tap, D output lanes a group
@@ -168,7 +157,6 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
         n_groups = -(-kout // Q) * (Q // P)
         real_groups = sum(1 for g in range(n_groups) if g * P < kout)     # groups past K: one bubble each
         per_window = int(win.sum())
-        items = per_window * real_groups
         macs = per_window * sum(max(0, min(P, kout - g * P)) for g in range(n_groups))
         skipped = (ho * wo * c * k * k - per_window) * real_groups
         # a word (block, ky, kx) costs max(1, operands in it) scanner cycles; the scanner and the
@@ -178,7 +166,9 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
         per_word = padc.reshape(ho, wo, cb_in, BLOCK, k, k).sum(axis=3)    # ho, wo, cb, k, k
         scan_pixel = np.maximum(per_word, 1).sum(axis=(2, 3, 4))          # ho, wo: cycles a window
         paced = int(np.maximum(scan_pixel, P).sum()) * real_groups + (n_groups - real_groups) * ho * wo * P
-    r.update(MACS=macs, VALUES_SKIPPED=skipped, WEIGHT_BYTES=items * P)
+    fill = traffic.fill_words(kout, c, k, P, spec.depthwise)
+    items = traffic.stream_items(win, kout, P, spec.depthwise)
+    r.update(MACS=macs, VALUES_SKIPPED=skipped, WEIGHT_BYTES=fill * P if weight_buffer else items * P)
     blocks = cb_out * ho * wo
     if out_layout == "compressed":
         if expected is None:
@@ -188,9 +178,11 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     else:
         r["OUT_BYTES"] = blocks * BLOCK
     # cycle estimate: the slowest of the concurrent stages, plus set-up and pipeline fill
-    loader = (traffic.bitmap_bytes * 3 + traffic.value_bytes) if in_layout == "compressed" else \
+    loader = (fm_in.bitmap_bytes * 3 + fm_in.value_bytes) if in_layout == "compressed" else \
         cb_in * h * w * (BLOCK + 2)
     writer = r["OUT_BYTES"] + blocks
     setup = SETUP + 17 + derive_cycles(spec, P) + max(cb_in, cb_out) + kout * param_words(P) + 4
+    if weight_buffer:                    # FILL: a word a cycle, and the last write
+        setup += fill + 3
     r["cycles_estimate"] = int(max(paced, writer, loader) + setup + ROW_OVERHEAD * ho + Requantizer.LATENCY)
     return r

@@ -41,6 +41,8 @@ class Registers(wiring.Component):
     ----------
     lanes : int
         P, which the ID register reports.
+    wbuf_words : int
+        The weight buffer's words, which WBUF_WORDS reports (a generation parameter).
 
     Attributes
     ----------
@@ -63,8 +65,8 @@ class Registers(wiring.Component):
         The counters' increments this cycle.
     """
 
-    def __init__(self, lanes):
-        self.P = lanes
+    def __init__(self, lanes, wbuf_words=0):
+        self.P, self.wbuf_words = lanes, wbuf_words
         super().__init__({"csr": In(CSRSignature()), "desc": Out(Descriptor()), "start": Out(1), "busy": Out(1), "error": Out(1),
                           "end": In(1), "end_error": In(8), "inc": In(Increments(lanes))})
 
@@ -83,6 +85,8 @@ class Registers(wiring.Component):
             a = regs.ADDR[r.name]
             if r.name == "ID":
                 rdata[a] = Const(regs.engine_id(self.P), 32)
+            elif r.name == "WBUF_WORDS":
+                rdata[a] = Const(self.wbuf_words, 32)
             elif r.name == "STATUS":
                 rdata[a] = Cat(status_busy, status_done, Const(0, 6), err)
             elif r.name in reg:

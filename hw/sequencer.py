@@ -299,7 +299,7 @@ class Sequencer(wiring.Component):
         m.d.comb += [pipe.i.valid.eq(a_valid), a_adv.eq(pipe.i.ready),
                      issue.inb.eq(inb & ~group_empty), issue.last.eq(z[3]),
                      issue.chmask.eq(Mux(group_empty, 0, chmask)),
-                     issue.wbase.eq(d.W_BASE + g_off + cb_woff + kpos), issue.dwoff.eq((sg * D)[:3]),
+                     issue.wbase.eq(dv.w_origin + g_off + cb_woff + kpos), issue.dwoff.eq((sg * D)[:3]),
                      issue.kleft.eq(K - k0), issue.raddr.eq(cur_base + ix_cb + pos_cb),
                      issue.group.k0.eq(k0), issue.group.pix.eq(g_pix),
                      issue.group.lastpix.eq(oy_last & bg_last & ox_last)]

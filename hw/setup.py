@@ -30,6 +30,9 @@ class Derived(data.StructLayout):
             "n_sg": 4,                      # subgroups per block group: Q / P (depthwise: 8 / D)
             "n_lanes": range(lanes + 1),    # lanes a group uses: P (depthwise: D)
             "bg_stride": 36,                # weight words per block group: n_sg * (k k or C k k)
+            "w_fill": 36,                   # the layer's weight words (sw/layout.py): ceil(K / P) C k k
+                                            # (depthwise: ceil(K / D) k k), what the weight buffer holds
+            "w_origin": 32,                 # the weight address of word 0: W_BASE, or 0 in the weight buffer
             "rows": 5,                      # R: input rows that fit the line buffer, at most 16
             "rows_acc": 32,                 # R * row_words
             "pad_words": 40,                # pad * row_words: line-buffer words of the top padding rows
@@ -56,7 +59,7 @@ class Setup(wiring.Component):
     ----------
     lanes : int
         P.
-    linebuf_depth, max_channels, max_blocks : int
+    linebuf_depth, max_channels, max_blocks, wbuf_words : int
         The engine's buffer sizes (its generation parameters), which the checks hold the layer to.
 
     Attributes
@@ -73,9 +76,10 @@ class Setup(wiring.Component):
         The derived values, valid from ``done`` on.
     """
 
-    def __init__(self, lanes, *, linebuf_depth, max_channels, max_blocks):
+    def __init__(self, lanes, *, linebuf_depth, max_channels, max_blocks, wbuf_words=0):
         self.P, self.D, self.Q = lanes, dw_lanes(lanes), max(lanes, BLOCK)
         self.linebuf_depth, self.max_channels, self.max_blocks = linebuf_depth, max_channels, max_blocks
+        self.wbuf_words = wbuf_words
         super().__init__({"desc": In(Descriptor()), "start": In(1), "done": Out(1), "error": Out(8),
                           "derived": Out(Derived(lanes))})
 
@@ -91,7 +95,7 @@ class Setup(wiring.Component):
         # the derived values the other stages read (self.derived mirrors them)
         out = {name: Signal(self.derived.shape()[name].shape, name=name)
                for name in ("cb_in", "cb_out", "khkw", "row_words", "in_stride", "out_stride", "c_khkw", "n_bg",
-                            "n_sg", "n_lanes", "bg_stride", "rows", "rows_acc", "pad_words", "s_words", "pad_cb",
+                            "n_sg", "n_lanes", "bg_stride", "w_fill", "w_origin", "rows", "rows_acc", "pad_words", "s_words", "pad_cb",
                             "s_cb", "neg_eps_in", "neg_eps_out")}
         khkw_x = [Signal(11, name=f"khkw_x{i}") for i in range(BLOCK)]
         m.d.comb += [self.derived[n].eq(v) for n, v in out.items()]
@@ -117,6 +121,7 @@ class Setup(wiring.Component):
         in_size = Signal(48)                # cb_in * in_stride
         out_size = Signal(48)
         w_size = Signal(52)
+        w_groups = Signal(16)               # weight groups in the layout: ceil(K / P) (depthwise: ceil(K / D))
         m.submodules.mul = mul = SeqMul(40, 16)
         mul_i = Signal(4)                   # the product being made (`steps` below)
         mul_last = Signal()                 # mul_i is the last step
@@ -127,6 +132,7 @@ class Setup(wiring.Component):
             (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_in), (c_khkw, C, khkw),
             (in_size, in_stride, cb_in), (out_size, out_stride, cb_out),
             (bg_stride, Mux(dw, khkw, c_khkw), n_sg), (w_size, bg_stride, n_bg),
+            (out["w_fill"], Mux(dw, khkw, c_khkw), w_groups),
             (out["pad_words"], row_words, pad), (out["s_words"], row_words, s), (out["pad_cb"], cb_in, pad),
             (out["s_cb"], cb_in, s), (span_h, Ho - 1, s), (span_w, Wo - 1, s),
         ]
@@ -142,6 +148,8 @@ class Setup(wiring.Component):
                     cb_in.eq((C + 7) >> 3), cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
                     out["neg_eps_in"].eq(-d.EPS_IN), out["neg_eps_out"].eq(-d.EPS_OUT),
                     rows.eq(0), rows_acc.eq(0), p_end.eq(d.P_BASE + K * PW),
+                    out["w_origin"].eq(Mux(d.WEIGHT_BUFFER, 0, d.W_BASE)),
+                    w_groups.eq(Mux(dw, (K + D - 1) // D, (K + P - 1) // P)),
                     in_h.eq(H + 2 * pad), in_w.eq(W + 2 * pad),
                 ]
                 with m.If(dw):
@@ -203,6 +211,7 @@ class Setup(wiring.Component):
                     "LINE_BUFFER": (rows < k) | (rows < s),
                     "CHANNELS": (K > self.max_channels) | (cb_in > self.max_blocks) | (cb_out > self.max_blocks),
                     "ADDRESS": (in_end > (1 << 32)) | (out_end > (1 << 32)) | (w_end > (1 << 32)) | (p_end > (1 << 32)),
+                    "WEIGHT_BUFFER": d.WEIGHT_BUFFER & (out["w_fill"] > self.wbuf_words),
                 }
                 assert sorted(regs.ERROR_CODE[name] for name in conds) == list(range(1, len(regs.ERRORS)))
                 m.d.sync += [failed[regs.ERROR_CODE[name] - 1].eq(c) for name, c in conds.items()]

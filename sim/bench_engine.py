@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sw import driver
+from ..sw import driver, fmformat, plan
+from ..sw.layout import PARAM_BYTES
 from ..sw.analyze import nonzero_macs
 from ..sw.golden import QuantizedNetwork, split_layer_name
-from .runner import SimConfig, run
+from .runner import SimConfig, SimTransport
 
 DEFAULT_LAYERS = ["mobilenet.conv1", "mobilenet.conv2", "mobilenet.conv3", "mobilenet.conv4",
                   "mobilenet.conv5", "mobilenet.conv6", "vgg16.conv13"]
@@ -31,17 +32,25 @@ def bench_layer(full, qnets, lanes, eps, out_root):
     spec = driver.LayerSpec(full, x, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.stride,
                             layer.padding, layer.kind == "depthwise", layer.act.lo, layer.act.hi)
     cfg = SimConfig(lanes=lanes)
-    row = dict(layer=full, kind=layer.kind, lanes=lanes, eps=eps, weights=q.weights_desc, macs=layer.macs)
+    row = dict(layer=full, kind=layer.kind, stride=layer.stride, lanes=lanes, eps=eps, weights=q.weights_desc,
+               macs=layer.macs, wbuf_words=cfg.weight_buffer_words)
     for mode in ("sparse", "dense"):
-        job = driver.prepare(spec, lanes, eps=eps, dense_mode=(mode == "dense"))
-        r = run(job, cfg, out_root / full / mode)
-        got = driver.decode_output(job, r["out"])
+        # the driver's plan for this engine's weight buffer, in each mode (dense mode streams every
+        # operand, so its best plan can differ)
+        pl = plan.plan(spec, lanes, cfg.weight_buffer_words, eps=eps, dense_mode=(mode == "dense"))
+        transport = SimTransport(cfg, out_root / full / mode)
+        t = time.perf_counter()
+        got, r = plan.run_plan(spec, pl, transport, eps=eps, dense_mode=(mode == "dense"))
+        wall = time.perf_counter() - t
         c = r["counters"]
         row[mode] = dict(cycles=c["CYCLES"], bit_exact=bool(np.array_equal(got, want)), counters=c,
-                         memory=r["memory"], wall_s=round(r["wall_s"], 2), build_s=round(r["build_s"], 2),
-                         sim_cycles_per_s=round(c["CYCLES"] / r["wall_s"]))
+                         tiles=[dict(k0=t.k0, k1=t.k1, weight_buffer=t.weight_buffer) for t in pl.tiles],
+                         plan_bytes_read=pl.bytes_read, wall_s=round(wall, 2),
+                         sim_cycles_per_s=round(c["CYCLES"] / wall))
     nz = nonzero_macs(x, layer.weight.shape, layer.stride, layer.padding, layer.groups, eps)
-    limit = job.in_traffic.bitmap_bytes + int((np.abs(x.astype(np.int16)) > 0).sum())
+    _, t_in = fmformat.encode(x, "compressed")
+    _, t_out = fmformat.encode(want, "compressed")
+    limit = t_in.total
     sp, dn = row["sparse"], row["dense"]
     row.update(
         nonzero_macs=nz,
@@ -49,9 +58,14 @@ def bench_layer(full, qnets, lanes, eps, out_root):
         utilisation=round(math.ceil(nz / lanes) / sp["cycles"], 4),
         dense_utilisation=round(math.ceil(layer.macs / lanes) / dn["cycles"], 4),
         speedup=round(dn["cycles"] / sp["cycles"], 3),
-        fm_bytes_dense=int(-(-x.shape[0] // 8) * 8 * x.shape[1] * x.shape[2]),
+        fm_bytes_tensor=int(x.size), fm_bytes_dense=fmformat.region_bytes(*x.shape, "dense"),
         fm_bytes_read=sp["counters"]["FM_VALUE_BYTES"] + sp["counters"]["FM_BITMAP_BYTES"],
         fm_bytes_limit=limit,
+        weight_bytes=int(layer.weight.size), weight_bytes_read=sp["counters"]["WEIGHT_BYTES"],
+        param_bytes_read=sp["counters"]["PARAM_BYTES"], out_bytes_written=sp["counters"]["OUT_BYTES"],
+        bytes_read=sum(sp["counters"][n] for n in ("WEIGHT_BYTES", "PARAM_BYTES", "FM_VALUE_BYTES", "FM_BITMAP_BYTES")),
+        bytes_read_ideal=int(layer.weight.size) + PARAM_BYTES * layer.weight.shape[0] + t_in.total,
+        out_bytes_ideal=t_out.total,
         input_zero_fraction=round(float(np.mean(x == 0)), 4))
     return row
 
@@ -65,7 +79,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rows, qnets = [], {}
     hdr = f"{'layer':18s} {'kind':10s} {'cycles':>10s} {'sparse bd':>10s} {'util':>6s} {'dense cyc':>10s} " \
-          f"{'dense util':>10s} {'speedup':>8s} {'fm read':>9s} {'fm limit':>9s} {'fm dense':>9s} exact"
+          f"{'dense util':>10s} {'speedup':>8s} {'fm read':>9s} {'fm limit':>9s} {'fm tensor':>9s} " \
+          f"{'read':>10s} {'ideal':>10s} {'runs':>4s} exact"
     print(hdr)
     t = time.perf_counter()
     for full in args.layers:
@@ -73,7 +88,8 @@ def main(argv=None) -> int:
         rows.append(r)
         print(f"{r['layer']:18s} {r['kind']:10s} {r['sparse']['cycles']:10d} {r['cycles_sparse_bound']:10d} "
               f"{r['utilisation']:6.3f} {r['dense']['cycles']:10d} {r['dense_utilisation']:10.3f} "
-              f"{r['speedup']:8.2f} {r['fm_bytes_read']:9d} {r['fm_bytes_limit']:9d} {r['fm_bytes_dense']:9d} "
+              f"{r['speedup']:8.2f} {r['fm_bytes_read']:9d} {r['fm_bytes_limit']:9d} {r['fm_bytes_tensor']:9d} "
+              f"{r['bytes_read']:10d} {r['bytes_read_ideal']:10d} {len(r['sparse']['tiles']):4d} "
               f"{r['sparse']['bit_exact'] and r['dense']['bit_exact']}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,46 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sw import driver, fmformat, quant, tiling
+from ..sw import driver, fmformat, plan, quant, tiling
 from ..sw.data import load_image, preprocess
 from ..sw.golden import QuantizedNetwork
 from ..sw.zoo import INPUT_SIZE
 from .runner import SimConfig, SimTransport
+
+
+def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wall_s) -> dict:
+    """One layer's figures (build/run/NET.json's `layers`): the engine's counters summed over its
+    runs, the bound ceil(non-zero MACs / P), and the bytes read beside the ideal (the weight
+    tensor, the parameters once, the compressed input and output). Feature-map baselines: the
+    unpadded C x H x W tensor (`fm_bytes_tensor`) and the padded 8-channel dense layout."""
+    from ..sw.layout import PARAM_BYTES
+    nz = int(c["MACS"])
+    bound = math.ceil(nz / lanes)
+    _, t_in = fmformat.encode(spec.input, "compressed")
+    _, t_out = fmformat.encode(want, "compressed")
+    weight_tensor = int(spec.weight.size)
+    read = {n: int(c[n]) for n in ("WEIGHT_BYTES", "PARAM_BYTES")}
+    fm = int(c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"])
+    ideal_read = weight_tensor + PARAM_BYTES * spec.weight.shape[0] + t_in.total
+    # the engine's model, run by run
+    from ..hw.model import predict
+    expected = want if layer.act.kind != "leaky" else got
+    runs = [(plan.sub_spec(spec, t), t.weight_buffer, expected[t.k0:t.k1]) for t in tiles] if tiles else \
+        [(spec, False, expected)]
+    models = [predict(sub, lanes, eps=eps, expected=e, weight_buffer=wb) for sub, wb, e in runs]
+    model = {n: sum(mo[n] for mo in models) for n in ("FM_VALUE_BYTES", "FM_BITMAP_BYTES", "MACS", "cycles_estimate")}
+    return dict(layer=name, kind=layer.kind, stride=spec.stride, cycles=int(c["CYCLES"]), bound=bound,
+                macs=layer.macs, nonzero_macs=nz, utilisation=round(bound / max(1, c["CYCLES"]), 4),
+                weight_bytes_read=read["WEIGHT_BYTES"], param_bytes_read=read["PARAM_BYTES"], fm_bytes_read=fm,
+                out_bytes_written=int(c["OUT_BYTES"]), weight_bytes=weight_tensor,
+                bytes_read=read["WEIGHT_BYTES"] + read["PARAM_BYTES"] + fm, bytes_read_ideal=ideal_read,
+                out_bytes_ideal=t_out.total, fm_bytes_limit=t_in.total,
+                fm_bytes_tensor=int(spec.input.size), fm_bytes_dense=fmformat.region_bytes(*spec.input.shape, "dense"),
+                chained_input=chained, bit_exact=bool(np.array_equal(got, want)),
+                model_fm_bytes=model["FM_VALUE_BYTES"] + model["FM_BITMAP_BYTES"], model_macs=model["MACS"],
+                cycles_estimate=model["cycles_estimate"],
+                tiles=len(tiles) if tiles else 1,
+                weight_buffer_runs=sum(t.weight_buffer for t in tiles) if tiles else 0, wall_s=round(wall_s, 2))
 
 
 def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo=print, t0=None, board=None):
@@ -34,40 +69,30 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
         t_layer = time.perf_counter()
         if board:
             y, r = tiling.run_tiled(spec, board[0], board[1], eps=eps_)
-            chained = False
+            chained, tiles = False, None
         else:
-            job = driver.prepare(spec, lanes, eps=eps_)
             chained = id(x) in engine_images and engine_images[id(x)][0] is x
-            if chained:                           # the previous layer's compressed output, as written
-                job.fm_image = engine_images[id(x)][1]
-            r = SimTransport(cfg, run_root / op.layer).execute(job)
-            y = driver.check_run(full, job, r)
+            pl = plan.plan(spec, lanes, cfg.weight_buffer_words, eps=eps_)
+            # the previous layer's compressed output, as written, is this layer's input image
+            y, r = plan.run_plan(spec, pl, SimTransport(cfg, run_root / op.layer), eps=eps_,
+                                 fm_image=engine_images[id(x)][1] if chained else None)
+            tiles = pl.tiles
         if layer.act.kind == "leaky":             # the slope on the host, after the engine's clamp
             y = np.where(y < 0, quant.mbqm(y, layer.act.neg_multiplier, layer.act.neg_shift), y).astype(np.int8)
         want = layer.forward(x[0], eps_)
         c = r["counters"]
-        from ..hw.model import predict
-        model = predict(spec, lanes, eps=eps_, expected=want if layer.act.kind != "leaky" else y)
-        nz = int(c["MACS"])
-        _, traffic = fmformat.encode(spec.input, "compressed")
-        rows.append(dict(layer=full, kind=layer.kind, cycles=c["CYCLES"], macs=layer.macs, nonzero_macs=nz,
-                         utilisation=round(math.ceil(nz / lanes) / max(1, c["CYCLES"]), 4),
-                         fm_bytes_read=c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"],
-                         fm_bytes_dense=fmformat.region_bytes(*spec.input.shape, "dense"),
-                         fm_bytes_limit=traffic.total, chained_input=chained,
-                         model_fm_bytes=model["FM_VALUE_BYTES"] + model["FM_BITMAP_BYTES"],
-                         model_macs=model["MACS"], cycles_estimate=model["cycles_estimate"],
-                         bit_exact=bool(np.array_equal(y, want)), tiles=r.get("tiles", 1),
-                         wall_s=round(time.perf_counter() - t_layer, 2)))
+        rows.append(layer_row(full, layer, spec, c, lanes, eps=eps_, want=want, got=y, tiles=tiles, chained=chained,
+                              wall_s=time.perf_counter() - t_layer))
         row = rows[-1]
         total = sum(rw["cycles"] for rw in rows)
         echo(f"[{len(rows):3d}/{n_layers}] {full:22s} {row['kind']:9s} cycles {row['cycles']:>11,}  "
-             f"util {row['utilisation']:.3f}  fm {row['fm_bytes_read']:>9,}/{row['fm_bytes_dense']:>9,} B  "
+             f"util {row['utilisation']:.3f}  read {row['bytes_read']:>10,} B ({row['bytes_read'] / row['bytes_read_ideal']:.2f}"
+             f" x ideal, {row['tiles']} run{'s' if row['tiles'] > 1 else ''})  "
              f"{'exact' if row['bit_exact'] else 'MISMATCH'}  | total {total:,} cycles, "
              f"{time.perf_counter() - t0:.0f} s", flush=True)
         y = np.ascontiguousarray(y[None])
         if layer.act.kind != "leaky" and not board:
-            engine_images[id(y)] = (y, bytes(r["out"]))
+            engine_images[id(y)] = (y, r["out"])
         return y
 
     logits, _ = q.run_int(xq, eps, conv=engine_conv)
@@ -100,17 +125,26 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
                   top5_rtl=top_rtl, top5_golden=top_gold, top5_identical=top_rtl == top_gold,
                   logits_identical=bool(np.array_equal(rtl_logits, golden_logits)),
                   bit_exact=all(r["bit_exact"] for r in rows), layers=rows,
-                  total_cycles=sum(r["cycles"] for r in rows),
+                  total_cycles=sum(r["cycles"] for r in rows), total_bound=sum(r["bound"] for r in rows),
+                  bytes_read=sum(r["bytes_read"] for r in rows),
+                  bytes_read_ideal=sum(r["bytes_read_ideal"] for r in rows),
+                  weight_bytes_read=sum(r["weight_bytes_read"] for r in rows),
+                  weight_bytes=sum(r["weight_bytes"] for r in rows),
                   fm_bytes_read=sum(r["fm_bytes_read"] for r in rows),
+                  fm_bytes_tensor=sum(r["fm_bytes_tensor"] for r in rows),
                   fm_bytes_dense=sum(r["fm_bytes_dense"] for r in rows), wall_s=round(time.perf_counter() - t0, 1))
     path = Path(out) if out else Path("build") / "run" / f"{net}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
-    saved = 1 - result["fm_bytes_read"] / max(1, result["fm_bytes_dense"])
+    saved = 1 - result["fm_bytes_read"] / max(1, result["fm_bytes_tensor"])
     echo(f"top-5 RTL    {top_rtl}")
     echo(f"top-5 golden {top_gold}  -> {'identical' if result['top5_identical'] else 'DIFFERENT'}")
-    echo(f"{len(rows)} layers, {result['total_cycles']:,} cycles at P={lanes}; feature-map bytes read "
-         f"{result['fm_bytes_read']:,} of {result['fm_bytes_dense']:,} dense ({saved:.1%} saved); "
+    echo(f"{len(rows)} layers, {result['total_cycles']:,} cycles at P={lanes} (bound {result['total_bound']:,}: "
+         f"{result['total_bound'] / max(1, result['total_cycles']):.3f}); bytes read {result['bytes_read']:,} = "
+         f"{result['bytes_read'] / max(1, result['bytes_read_ideal']):.2f} x the ideal {result['bytes_read_ideal']:,} "
+         f"(weights {result['weight_bytes_read']:,} of a {result['weight_bytes']:,}-byte tensor)")
+    echo(f"feature-map bytes read {result['fm_bytes_read']:,} of the {result['fm_bytes_tensor']:,}-byte unpadded "
+         f"tensors ({saved:.1%} saved); "
          f"{'bit-exact' if result['bit_exact'] else 'NOT bit-exact'}; {result['wall_s']} s")
     echo(f"weights: {q.weights_desc}")
     echo(f"wrote {path}")

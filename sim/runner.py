@@ -28,10 +28,17 @@ class SimConfig:
     linebuf_depth: int = 8192
     max_channels: int = 4096
     max_blocks: int = 4096
+    wbuf_words: int | None = None      # weight-buffer words (None: the engine's default, 128 KiB / P)
     waves: bool = False                # build with waveform tracing (WAVES=1)
 
     def engine_args(self):
-        return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks)
+        return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
+                    wbuf_words=self.weight_buffer_words)
+
+    @property
+    def weight_buffer_words(self) -> int:
+        from ..sw.layout import default_wbuf_words
+        return default_wbuf_words(self.lanes) if self.wbuf_words is None else self.wbuf_words
 
 
 def verilator_bin() -> Path:

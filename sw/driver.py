@@ -90,7 +90,7 @@ def words_to_ints(words: np.ndarray) -> list:
 
 def prepare(spec: LayerSpec, lanes: int, *, eps: int = 0, dense_mode: bool = False,
             in_layout: str = "compressed", out_layout: str = "compressed", eps_out: int = 0,
-            in_base: int = 0, w_base: int = 0, out_base: int = 0) -> Job:
+            in_base: int = 0, w_base: int = 0, out_base: int = 0, weight_buffer: bool = False) -> Job:
     layout.check_lanes(lanes)
     c, h, w = spec.input.shape
     kout, cg, k, _ = spec.weight.shape
@@ -105,14 +105,15 @@ def prepare(spec: LayerSpec, lanes: int, *, eps: int = 0, dense_mode: bool = Fal
              OUT_LAYOUT=int(out_layout == "compressed"), CLAMP_LO=spec.clamp_lo & 0xFF,
              CLAMP_HI=spec.clamp_hi & 0xFF, EPS_IN=eps, EPS_OUT=eps_out, IN_C=c, IN_H=h, IN_W=w,
              OUT_K=kout, OUT_H=ho, OUT_W=wo, IN_BASE=in_base, W_BASE=w_base, P_BASE=p_base,
-             OUT_BASE=out_base)
+             OUT_BASE=out_base, WEIGHT_BUFFER=int(weight_buffer))
     assert set(r) == set(regs.DESCRIPTOR)
     if in_base:
         fm_image = bytes(in_base) + fm_image
     if w_base:
         all_words = [0] * w_base + all_words
     return Job(r, fm_image, all_words, fmformat.region_bytes(ko, ho, wo, out_layout), traffic,
-               dict(out_layout=out_layout, out_shape=(ko, ho, wo), out_base=out_base, lanes=lanes))
+               dict(out_layout=out_layout, out_shape=(ko, ho, wo), out_base=out_base, lanes=lanes,
+                    weight_buffer=bool(weight_buffer)))
 
 
 def decode_output(job: Job, out_memory: bytes) -> np.ndarray:

@@ -16,6 +16,13 @@ import numpy as np
 
 from .fmformat import BLOCK       # the channel block: the feature-map format defines it
 PARAM_BYTES = 12
+# the engine's default weight buffer (hw/engine.py's wbuf_words = WBUF_BYTES / P): 128 KiB, 64 of
+# the ECP5-85F's 208 block RAMs
+WBUF_BYTES = 128 * 1024
+
+
+def default_wbuf_words(p: int) -> int:
+    return WBUF_BYTES // p
 
 
 def dw_lanes(p: int) -> int:

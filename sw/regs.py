@@ -40,6 +40,9 @@ REGISTERS = [
     Reg("W_BASE", "rw", 32, "weights: word address on the weight read port (P bytes a word)"),
     Reg("P_BASE", "rw", 32, "per-channel bias / multiplier / shift: word address on the weight port"),
     Reg("OUT_BASE", "rw", 32, "output feature map: byte address on the write port"),
+    Reg("WEIGHT_BUFFER", "rw", 1, "1: the run's weights are read once into the on-chip weight buffer and "
+        "used from there; 0: a weight word is read from the port for every operand"),
+    Reg("WBUF_WORDS", "ro", 32, "the weight buffer's words of P bytes (a generation parameter; 0: none)"),
     Reg("CYCLES", "ro", 32, "busy cycles of the last run"),
     Reg("STALL_CYCLES", "ro", 32, "cycles a memory port held the engine up (request refused or data late)"),
     Reg("FM_VALUE_BYTES", "ro", 32, "feature-map value bytes read"),
@@ -73,6 +76,8 @@ ERRORS = {
     5: ("LINE_BUFFER", "fewer than max(k, stride) input rows of IN_W x ceil(IN_C / 8) words fit the line buffer"),
     6: ("CHANNELS", "OUT_K exceeds the parameter buffer, or ceil(IN_C / 8) the block-pointer table"),
     7: ("ADDRESS", "a feature-map, weight or parameter range runs past the end of the address space"),
+    8: ("WEIGHT_BUFFER", "WEIGHT_BUFFER = 1 and the layer's weight words exceed WBUF_WORDS: run fewer output "
+        "channels at a time, or WEIGHT_BUFFER = 0"),
 }
 ERROR_CODE = {name: code for code, (name, _) in ERRORS.items()}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fmformat, layout, regs
+from . import fmformat, layout, regs, traffic
 from .driver import LayerSpec, check_run, prepare
 
 
@@ -25,11 +25,12 @@ class Limits:
     linebuf_words: int
     max_channels: int
     max_blocks: int
+    wbuf_words: int = 0
 
     @classmethod
     def from_info(cls, info: dict) -> "Limits":
         return cls(info["lanes"], info["fm_bytes"], info["w_bytes"], info["out_bytes"], info["linebuf_words"],
-                   info["max_channels"], info["max_blocks"])
+                   info["max_channels"], info["max_blocks"], info.get("wbuf_words", 0))
 
 
 def _weight_bytes(spec: LayerSpec, k0: int, k1: int, lanes: int) -> int:
@@ -99,7 +100,10 @@ def run_tiled(spec: LayerSpec, transport, lim: Limits, *, eps: int = 0, **option
     total = {name: 0 for name in regs.COUNTERS}
     n = 0
     for k0, k1, oy0, oy1, ox0, ox1, sub in tiles(spec, lim):
-        job = prepare(sub, lim.lanes, eps=eps, **options)
+        # a tile whose weights fit the engine's weight buffer reads them once
+        c, k = sub.input.shape[0], sub.weight.shape[-1]
+        fits = traffic.fill_words(k1 - k0, c, k, lim.lanes, sub.depthwise) <= lim.wbuf_words
+        job = prepare(sub, lim.lanes, eps=eps, weight_buffer=fits, **options)
         r = transport.execute(job)
         y[k0:k1, oy0:oy1, ox0:ox1] = check_run(sub.name, job, r)
         for name in total:

@@ -11,7 +11,7 @@ from fmprune.hw.model import check_cycles, predict
 from fmprune.sw import driver, fmformat, quant
 from fmprune.sw.golden import QLayer
 
-SMALL = dict(linebuf_depth=512, max_channels=64, max_blocks=16)
+SMALL = dict(linebuf_depth=512, max_channels=64, max_blocks=16, wbuf_words=1200)
 
 
 def make_spec(seed, c, h, w, k_out, k, s, p, dw, act="relu", zero=0.5, name="rand"):
@@ -50,10 +50,11 @@ def golden(spec, act, eps=0):
 
 
 def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_layout="compressed",
-                  out_layout="compressed", stall=0, out_stall=None, seed=1, budget=60_000, engine_args=SMALL):
+                  out_layout="compressed", stall=0, out_stall=None, seed=1, budget=60_000, engine_args=SMALL,
+                  weight_buffer=False):
     want = golden(spec, act, eps)
     job = driver.prepare(spec, lanes, eps=eps, eps_out=eps_out, dense_mode=dense_mode,
-                         in_layout=in_layout, out_layout=out_layout)
+                         in_layout=in_layout, out_layout=out_layout, weight_buffer=weight_buffer)
     r = run_job(job, lanes, budget=budget, stall_percent=stall, out_stall_percent=out_stall, seed=seed,
                 engine_args=engine_args)
     assert not r.get("timeout"), f"{spec.name}: still busy after {budget} cycles"
@@ -68,7 +69,7 @@ def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_la
     assert r["out"][job.out_bytes:] == bytes(len(r["out"]) - job.out_bytes), "wrote past the output region"
     # against the model
     pr = predict(spec, lanes, eps=eps, dense_mode=dense_mode, in_layout=in_layout, out_layout=out_layout,
-                 eps_out=eps_out, expected=golden(spec, act, eps))
+                 eps_out=eps_out, expected=golden(spec, act, eps), weight_buffer=weight_buffer)
     for name in ("FM_BITMAP_BYTES", "FM_VALUE_BYTES", "PARAM_BYTES", "MACS", "VALUES_SKIPPED",
                  "WEIGHT_BYTES", "OUT_BYTES"):
         assert cn[name] == pr[name], f"{spec.name} P={lanes}: {name} RTL {cn[name]} != model {pr[name]}"
@@ -105,6 +106,21 @@ def test_layer_kinds(kind, lanes):
     spec, act = make_spec(zlib.crc32(f"{kind}/{lanes}".encode()), c, h, w, ko, k, s, p, dw, name=kind)
     stall = 25 if (lanes in (4, 16)) else 0          # random stalls on every port
     run_and_check(spec, act, lanes, stall=stall, seed=lanes + 3)
+
+
+@pytest.mark.parametrize("lanes", [4, 16])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_weight_buffer(kind, lanes):
+    """WEIGHT_BUFFER = 1: the weights read once (WEIGHT_BYTES = the layout's words x P, the model's
+    and the memory's count), the output bit-exact, with random stalls on every port at P = 16;
+    dense mode at P = 4 (every operand served from the buffer)."""
+    c, h, w, ko, k, s, p, dw = KINDS[kind]
+    spec, act = make_spec(zlib.crc32(f"wbuf/{kind}/{lanes}".encode()), c, h, w, ko, k, s, p, dw, name=kind)
+    r, pr = run_and_check(spec, act, lanes, stall=25 if lanes == 16 else 0, seed=lanes, weight_buffer=True,
+                          dense_mode=lanes == 4)
+    words = driver.layout.pack_weights(spec.weight, lanes, dw).shape[0]
+    assert r["counters"]["WEIGHT_BYTES"] == words * lanes, \
+        f"{kind} P={lanes}: WEIGHT_BYTES {r['counters']['WEIGHT_BYTES']} != the weight layout's {words * lanes}"
 
 
 def test_layers_back_to_back():

@@ -12,8 +12,8 @@ from streamtb import simulate
 
 
 class Model:
-    def __init__(self, lanes):
-        self.lanes = lanes
+    def __init__(self, lanes, wbuf_words):
+        self.lanes, self.wbuf_words = lanes, wbuf_words
         self.r = {r.name: 0 for r in regs.REGISTERS}
         self.busy = self.done = 0
         self.err = 0
@@ -26,6 +26,8 @@ class Model:
             return self.busy | self.done << 1 | self.err << 8
         if name == "CTRL":
             return 0
+        if name == "WBUF_WORDS":
+            return self.wbuf_words
         return self.r[name]
 
     def cycle(self, write, end, end_error, inc):
@@ -51,8 +53,8 @@ class Model:
 
 @pytest.mark.parametrize("lanes", [1, 16])
 def test_registers_against_model(lanes):
-    dut = Registers(lanes)
-    model = Model(lanes)
+    dut = Registers(lanes, 1000 + lanes)
+    model = Model(lanes, 1000 + lanes)
     rng = random.Random(lanes)
     fields = Increments(lanes)
     names = [r.name for r in regs.REGISTERS]

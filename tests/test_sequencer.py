@@ -32,7 +32,7 @@ def positions_model(r, dv, lanes, words):
         g_off = bg * dv["bg_stride"] + sg * g_stride
         nl = max(0, min(kout - k0, lanes))
         if k0 >= kout:                      # an empty group: one position, no operand
-            out.append(dict(inb=0, last=1, wbase=r["W_BASE"] + g_off, chmask=0, dwoff=(sg * d) % 8, nl=nl, word=None))
+            out.append(dict(inb=0, last=1, wbase=dv["w_origin"] + g_off, chmask=0, dwoff=(sg * d) % 8, nl=nl, word=None))
             continue
         blocks = [bg] if dw else range(dv["cb_in"])
         for n_cb, cb in enumerate(blocks):
@@ -42,7 +42,7 @@ def positions_model(r, dv, lanes, words):
                     inb = int(0 <= iy < h and 0 <= ix < w)
                     last = int((dw or n_cb == len(blocks) - 1) and ky == k - 1 and kx == k - 1)
                     out.append(dict(inb=inb, last=last,
-                                    wbase=r["W_BASE"] + g_off + (0 if dw else BLOCK * cb * dv["khkw"]) + ky * k + kx,
+                                    wbase=dv["w_origin"] + g_off + (0 if dw else BLOCK * cb * dv["khkw"]) + ky * k + kx,
                                     chmask=sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c),
                                     dwoff=(sg * d) % 8, nl=nl, word=words[iy][ix][cb] if inb else None))
     return out, recs

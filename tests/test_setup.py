@@ -11,7 +11,7 @@ from fmprune.sw import driver, regs
 from streamtb import simulate
 from test_engine import KINDS, make_spec
 
-BUFFERS = dict(linebuf_depth=512, max_channels=64, max_blocks=16)
+BUFFERS = dict(linebuf_depth=512, max_channels=64, max_blocks=16, wbuf_words=100)
 WIDTH = {r.name: r.width for r in regs.REGISTERS}
 
 
@@ -22,14 +22,15 @@ def legal(seed, lanes):
     spec, _ = make_spec(seed, c, h, w, ko, k, s, p, dw, name=kind)
     job = driver.prepare(spec, lanes, in_layout=rng.choice(["dense", "compressed"]),
                          out_layout=rng.choice(["dense", "compressed"]), in_base=rng.randrange(1 << 20))
-    return dict(job.regs) | dict(EPS_IN=rng.randrange(128), EPS_OUT=rng.randrange(128))
+    return dict(job.regs) | dict(EPS_IN=rng.randrange(128), EPS_OUT=rng.randrange(128),
+                                 WEIGHT_BUFFER=rng.randrange(2))
 
 
 # one descriptor per rule, each breaking it alone (from a legal standard 3x3 layer)
 BROKEN = {
     "ZERO_SIZE": dict(OUT_W=0), "RANGE": dict(CLAMP_HI=0x80), "SHAPE": dict(OUT_H=3),
     "GROUPS": dict(DEPTHWISE=1), "LINE_BUFFER": dict(IN_W=300, OUT_W=300), "CHANNELS": dict(OUT_K=80),
-    "ADDRESS": dict(P_BASE=0xFFFF_FFFF),
+    "ADDRESS": dict(P_BASE=0xFFFF_FFFF), "WEIGHT_BUFFER": dict(WEIGHT_BUFFER=1, IN_C=100),
 }
 
 
