@@ -135,7 +135,7 @@ BOARDS = {
         SystemConfig(lanes=16, clk_hz=100_000_000, baud=1_000_000, fm_bytes=64 << 10, w_bytes=64 << 10,
                      out_bytes=64 << 10, linebuf_depth=2048, max_channels=1024, max_blocks=256,
                      # a weight buffer as large as the weight memory (64 KiB, 32 block RAMs)
-                     wbuf_words=(64 << 10) // 16,
+                     wbuf_bytes=64 << 10,
                      # 32-bit words: Yosys then builds each memory from 16K x 1 block RAMs side by
                      # side, with no read multiplexer behind them (8-bit words need one: 12 ns)
                      fm_word_bytes=4, out_word_bytes=4),
@@ -255,8 +255,13 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
         # bitstream Yosys is now pinned to 0.69)
         warnings.filterwarnings("ignore", "Using platform.request without", DeprecationWarning)
         nextpnr_opts = "--timing-allow-fail" + (f" --seed {seed}" if seed is not None else "")
+        # ECP5: synth_ecp5 in two parts with `opt_clean -purge` between them (YosysHQ/yosys#4349:
+        # a wire `\\x` beside a wire `\\x[0]`, which Amaranth's array layouts make, can make
+        # ABC_OPS_REINTEGRATE assert `count_id(wire->name) == 0`; purging the unused names after
+        # the front end is the workaround given there. It changes names, not logic)
+        split = dict(synth_opts="-run :coarse", script_after_synth="opt_clean -purge\nsynth_ecp5 -run coarse: -top top")
         plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts=nextpnr_opts,
-                                synth_opts="-dsp -spram" if b.family == "ice40" else "",
+                                **(dict(synth_opts="-dsp -spram") if b.family == "ice40" else split),
                                 script_after_read=f"delete {no_init}")
         for stale in ("top.bit", "top.bin", "top.tim", "report.json"):
             (out / stale).unlink(missing_ok=True)
@@ -281,7 +286,8 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     report = dict(board=board, title=b.title, device=b.device, lanes=cfg.lanes, clk_target_mhz=cfg.clk_hz / 1e6,
                   seed=seed,
                   baud=cfg.baud, memories=dict(fm_bytes=cfg.fm_bytes, w_bytes=cfg.w_bytes, out_bytes=cfg.out_bytes,
-                                               linebuf_words=cfg.linebuf_depth, max_channels=cfg.max_channels),
+                                               linebuf_words=cfg.linebuf_depth, max_channels=cfg.max_channels,
+                                               wbuf_bytes=cfg.wbuf_bytes),
                   utilisation=parsed["utilisation"], fits=not over and p.returncode == 0,
                   clock=engine_clock[0] if engine_clock else None,
                   fmax_mhz=clock["fmax_mhz"] if clock else None, timing_met=bool(clock and clock["met"]),

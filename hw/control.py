@@ -49,6 +49,9 @@ class Control(wiring.Component):
         The FILL phase (WeightBuffer.active).
     fill_done : In(1)
         The weight buffer is filled.
+    serve : Out(1)
+        RUN with WEIGHT_BUFFER = 1: the weight buffer serves the MAC lanes (a register, set and
+        cleared with ``run``).
     run, run_start : Out(1), Out(1)
         The run is on; its first cycle.
     out_done, out_busy : In(1), In(1)
@@ -62,7 +65,7 @@ class Control(wiring.Component):
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "start": In(1),
                           "setup_done": In(1), "setup_error": In(8), "end": Out(1), "end_error": Out(8),
                           **tables, "params_begin": Out(1), "params_prepare": Out(1), "params_active": Out(1),
-                          "params_done": In(1), "fill_active": Out(1), "fill_done": In(1), "run": Out(1), "run_start": Out(1),
+                          "params_done": In(1), "fill_active": Out(1), "fill_done": In(1), "serve": Out(1), "run": Out(1), "run_start": Out(1),
                           "out_done": In(1), "out_busy": In(1)})
 
     def elaborate(self, platform):
@@ -111,12 +114,12 @@ class Control(wiring.Component):
             with m.State("FILL"):
                 # done is cleared by begin and rises only while active: not before its second cycle
                 with m.If(self.fill_done):
-                    m.d.sync += [self.fill_active.eq(0), run.eq(1), run_start.eq(1)]
+                    m.d.sync += [self.fill_active.eq(0), run.eq(1), run_start.eq(1), self.serve.eq(1)]
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(all_written):
                     m.d.comb += self.end.eq(1)
-                    m.d.sync += run.eq(0)
+                    m.d.sync += [run.eq(0), self.serve.eq(0)]
                     m.next = "IDLE"
         m.d.sync += all_written.eq(self.out_done & ~self.out_busy & run & ~run_start)
         return m

@@ -52,7 +52,7 @@ class Engine(wiring.Component):
     fifo_depth : int
         Places in the scanner's item queue (at least 3).
     wbuf_words : int or None
-        Weight-buffer words of P bytes (0: no weight buffer; None: sw/layout.py's WBUF_BYTES / P, 128 KiB).
+        Weight-buffer words of P bytes (0: no weight buffer; None: sw/layout.py's WBUF_BYTES / P, 256 KiB).
     """
 
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8,
@@ -135,7 +135,7 @@ class Engine(wiring.Component):
         # weight buffer instead (through the same pipeline register) and its words to the MAC lanes
         w_req, w_in = w_slice.i, w_queue.o
         wiring.connect(m, wiring.flipped(self.w_data), w_queue.i)
-        serve = Signal()                      # RUN with the weight buffer (two registers)
+        serve = control.serve                 # RUN with the weight buffer (a register)
         fill = control.fill_active
         if self.wbuf_words:
             m.submodules.wbuf = wbuf = WeightBuffer(P, self.wbuf_words, self.fifo_depth)
@@ -145,7 +145,6 @@ class Engine(wiring.Component):
                          wbuf.port_data.valid.eq(w_in.valid & fill), wbuf.port_data.payload.eq(w_in.payload),
                          wbuf.r_addr.valid.eq(w_slice.o.valid & serve), wbuf.r_addr.payload.eq(w_slice.o.payload),
                          wbuf.r_data.ready.eq(mac.w.ready & serve)]
-            m.d.comb += serve.eq(desc.WEIGHT_BUFFER & run)
             fill_word, fill_waiting = wbuf.word, wbuf.waiting
         else:
             fill_word = fill_waiting = 0
@@ -195,7 +194,8 @@ class Engine(wiring.Component):
         # the counters' increments
         inc = regs.inc
         stall_q = Signal()
-        m.d.sync += stall_q.eq(0)
+        w_word_q = Signal()                  # a weight word taken, counted a cycle later (the MAC's pop is late)
+        m.d.sync += [stall_q.eq(0), w_word_q.eq((w_in.valid & w_in.ready & run & ~serve) | fill_word)]
         with m.If(regs.busy):
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
                        (self.out.valid & ~self.out.ready) |
@@ -206,5 +206,5 @@ class Engine(wiring.Component):
         m.d.comb += [inc.FM_BITMAP_BYTES.eq(loader.bitmap_byte), inc.FM_VALUE_BYTES.eq(loader.value_byte),
                      inc.MACS.eq(scanner.macs), inc.VALUES_SKIPPED.eq(scanner.skipped),
                      inc.PARAM_BYTES.eq(params.word), inc.OUT_BYTES.eq(self.out.valid & self.out.ready),
-                     inc.WEIGHT_BYTES.eq((w_in.valid & w_in.ready & run & ~serve) | fill_word), inc.STALL_CYCLES.eq(stall_q)]
+                     inc.WEIGHT_BYTES.eq(w_word_q), inc.STALL_CYCLES.eq(stall_q)]
         return m

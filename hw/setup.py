@@ -149,13 +149,16 @@ class Setup(wiring.Component):
                     out["neg_eps_in"].eq(-d.EPS_IN), out["neg_eps_out"].eq(-d.EPS_OUT),
                     rows.eq(0), rows_acc.eq(0), p_end.eq(d.P_BASE + K * PW),
                     out["w_origin"].eq(Mux(d.WEIGHT_BUFFER, 0, d.W_BASE)),
-                    w_groups.eq(Mux(dw, (K + D - 1) // D, (K + P - 1) // P)),
                     in_h.eq(H + 2 * pad), in_w.eq(W + 2 * pad),
                 ]
+                # the layout's groups: ceil(K / D) (D and, below 8, P are powers of two), or with
+                # P >= 8 (Q = P) the block groups
                 with m.If(dw):
-                    m.d.sync += [n_bg.eq((K + 7) >> 3), n_sg.eq(BLOCK // D), n_lanes.eq(D)]
+                    m.d.sync += [n_bg.eq((K + 7) >> 3), n_sg.eq(BLOCK // D), n_lanes.eq(D),
+                                 w_groups.eq((K + D - 1) >> (D.bit_length() - 1))]
                 with m.Else():
-                    m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P)]
+                    m.d.sync += [n_bg.eq((K + Q - 1) // Q), n_sg.eq(Q // P), n_lanes.eq(P),
+                                 w_groups.eq((K + Q - 1) // Q if P >= BLOCK else (K + P - 1) >> (P.bit_length() - 1))]
                 m.d.sync += [mul_i.eq(0), mul_last.eq(0)]
                 m.next = "MUL"
             with m.State("MUL"):

@@ -53,7 +53,7 @@ class WeightBuffer(wiring.Component):
     word : Out(1)
         A fill word arrives (the WEIGHT_BYTES counter's increment).
     waiting : Out(1)
-        Fill words requested have not all arrived (for the stall count).
+        Fill words requested had not all arrived a cycle before (for the stall count).
     """
 
     def __init__(self, lanes, depth, places):
@@ -80,8 +80,10 @@ class WeightBuffer(wiring.Component):
         w_addr = Signal(range(self.depth))
         w_data = Signal(8 * P)
         m.d.sync += w_en.eq(0)
-        m.d.comb += [ram.w_en.eq(w_en), ram.w_addr.eq(w_addr), ram.w_data.eq(w_data),
-                     self.waiting.eq(received != issued)]
+        m.d.comb += [ram.w_en.eq(w_en), ram.w_addr.eq(w_addr), ram.w_data.eq(w_data)]
+        # for the stall count only: a register (a cycle late), so the 36-bit compare is off the
+        # counters' paths
+        m.d.sync += self.waiting.eq(received != issued)
         with m.If(self.begin):
             m.d.sync += [issued.eq(0), received.eq(0), total.eq(self.derived.w_fill),
                          more.eq(self.derived.w_fill != 0), self.done.eq(0)]

@@ -28,7 +28,7 @@ class SimConfig:
     linebuf_depth: int = 8192
     max_channels: int = 4096
     max_blocks: int = 4096
-    wbuf_words: int | None = None      # weight-buffer words (None: the engine's default, 128 KiB / P)
+    wbuf_words: int | None = None      # weight-buffer words (None: the engine's default, 256 KiB / P)
     waves: bool = False                # build with waveform tracing (WAVES=1)
 
     def engine_args(self):

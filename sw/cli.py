@@ -72,21 +72,31 @@ def cmd_sim(args) -> int:
     from ..sim.layer import simulate_layer
     report = simulate_layer(args.layer, simulator=args.sim, lanes=args.lanes, eps=args.eps, dense=args.dense,
                             waves=args.waves, weights=args.weights, crop=args.crop, stall=args.stall,
-                            out_dir=args.out, budget=args.budget)
+                            out_dir=args.out, budget=args.budget, wbuf_words=wbuf_words(args))
     return 0 if report["bit_exact"] and report["counters_agree_with_memories"] else 1
 
 
 def cmd_run(args) -> int:
     from ..sim.network import run_network
     result = run_network(args.net, image=args.image, weights=args.weights, eps=args.eps, lanes=args.lanes,
-                         simulator=args.sim, out=args.out, port=args.port, baud=args.baud)
+                         simulator=args.sim, out=args.out, port=args.port, baud=args.baud,
+                         wbuf_words=wbuf_words(args))
     return 0 if result["top5_identical"] and result["bit_exact"] else 1
+
+
+def wbuf_words(args) -> int:
+    """--wbuf-kib as words of P bytes (the engine's generation parameter)."""
+    from .layout import default_wbuf_words
+    if getattr(args, "wbuf_kib", None) is None:
+        return default_wbuf_words(args.lanes)
+    return args.wbuf_kib * 1024 // args.lanes
 
 
 def cmd_verilog(args) -> int:
     from ..hw.verilog import generate, lint
-    path, ports = generate(args.lanes, args.out)
-    print(f"wrote {path} (module fmprune_engine, P={args.lanes})")
+    wbuf = wbuf_words(args)
+    path, ports = generate(args.lanes, args.out, wbuf_words=wbuf)
+    print(f"wrote {path} (module fmprune_engine, P={args.lanes}, weight buffer {wbuf:,} words of {args.lanes} bytes)")
     for direction, width, name, doc in ports:
         print(f"  {direction:6s} {width:4d}  {name:18s} {doc}")
     problems = lint(path)
@@ -194,6 +204,10 @@ def _common(s, *names):
         elif name == "sim":
             s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
                            help="simulator (default verilator)")
+        elif name == "wbuf":
+            s.add_argument("--wbuf-kib", type=_int_range(0, 4096), default=None, metavar="KIB",
+                           help="the engine's weight buffer in KiB (a generation parameter; 0: none; "
+                                "default 256)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output value by value with the golden model, print a summary and write "
                                    "OUT/report.json and OUT/output.npy. Exit status 1 on any mismatch.")
     s.add_argument("layer", metavar="LAYER", help="NET.convN or NET.fcN, e.g. mobilenet.conv3")
-    _common(s, "sim", "lanes", "eps", "weights")
+    _common(s, "sim", "lanes", "eps", "weights", "wbuf")
     s.add_argument("--dense", action="store_true", help="dense mode: zero skipping off (the baseline)")
     s.add_argument("--waves", action="store_true", help="write a VCD waveform and print its path")
     s.add_argument("--crop", type=_int_range(1, 4096), metavar="N",
@@ -246,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate the engine alone (module fmprune_engine) with Amaranth's built-in "
                                    "Yosys, write OUT/fmprune_engine.v, print its ports and lint it with "
                                    "Verilator -Wall (waivers explained in hw/lint.vlt).")
-    _common(s, "lanes")
+    _common(s, "lanes", "wbuf")
     s.add_argument("--out", default="build/verilog", metavar="DIR", help="folder (default build/verilog)")
     s.set_defaults(func=cmd_verilog)
 
@@ -319,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the host. Ends with the RTL's top-5 against the golden model's and a "
                                    "per-layer table, also written as JSON. Exit status 1 unless bit-exact.")
     s.add_argument("net", metavar="NET", help=f"network: {', '.join(zoo.NETWORKS)}")
-    _common(s, "image", "weights", "eps", "lanes", "sim")
+    _common(s, "image", "weights", "eps", "lanes", "sim", "wbuf")
     s.add_argument("--out", metavar="FILE", help="JSON result (default build/run/NET.json)")
     s.add_argument("--port", metavar="DEV", help="run on the board on this serial port (e.g. /dev/ttyUSB0) "
                                                  "instead of the simulator, tile by tile; --lanes must match")

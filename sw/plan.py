@@ -144,7 +144,7 @@ def run_plan(spec: LayerSpec, p: Plan, transport, *, fm_image: bytes | None = No
     """Run `spec` on `transport` as plan `p`, tile after tile. `fm_image`: the input as it already
     sits in memory (the previous layer's compressed output), used as is. Returns (output tensor,
     result): the result's `counters` are summed over the runs, `out` is the layer's output
-    region (the tiles' regions in order), `runs` the tiles' own results (job, counters)."""
+    region (the tiles' regions in order), `runs` the tiles' own results (with their tile and job)."""
     out_layout = options.get("out_layout", "compressed")
     y = np.zeros(spec.out_shape, dtype=np.int8)
     counters: dict = {}
@@ -164,6 +164,6 @@ def run_plan(spec: LayerSpec, p: Plan, transport, *, fm_image: bytes | None = No
         out += bytes(r["out"][:job.out_bytes])
         for name, v in r["counters"].items():
             counters[name] = counters.get(name, 0) + int(v)
-        runs.append(dict(tile=t, job=job, counters=r["counters"]))
+        runs.append(dict(r, tile=t, job=job, out=None))
     assert len(out) == fmformat.region_bytes(*spec.out_shape, out_layout)
     return y, dict(counters=counters, out=bytes(out), runs=runs, tiles=len(p.tiles))

@@ -14,8 +14,12 @@ from fmprune.sw import driver, layout
 from streamtb import simulate
 
 
-@pytest.mark.parametrize("cb_in,cb_out,error", [(1, 1, 0), (3, 5, 0), (6, 2, 0), (2, 2, 3)])
-def test_control_phases_and_tables(cb_in, cb_out, error):
+@pytest.mark.parametrize("cb_in,cb_out,error,wbuf", [(1, 1, 0, 0), (3, 5, 0, 0), (6, 2, 0, 1), (2, 2, 3, 0),
+                                                     (2, 2, 8, 1)])
+def test_control_phases_and_tables(cb_in, cb_out, error, wbuf):
+    """With WEIGHT_BUFFER = 1, FILL comes between PARAMS and RUN and lasts until the buffer is
+    filled, and `serve` is high exactly while the run is on; without it there is no FILL and no
+    `serve`."""
     dut = Control(4, 16)
     rng = random.Random(cb_in * 7 + cb_out)
     in_stride, out_stride, in_base, out_base = 100, 72, 5000, 9000
@@ -26,10 +30,11 @@ def test_control_phases_and_tables(cb_in, cb_out, error):
             ctx.set(dut.derived[n], v)
         ctx.set(dut.desc.IN_BASE, in_base)
         ctx.set(dut.desc.OUT_BASE, out_base)
+        ctx.set(dut.desc.WEIGHT_BUFFER, wbuf)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        setup_left, params_left, blocks_left = 5, 3, 4
+        setup_left, params_left, fill_left, blocks_left = 5, 3, 6, 4
         ran = 0
         for cycle in range(200):
             ctx.set(dut.setup_done, setup_left == 0)
@@ -38,6 +43,9 @@ def test_control_phases_and_tables(cb_in, cb_out, error):
             if ctx.get(dut.params_active):
                 params_left -= 1
             ctx.set(dut.params_done, params_left <= 0)
+            if ctx.get(dut.fill_active):
+                fill_left -= 1
+            ctx.set(dut.fill_done, fill_left <= 0)
             if ctx.get(dut.run) and not ctx.get(dut.run_start):
                 ran += 1
                 blocks_left -= rng.random() < 0.3
@@ -47,9 +55,10 @@ def test_control_phases_and_tables(cb_in, cb_out, error):
                 blocks_left = -1                                       # and then it is written
             _, _, *v = await ctx.tick().sample(
                 dut.in_init_en, dut.in_init_addr, dut.in_init_data, dut.out_init_en, dut.out_init_addr,
-                dut.out_init_data, dut.params_begin, dut.params_active, dut.run, dut.run_start, dut.end, dut.end_error)
+                dut.out_init_data, dut.params_begin, dut.params_active, dut.run, dut.run_start, dut.end, dut.end_error,
+                dut.fill_active, dut.serve)
             log.append(dict(zip(("in_en", "in_addr", "in_data", "out_en", "out_addr", "out_data", "begin", "active",
-                                 "run", "run_start", "end", "end_error"), v)))
+                                 "run", "run_start", "end", "end_error", "fill", "serve"), v)))
             if v[10]:
                 break
 
@@ -57,7 +66,7 @@ def test_control_phases_and_tables(cb_in, cb_out, error):
     ends = [e for e in log if e["end"]]
     assert len(ends) == 1 and ends[0]["end_error"] == error, ends
     if error:
-        assert not any(e["begin"] or e["in_en"] or e["out_en"] or e["active"] or e["run"] for e in log)
+        assert not any(e["begin"] or e["in_en"] or e["out_en"] or e["active"] or e["run"] or e["fill"] for e in log)
         return
     ins = [(e["in_addr"], e["in_data"]) for e in log if e["in_en"]]
     outs = [(e["out_addr"], e["out_data"]) for e in log if e["out_en"]]
@@ -67,6 +76,12 @@ def test_control_phases_and_tables(cb_in, cb_out, error):
     order = [i for i, e in enumerate(log) if e["in_en"] or e["out_en"]], \
         [i for i, e in enumerate(log) if e["active"]], [i for i, e in enumerate(log) if e["run"]]
     assert max(order[0]) < min(order[1]) and max(order[1]) < min(order[2]), "phases out of order"
+    fills = [i for i, e in enumerate(log) if e["fill"]]
+    if wbuf:
+        assert len(fills) == 6 and max(order[1]) < min(fills) and max(fills) < min(order[2]), "FILL out of order"
+    else:
+        assert not fills
+    assert all(e["serve"] == (e["run"] and wbuf) for e in log), "serve is not run with WEIGHT_BUFFER"
     assert log[-1]["run"], "the run ended before the last block was written"
 
 

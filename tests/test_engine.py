@@ -298,6 +298,8 @@ BAD = {
     "output_overflow": (dict(OUT_BASE=0xFFFF_FFA0), "ADDRESS"),   # 144-byte region
     "input_overflow": (dict(IN_BASE=0xFFFF_FFF0), "ADDRESS"),
     "weights_overflow": (dict(W_BASE=0xFFFF_FFFF), "ADDRESS"),
+    "weight_buffer_too_small": (dict(WEIGHT_BUFFER=1, IN_C=100), "WEIGHT_BUFFER"),   # 1,800 words of 1,200
+    "no_weight_buffer": (dict(WEIGHT_BUFFER=1), "WEIGHT_BUFFER"),                    # an engine without one
 }
 
 
@@ -307,7 +309,8 @@ def test_illegal_descriptor(case):
     job = driver.prepare(spec, 4)
     change, code = BAD[case]
     job.regs.update(change)
-    r = run_job(job, 4, budget=200, engine_args=SMALL)
+    engine_args = SMALL | dict(wbuf_words=0) if case == "no_weight_buffer" else SMALL
+    r = run_job(job, 4, budget=200, engine_args=engine_args)
     assert not r.get("timeout"), f"{case}: no error within 200 cycles"
     assert r["error"] == regs.ERROR_CODE[code], f"{case}: error {r['error']} != {code}"
     assert r["status"] & 0b11 == 0b10                      # idle and done
