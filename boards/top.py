@@ -257,8 +257,9 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
         nextpnr_opts = "--timing-allow-fail" + (f" --seed {seed}" if seed is not None else "")
         # ECP5: synth_ecp5 in two parts with `opt_clean -purge` between them (YosysHQ/yosys#4349:
         # a wire `\\x` beside a wire `\\x[0]`, which Amaranth's array layouts make, can make
-        # ABC_OPS_REINTEGRATE assert `count_id(wire->name) == 0`; purging the unused names after
-        # the front end is the workaround given there. It changes names, not logic)
+        # ABC_OPS_REINTEGRATE assert `count_id(wire->name) == 0`; the purge after the front end is
+        # the workaround given there, and it changes names, not logic. It is not enough at P = 32,
+        # where `splitnets` before the LUT mapping got through Yosys: DEVELOPERS.md)
         split = dict(synth_opts="-run :coarse", script_after_synth="opt_clean -purge\nsynth_ecp5 -run coarse: -top top")
         plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts=nextpnr_opts,
                                 **(dict(synth_opts="-dsp -spram") if b.family == "ice40" else split),

@@ -101,3 +101,31 @@ def test_plan_on_the_engine(kind, lanes, wbuf):
     want_image, _ = fmformat.encode(golden(spec, act), "compressed")
     assert r["out"] == want_image, f"{kind}: the tiles' output regions differ from the layer's encoded output"
     assert regs.ERROR_CODE["WEIGHT_BUFFER"] == 8
+
+
+def test_board_tiles_use_the_weight_buffer():
+    """The board path (sw/tiling.run_tiled): a tile whose weights fit the engine's weight buffer
+    (the INFO reply's wbuf_words) runs with WEIGHT_BUFFER = 1 and reads them once; the layer's
+    output is bit-exact."""
+    from fmprune.sw import layout, tiling
+    c, h, w, ko, k, s, p, dw = SEARCH["std3x3"]
+    spec, act = make_spec(5, c, h, w, ko, k, s, p, dw, name="tiled", zero=0.6)
+    wbuf = 120
+    lim = tiling.Limits(lanes=4, fm_bytes=4096, w_bytes=1200, out_bytes=4096, linebuf_words=512, max_channels=64,
+                        max_blocks=16, wbuf_words=wbuf)
+    seen = []
+
+    class Recording(AmaranthTransport):
+        def execute(self, job):
+            r = super().execute(job)
+            seen.append((job.regs["WEIGHT_BUFFER"], job.regs["OUT_K"], r["counters"]["WEIGHT_BYTES"]))
+            return r
+
+    y, r = tiling.run_tiled(spec, Recording(4, **(SMALL | dict(wbuf_words=wbuf))), lim)
+    check_output("tiled on a board's limits", y, golden(spec, act))
+    assert len(seen) > 1 and any(wb for wb, _, _ in seen), seen
+    for wb, kt, wbytes in seen:
+        fill = layout.pack_weights(spec.weight[:kt], 4, False).shape[0]
+        assert wb == (fill <= wbuf), (wb, kt, fill)
+        if wb:
+            assert wbytes == fill * 4, f"a buffered tile of {kt} channels read {wbytes} weight bytes, not {fill * 4}"
