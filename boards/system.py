@@ -27,7 +27,7 @@ class SystemConfig:
     linebuf_depth: int
     max_channels: int
     max_blocks: int
-    wbuf_bytes: int = 0                 # the engine's weight buffer (0: none), wbuf_bytes / P words
+    wbuf_words: int = 0                 # the engine's weight buffer, words of P bytes (0: none)
     fm_word_bytes: int = 1
     out_word_bytes: int = 1
 
@@ -39,10 +39,6 @@ class SystemConfig:
         return dict(magic=protocol.INFO_MAGIC, lanes=self.lanes, fm_bytes=self.fm_bytes, w_bytes=self.w_bytes,
                     out_bytes=self.out_bytes, clk_hz=self.clk_hz, baud=self.baud, linebuf_words=self.linebuf_depth,
                     max_channels=self.max_channels, max_blocks=self.max_blocks, wbuf_words=self.wbuf_words)
-
-    @property
-    def wbuf_words(self) -> int:
-        return self.wbuf_bytes // self.lanes
 
     def engine_args(self) -> dict:
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,

@@ -135,7 +135,9 @@ BOARDS = {
         SystemConfig(lanes=16, clk_hz=100_000_000, baud=1_000_000, fm_bytes=64 << 10, w_bytes=64 << 10,
                      out_bytes=64 << 10, linebuf_depth=2048, max_channels=1024, max_blocks=256,
                      # a weight buffer as large as the weight memory (64 KiB, 32 block RAMs)
-                     wbuf_bytes=64 << 10,
+                     # 4096 words: 64 KiB at P = 16 (the measured sweep); at P = 1 (the smoke
+                     # build) 4 KiB, which Yosys gets through (64 KiB there trips yosys#4349)
+                     wbuf_words=4096,
                      # 32-bit words: Yosys then builds each memory from 16K x 1 block RAMs side by
                      # side, with no read multiplexer behind them (8-bit words need one: 12 ns)
                      fm_word_bytes=4, out_word_bytes=4),
@@ -288,7 +290,7 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
                   seed=seed,
                   baud=cfg.baud, memories=dict(fm_bytes=cfg.fm_bytes, w_bytes=cfg.w_bytes, out_bytes=cfg.out_bytes,
                                                linebuf_words=cfg.linebuf_depth, max_channels=cfg.max_channels,
-                                               wbuf_bytes=cfg.wbuf_bytes),
+                                               wbuf_words=cfg.wbuf_words),
                   utilisation=parsed["utilisation"], fits=not over and p.returncode == 0,
                   clock=engine_clock[0] if engine_clock else None,
                   fmax_mhz=clock["fmax_mhz"] if clock else None, timing_met=bool(clock and clock["met"]),
