@@ -17,7 +17,7 @@ import numpy as np
 from .fmformat import BLOCK       # the channel block: the feature-map format defines it
 PARAM_BYTES = 12
 # the engine's default weight buffer (hw/engine.py's wbuf_words = WBUF_BYTES / P): 256 KiB, 128 of
-# the ECP5-85F's 208 block RAMs (the engine's other buffers take about 70). With 128 KiB, ResNet-50
+# the ECP5-85F's 208 block RAMs (2 KiB each; not measured in a build of the engine alone). With 128 KiB, ResNet-50
 # read 1.34 x its ideal bytes (its 3 x 3 512-channel layers' 16-channel weight groups are 72 KiB:
 # one a run, 32 runs each reading the input); with 256 KiB, 1.12 x (sw/plan.py's byte counts)
 WBUF_BYTES = 256 * 1024

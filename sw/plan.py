@@ -71,7 +71,6 @@ class Costs:
         self.dw = spec.depthwise
         self.unit = BLOCK if self.dw else max(lanes, BLOCK)
         self.win = traffic.present_windows(spec, eps, dense_mode)
-        self.in_layout = in_layout
         if self.dw:                       # a depthwise tile reads only its channels' input planes,
             nb = fmformat.blocks(self.c)  # and its items are its blocks' items: prefix sums by block
             fm = [fmformat.encode(spec.input[b * BLOCK:(b + 1) * BLOCK], in_layout)[1].total for b in range(nb)]
