@@ -17,7 +17,8 @@ from .uart import UARTRx, UARTTx, check_divisor
 @dataclass(frozen=True)
 class SystemConfig:
     """What is generated for a board. Sizes are in bytes; `fm_word_bytes` / `out_word_bytes` are the
-    physical RAM widths (2 on the UP5K's 16-bit SPRAM)."""
+    physical RAM widths (2 on the UP5K's 16-bit SPRAM); the engine's feature-map port reads beats of
+    `fm_beat_bytes` (as wide as the RAM's word: a beat a cycle)."""
     lanes: int
     clk_hz: int
     baud: int
@@ -30,6 +31,7 @@ class SystemConfig:
     wbuf_words: int = 0                 # the engine's weight buffer, words of P bytes (0: none)
     fm_word_bytes: int = 1
     out_word_bytes: int = 1
+    fm_beat_bytes: int = 1              # the engine's feature-map port (a divisor of fm_word_bytes)
 
     @property
     def divisor(self) -> int:
@@ -42,7 +44,7 @@ class SystemConfig:
 
     def engine_args(self) -> dict:
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
-                    wbuf_words=self.wbuf_words)
+                    wbuf_words=self.wbuf_words, fm_bytes=self.fm_beat_bytes)
 
 
 class BoardSystem(wiring.Component):
@@ -58,7 +60,7 @@ class BoardSystem(wiring.Component):
         if cfg.w_bytes % P:
             raise ValueError(f"weight memory size {cfg.w_bytes} is not a multiple of P={P} bytes")
         self.engine = Engine(P, **cfg.engine_args())
-        self.fm = BoardMemory("read", cfg.fm_bytes // cfg.fm_word_bytes, cfg.fm_word_bytes, 1)
+        self.fm = BoardMemory("read", cfg.fm_bytes // cfg.fm_word_bytes, cfg.fm_word_bytes, cfg.fm_beat_bytes)
         self.wm = BoardMemory("read", cfg.w_bytes // P, P, P)
         self.om = BoardMemory("write", cfg.out_bytes // cfg.out_word_bytes, cfg.out_word_bytes)
         self.bridge = Bridge(info=cfg.info(), mem_sizes=[cfg.fm_bytes, cfg.w_bytes, cfg.out_bytes],

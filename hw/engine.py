@@ -9,7 +9,8 @@ the diagram and a section per stage):
 Ports (all handshakes are lib.stream valid/ready; memory may stall any of them at any cycle):
 
 * ``csr``: word-addressed register block (sw/regs.py);
-* ``fm_addr`` / ``fm_data``: feature-map read port, byte addresses, 8-bit data, in order;
+* ``fm_addr`` / ``fm_data``: feature-map read port, beat addresses (byte address / fm_bytes),
+  beats of fm_bytes bytes, in order;
 * ``w_addr`` / ``w_data``: weight read port, word addresses, P-byte words, in order;
 * ``out``: write port, {byte address, 8-bit data};
 * ``busy``, ``error``: for LEDs.
@@ -18,7 +19,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import check_lanes, default_wbuf_words
+from ..sw.layout import DEFAULT_FM_BYTES, check_fm_bytes, check_lanes, default_wbuf_words
 from .control import Control
 from .loader import Loader
 from .mac import MACLanes
@@ -53,11 +54,15 @@ class Engine(wiring.Component):
         Places in the scanner's item queue (at least 3).
     wbuf_words : int or None
         Weight-buffer words of P bytes (0: no weight buffer; None: sw/layout.py's WBUF_BYTES / P, 256 KiB).
+    fm_bytes : int
+        Bytes a beat of the feature-map read port: 1, 2, 4, 8 (the default, a 64-bit bus) or 16.
     """
 
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8,
-                 wbuf_words=None):
+                 wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES):
         check_lanes(lanes)
+        check_fm_bytes(fm_bytes)
+        self.fm_bytes = fm_bytes
         if fifo_depth < 3:
             raise ValueError(f"fifo_depth={fifo_depth}: the MAC item queue needs at least 3 places")
         if wbuf_words is None:
@@ -71,7 +76,7 @@ class Engine(wiring.Component):
         super().__init__({
             "csr": In(CSRSignature()),
             "fm_addr": Out(stream.Signature(32)),
-            "fm_data": In(stream.Signature(8)),
+            "fm_data": In(stream.Signature(8 * fm_bytes)),
             "w_addr": Out(stream.Signature(32)),
             "w_data": In(stream.Signature(8 * lanes)),
             "out": Out(stream.Signature(WriteReq())),
@@ -82,12 +87,13 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P = self.P
-        m.submodules.regs = regs = Registers(P, self.wbuf_words)
+        m.submodules.regs = regs = Registers(P, self.wbuf_words, self.fm_bytes)
         m.submodules.setup = setup = Setup(P, linebuf_depth=self.linebuf_depth, max_channels=self.max_channels,
                                            max_blocks=self.max_blocks, wbuf_words=self.wbuf_words)
         m.submodules.control = control = Control(P, self.max_blocks)
         m.submodules.params = params = ParamLoader(P, self.max_channels)
-        m.submodules.loader = loader = Loader(P, linebuf_depth=self.linebuf_depth, max_blocks=self.max_blocks)
+        m.submodules.loader = loader = Loader(P, linebuf_depth=self.linebuf_depth, max_blocks=self.max_blocks,
+                                              fm_bytes=self.fm_bytes)
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
         m.submodules.linebuf = linebuf = RegisteredRAM(Word(), self.linebuf_depth)
         # the group queue's places: the groups that can be in flight (hw/sequencer.py)
@@ -127,7 +133,8 @@ class Engine(wiring.Component):
             params.active.eq(phase_params), control.params_done.eq(params.done),
             output.param_w_en.eq(params.p_w_en), output.param_w_addr.eq(params.p_w_addr),
             output.param_w_data.eq(params.p_w_data),
-            control.out_done.eq(packer.done), control.out_busy.eq(writer.busy),
+            # the run ends once the last block is written and no feature-map beat is in flight
+            control.out_done.eq(packer.done), control.out_busy.eq(writer.busy | loader.busy),
         ]
 
         # the weight port: the parameter loader's in PARAMS, the weight buffer's in FILL, the
@@ -203,7 +210,8 @@ class Engine(wiring.Component):
                        (phase_params & params.waiting & ~w_in.valid) | (fill & fill_waiting & ~w_in.valid))
             # counted a cycle later, from a register (the conditions come from every port)
             m.d.sync += stall_q.eq(stalled)
-        m.d.comb += [inc.FM_BITMAP_BYTES.eq(loader.bitmap_byte), inc.FM_VALUE_BYTES.eq(loader.value_byte),
+        m.d.comb += [inc.FM_BITMAP_BYTES.eq(loader.bitmap_byte), inc.FM_VALUE_BYTES.eq(loader.value_bytes),
+                     inc.FM_PORT_BYTES.eq(Mux(loader.port_beat, self.fm_bytes, 0)),
                      inc.MACS.eq(scanner.macs), inc.VALUES_SKIPPED.eq(scanner.skipped),
                      inc.PARAM_BYTES.eq(params.word), inc.OUT_BYTES.eq(self.out.valid & self.out.ready),
                      inc.WEIGHT_BYTES.eq(w_word_q), inc.STALL_CYCLES.eq(stall_q)]

@@ -1,15 +1,20 @@
-"""The loader: the input feature map into the line buffer, a word (one channel block at one
-pixel) at a time, in row order, as far ahead of the sequencer as the line buffer's free rows let
-it. Compressed input: the bitmap byte, then only the values it marks (zero-value compression, so
-an absent value costs no read); dense input: the eight values. Each word's mask marks the values
-with |x| > EPS_IN (all channels below C in dense mode): the front end's zero detect."""
-from amaranth import Const, Module, Mux, Signal, signed
+"""The loader: the input feature map into the line buffer, up to a word (one channel block at one
+pixel) a cycle, as far ahead of the sequencer as the line buffer's free rows let it.
+
+A block's records for one input row are contiguous in memory (each channel block is a plane,
+docs/fmformat.md), so the loader streams the row one plane at a time: a *segment* is one input row
+of one channel block, W records read as a run of beats of the feature-map port (``fm_bytes`` bytes
+a beat) from the plane's pointer. The beats enter a byte window; each cycle the record at its head
+(compressed: the bitmap byte and the values it marks, zero-value compression, so an absent value
+costs no port bandwidth; dense: eight values) leaves as a line-buffer word with its mask, the
+values with |x| > EPS_IN (all channels below C in dense mode): the front end's zero detect."""
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK
-from .arith import lowest_set, popcount
+from ..sw.layout import BLOCK, FM_AHEAD, check_fm_bytes
+from .arith import popcount
 from .ports import Descriptor
 from .scanner import Word
 from .setup import Derived
@@ -18,17 +23,22 @@ from .setup import Derived
 class Loader(wiring.Component):
     """Feature map -> line buffer.
 
-    The line buffer is a ring of R rows (Derived.rows) of IN_W x ceil(IN_C / 8) words; the loader
-    fills row slots in order and waits for a free slot (the sequencer releases rows it has
-    finished with, ``rows_released``); ``rows_loaded`` tells the sequencer how far it may read.
+    The line buffer is a ring of R rows (Derived.rows) of IN_W x ceil(IN_C / 8) words (word
+    lx ceil(IN_C / 8) + cb of its row slot); the loader fills row slots in order and waits for a
+    free slot (the sequencer releases rows it has finished with, ``rows_released``);
+    ``rows_loaded`` tells the sequencer how far it may read.
 
-    A word is stored in two cycles. The cycle that completes it (L_BITMAP with an empty bitmap,
-    or L_VALUES with its last value) only raises the line-buffer write, whose address and data
-    registers load every cycle. The next cycle, always L_STEP, moves the counters to the next
-    word: their enables then come from the state register and the counters' own "last"
-    registers, not from the value just received. Compressed blocks are read through a table of
-    block pointers (block RAM: each block's next byte), read two cycles ahead and registered; with
-    one channel block (C <= 8) the loader keeps the pointer itself.
+    A segment (input row ly, channel block cb) starts at the plane's pointer: compressed, the
+    block-pointer table's entry for cb (block RAM: each block's next record; the segment's end
+    writes it back); dense, IN_BASE + cb stride + 8 W ly. The fetcher requests the beats from the
+    one holding that byte on, at most ``ahead`` in flight, up to the segment's end if it is known
+    (dense: 8 W bytes) or else its largest possible end (compressed: 9 W bytes). The byte window
+    takes a beat when it has room for one (from the segment's first byte on, in its first beat);
+    the parser takes the record at its head once the window holds all of it. When the segment's
+    W-th record has left, the window is cleared and the beats still in flight are dropped as they
+    arrive: a compressed segment's read-ahead, which ``port_beat`` counts with the rest (the
+    feature-map port's traffic is at least the records' bytes; the excess is the first and last
+    beats' bytes outside the segment and the beats read ahead past its end).
 
     Parameters
     ----------
@@ -36,6 +46,10 @@ class Loader(wiring.Component):
         The line buffer's words.
     max_blocks : int
         The block-pointer table's depth: input channel blocks at most.
+    fm_bytes : int
+        Bytes a beat of the feature-map port (1, 2, 4, 8 or 16).
+    ahead : int
+        Beats in flight at most (covers the port's latency).
 
     Attributes
     ----------
@@ -48,152 +62,191 @@ class Loader(wiring.Component):
         A write to the block-pointer table (the control stage's, before the run: IN_BASE + cb *
         block stride). It takes the table's port over the loader's own.
     fm_addr : Out(stream.Signature(32))
-        Feature-map byte addresses, in order.
-    fm_data : In(stream.Signature(8))
-        The bytes read, in address order.
+        Beat addresses (byte address / fm_bytes), in order.
+    fm_data : In(stream.Signature(8 * fm_bytes))
+        The beats read, in order; byte i of a beat (bits 8i+7..8i) is the beat's byte address + i.
     lb_w_en, lb_w_addr, lb_w_data : Out(1), Out(range(linebuf_depth)), Out(Word())
         The line buffer's write port (registers).
     rows_loaded : Out(16)
         Input rows completely in the line buffer (from the cycle after their last word's write).
     rows_released : In(16)
         Input rows the sequencer no longer needs.
-    bitmap_byte, value_byte : Out(1), Out(1)
-        A bitmap byte, a value byte arrives (the counters' increments).
+    bitmap_byte, value_bytes, port_beat : Out(1), Out(range(9)), Out(1)
+        A record's bitmap byte and its value bytes are taken (the counters' increments); a beat
+        arrives.
+    busy : Out(1)
+        Beats are still in flight (the run may not end before they have arrived).
     """
 
-    def __init__(self, lanes, *, linebuf_depth, max_blocks):
+    def __init__(self, lanes, *, linebuf_depth, max_blocks, fm_bytes=1, ahead=FM_AHEAD):
+        check_fm_bytes(fm_bytes)
         self.P, self.linebuf_depth, self.max_blocks = lanes, linebuf_depth, max_blocks
+        self.B, self.ahead = fm_bytes, ahead
+        # the window: a record (9 bytes at most) and a beat beside it
+        self.window = fm_bytes + BLOCK + 1
         super().__init__({
             "desc": In(Descriptor()), "derived": In(Derived(lanes)), "run": In(1), "run_start": In(1),
             "init_en": In(1), "init_addr": In(range(max_blocks)), "init_data": In(32),
-            "fm_addr": Out(stream.Signature(32)), "fm_data": In(stream.Signature(8)),
+            "fm_addr": Out(stream.Signature(32)), "fm_data": In(stream.Signature(8 * fm_bytes)),
             "lb_w_en": Out(1), "lb_w_addr": Out(range(linebuf_depth)), "lb_w_data": Out(Word()),
-            "rows_loaded": Out(16), "rows_released": In(16), "bitmap_byte": Out(1), "value_byte": Out(1),
+            "rows_loaded": Out(16), "rows_released": In(16),
+            "bitmap_byte": Out(1), "value_bytes": Out(range(BLOCK + 1)), "port_beat": Out(1), "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
+        B, CQ, ahead = self.B, self.window, self.ahead
+        sh = B.bit_length() - 1
         d, dv = self.desc, self.derived
         C, H, W = d.IN_C, d.IN_H, d.IN_W
         in_cmp, dense, eps_in = d.IN_LAYOUT, d.DENSE_MODE, d.EPS_IN
         cb_in, row_words, in_stride, rows, neg_eps_in = dv.cb_in, dv.row_words, dv.in_stride, dv.rows, dv.neg_eps_in
         run, run_start = self.run, self.run_start
 
+        # the block-pointer table: read at lcb (a segment's start reads it two cycles after lcb
+        # has moved), written back at a segment's end from registers; the control stage's writes
+        # (before the run) directly
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         ip_w = in_ptr.write_port()
-        # synchronous (block RAM), and registered again (ip_q) next to the loader: addressed two
-        # cycles ahead. With one channel block (C <= 8) the loader keeps the pointer itself (l_next)
         ip_r = in_ptr.read_port()
-        # the loader's writes to the table are registered (they land a cycle after the store; the
-        # table's entry is read again a word later at the earliest); the control stage's directly
         ipw_en = Signal()
         ipw_addr = Signal.like(ip_w.addr)
         ipw_data = Signal(32)
         m.d.comb += [ip_w.addr.eq(ipw_addr), ip_w.data.eq(ipw_data), ip_w.en.eq(ipw_en)]
         with m.If(self.init_en):
             m.d.comb += [ip_w.addr.eq(self.init_addr), ip_w.data.eq(self.init_data), ip_w.en.eq(1)]
+        m.d.sync += ipw_en.eq(0)
 
-        rows_loaded = self.rows_loaded
-        rows_released = self.rows_released
+        rows_loaded, rows_released = self.rows_loaded, self.rows_released
         ly = Signal(16)
-        lx = Signal(16)
         lcb = Signal(14)
-        l_slot_base = Signal(32)             # line-buffer word of the row being loaded
         l_slot = Signal(5)
-        l_word = Signal(32)                  # word within the row
-        l_pix8 = Signal(40)                  # (ly * W + lx) * 8
+        l_slot_base = Signal(32)             # line-buffer word of the row being loaded
+        l_word = Signal(32)                  # word within the row: lx cb_in + lcb
+        l_row8 = Signal(40)                  # 8 W ly: a dense plane's row offset
         l_cboff = Signal(40)                 # lcb * in_stride
-        l_issue = Signal(4)
-        l_recv = Signal(4)
-        l_need = Signal(4)                   # values to read for this word
-        recv_last = Signal()                 # the next value received is the word's last: l_recv + 1 == l_need
-        l_remain = Signal(8)                 # compressed: bitmap lanes still to receive
-        l_first = Signal()                   # compressed: L_VALUES's first cycle (l_need, recv_last not yet set)
-        l_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-        l_big = Signal(8)                    # lanes of l_vals with |value| > EPS_IN
-        l_ptr = Signal(32)
         lanes_valid = Signal(8)              # channels 8*lcb + i < C, kept in step with lcb
-        lcb_last = Signal()                  # lcb + 1 >= cb_in, kept in step with lcb
-        lx_last = Signal()                   # lx + 1 >= W
-        slot_last = Signal()                 # l_slot + 1 == rows
         blk_left = Signal(signed(18))        # C - 8*lcb: channels from this block on
+        lcb_last = Signal()                  # lcb + 1 >= cb_in
+        slot_last = Signal()                 # l_slot + 1 == rows
+        seg_max = Signal(20)                 # a segment's largest size: 9 W compressed, 8 W dense
+        l_rec = Signal(16)                   # records of the segment taken
+        rec_last = Signal()                  # the next record is the segment's last: l_rec + 1 == W
+        seg_start = Signal(32)               # the segment's first byte
+        seg_ptr = Signal(32)                 # the next record's first byte
 
         def set_block(left):                 # lcb moves to the block with `left` channels from it on
             m.d.sync += [blk_left.eq(left)] + [lanes_valid[i].eq(left > i) for i in range(BLOCK)]
 
-        # a word is stored in two cycles (the class's docstring)
-        lbw_en, lbw_addr, lbw_data = self.lb_w_en, self.lb_w_addr, self.lb_w_data
-        # the value received this cycle (L_VALUES), placed in its lane, and the lanes above EPS_IN
-        in_values = Signal()
-        take = Signal()                      # a value arrives in L_VALUES
-        m.d.comb += take.eq(in_values & self.fm_data.valid)
-        lane = Signal(3)                     # compressed: the lowest remaining bitmap lane
-        m.d.comb += lane.eq(Mux(in_cmp, lowest_set(m, l_remain, BLOCK, "l_low"), l_recv[:3]))
-        vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-        big = Signal(8)
-        v = self.fm_data.payload.as_signed()
-        m.d.comb += vals.eq(l_vals)
-        with m.If(take):
-            m.d.comb += vals[lane].eq(self.fm_data.payload)
-        # |v| > EPS_IN as two compares side by side (no absolute value in front)
-        m.d.comb += big.eq(l_big | Mux(take & ((v > eps_in) | (v < neg_eps_in)), Const(1, 8) << lane, 0))
-        m.d.sync += [lbw_en.eq(0), lbw_addr.eq(l_slot_base + l_word), lbw_data.values.eq(vals),
-                     lbw_data.mask.eq(lanes_valid & Mux(dense, 0xFF, big))]
-        # the block's pointer for L_WORD, ip_q, is the table's entry addressed two cycles before:
-        # the block lcb moves to next while a word is received and stored (L_BITMAP, L_VALUES) and
-        # in L_STEP; lcb itself in L_ROW and L_WORD; block 0 in L_IDLE
-        ahead = Signal()
-        l_idle = Signal()
-        ip_q = Signal(32)
-        m.d.comb += ip_r.addr.eq(Mux(ahead, Mux(lcb_last, 0, lcb + 1), Mux(l_idle, 0, lcb)))
-        m.d.sync += ip_q.eq(ip_r.data)
-        # with one channel block, the block read next is the one just stored, whose new pointer
-        # the table has only from the store's cycle on: the loader keeps that pointer instead.
-        # ipw_data is the pointer a store writes (formed every cycle; L_STEP keeps the store's)
-        cb_one = Signal()                    # cb_in == 1, set at the run's start
-        in_bitmap = Signal()
-        l_next = Signal(32)
-        m.d.sync += [ipw_en.eq(0), ipw_addr.eq(lcb), ipw_data.eq(Mux(in_bitmap, l_ptr + 1, l_ptr + l_need))]
-        l_block_ptr = Mux(cb_one, l_next, ip_q)
+        # the fetcher: beat addresses f_addr .. f_addr + f_left - 1, at most `ahead` in flight.
+        # A request once valid stays valid until taken (`hold`), even past the segment's end
+        f_addr = Signal(32)
+        f_left = Signal(32)
+        f_any = Signal()                     # f_left != 0
+        pending = Signal(range(ahead + 2))   # beats requested, not yet arrived
+        drop = Signal(range(ahead + 2))      # of those, beats of a finished segment
+        hold = Signal()
+        fetching = Signal()                  # L_SEG
+        m.d.comb += [self.fm_addr.payload.eq(f_addr),
+                     self.fm_addr.valid.eq((fetching & f_any & (pending < ahead)) | hold)]
+        accept = Signal()
+        arrive = Signal()
+        m.d.comb += [accept.eq(self.fm_addr.valid & self.fm_addr.ready),
+                     arrive.eq(self.fm_data.valid & self.fm_data.ready)]
+        m.d.sync += [hold.eq(self.fm_addr.valid & ~self.fm_addr.ready), pending.eq(pending + accept - arrive)]
+        with m.If(accept):
+            m.d.sync += [f_addr.eq(f_addr + 1), f_left.eq(f_left - 1), f_any.eq(f_left != 1)]
+        drop_nz = Signal()
+        m.d.comb += [drop_nz.eq(drop != 0), self.busy.eq((pending != 0) | hold), self.port_beat.eq(arrive)]
 
-        # the line-buffer write lands in L_STEP, and rows_loaded covers a row from the cycle after
-        # L_STEP: the sequencer never reads a row before its last word is in the buffer.
-        def next_word():                     # L_STEP: the counters move to the next word
-            m.d.sync += l_word.eq(l_word + 1)
-            with m.If(~lcb_last):
-                m.d.sync += [lcb.eq(lcb + 1), lcb_last.eq(lcb + 2 >= cb_in), l_cboff.eq(l_cboff + in_stride)]
-                set_block(blk_left - BLOCK)
-            with m.Else():
-                m.d.sync += [lcb.eq(0), lcb_last.eq(cb_in <= 1), l_cboff.eq(0), l_pix8.eq(l_pix8 + BLOCK)]
-                set_block(C)
-                with m.If(~lx_last):
-                    m.d.sync += [lx.eq(lx + 1), lx_last.eq(lx + 2 >= W)]
-                with m.Else():
-                    m.d.sync += [lx.eq(0), lx_last.eq(W <= 1), ly.eq(ly + 1), rows_loaded.eq(ly + 1), l_word.eq(0)]
-                    with m.If(slot_last):
-                        m.d.sync += [l_slot.eq(0), slot_last.eq(rows <= 1), l_slot_base.eq(0)]
-                    with m.Else():
-                        m.d.sync += [l_slot.eq(l_slot + 1), slot_last.eq(l_slot + 2 >= rows),
-                                     l_slot_base.eq(l_slot_base + row_words)]
+        # the byte window: bytes 0 .. n_q - 1 hold the segment's next bytes (the rest are 0)
+        win = Signal(8 * CQ)
+        n_q = Signal(range(CQ + 1))
+        first = Signal()                     # the next beat taken is the segment's first
+        skip = Signal(range(B))              # the segment's first byte's place in its beat
+        room = Signal()
+        m.d.comb += room.eq(n_q <= CQ - B)
+        m.d.comb += self.fm_data.ready.eq(drop_nz | (fetching & room))
+        take = Signal()                      # a beat of the segment enters the window
+        m.d.comb += take.eq(arrive & ~drop_nz & fetching)
+
+        # the record at the window's head
+        byte = [win[8 * i:8 * i + 8] for i in range(CQ)]
+        bm = Signal(8)
+        cnt = Signal(range(BLOCK + 1))
+        rlen = Signal(range(BLOCK + 2))
+        m.d.comb += [bm.eq(byte[0] & lanes_valid), cnt.eq(popcount(bm, BLOCK)),
+                     rlen.eq(Mux(in_cmp, cnt + 1, BLOCK))]
+        rec = Signal()                       # the record leaves this cycle
+        m.d.comb += rec.eq(fetching & (n_q >= rlen) & (n_q != 0))
+        vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        for i in range(BLOCK):
+            before = popcount(bm, i)         # values stored below lane i
+            sel = Signal(range(BLOCK + 1), name=f"sel{i}")
+            m.d.comb += sel.eq(before + 1)
+            packed = Signal(8, name=f"packed{i}")
+            with m.Switch(sel):
+                for j in range(1, BLOCK + 1):
+                    with m.Case(j):
+                        m.d.comb += packed.eq(byte[j])
+            m.d.comb += vals[i].eq(Mux(in_cmp, Mux(bm[i], packed, 0), byte[i]))
+        big = Signal(8)
+        m.d.comb += big.eq(Cat(((vals[i] > eps_in) | (vals[i] < neg_eps_in)) for i in range(BLOCK)))
+        lbw_en, lbw_addr, lbw_data = self.lb_w_en, self.lb_w_addr, self.lb_w_data
+        m.d.sync += [lbw_en.eq(rec), lbw_addr.eq(l_slot_base + l_word), lbw_data.values.eq(vals),
+                     lbw_data.mask.eq(lanes_valid & Mux(dense, 0xFF, big))]
+        m.d.comb += [self.bitmap_byte.eq(rec & in_cmp), self.value_bytes.eq(Mux(rec, Mux(in_cmp, cnt, BLOCK), 0))]
+
+        # the window's next contents: the record shifted out, the beat (from `skip` in the
+        # segment's first) placed after the bytes that remain
+        used = Signal(range(BLOCK + 2))
+        m.d.comb += used.eq(Mux(rec, rlen, 0))
+        lo = Signal(range(B))
+        m.d.comb += lo.eq(Mux(first, skip, 0))
+        beat = Signal(8 * B)
+        m.d.comb += beat.eq(Mux(take, self.fm_data.payload >> Cat(Const(0, 3), lo), 0))
+        kept = Signal(range(CQ + 1))
+        m.d.comb += kept.eq(n_q - used)
+        win_next = Signal(8 * CQ)
+        m.d.comb += win_next.eq((win >> Cat(Const(0, 3), used)) | (beat << Cat(Const(0, 3), kept)))
+        end = Signal()                       # the segment's last record leaves
+        m.d.comb += end.eq(rec & rec_last)
+
+        with m.If(fetching):
+            m.d.sync += [win.eq(win_next), n_q.eq(kept + Mux(take, B - lo, 0))]
+            with m.If(take):
+                m.d.sync += first.eq(0)
+        with m.If(rec):
+            m.d.sync += [l_rec.eq(l_rec + 1), rec_last.eq(l_rec + 2 == W), l_word.eq(l_word + cb_in),
+                         seg_ptr.eq(seg_ptr + rlen)]
+        with m.If(end):
+            # the beats still to arrive are dropped; the pointer is written back
+            m.d.sync += [win.eq(0), n_q.eq(0), drop.eq(pending + accept - arrive),
+                         ipw_en.eq(in_cmp), ipw_addr.eq(lcb), ipw_data.eq(seg_ptr + rlen)]
+        with m.Else():
+            m.d.sync += drop.eq(drop + (accept & ~fetching) - (arrive & drop_nz))
 
         # rows the line buffer can take, rows_released + rows, registered: a cycle late it is at
         # most too small (rows_released only grows during a layer), which only delays a row
         row_limit = Signal(17)
         m.d.sync += row_limit.eq(Mux(run_start, 0, rows_released) + rows)
-        # L_ROW's decisions as registers (ly holds from L_SETTLE on)
         l_rows_done = Signal()               # ly == H
         l_row_free = Signal()                # ly < row_limit
         m.d.sync += [l_rows_done.eq(ly == H), l_row_free.eq(ly < row_limit)]
+        m.d.comb += ip_r.addr.eq(lcb)
+        start_sum = Signal(32)
+        m.d.comb += start_sum.eq(Mux(in_cmp, ip_r.data, d.IN_BASE + l_cboff + l_row8))
+        seg_end = Signal(33)
+        m.d.comb += seg_end.eq(seg_start + seg_max + (B - 1))
 
         with m.FSM():
             with m.State("L_IDLE"):
-                m.d.comb += l_idle.eq(1)
                 with m.If(run_start):
                     set_block(C)
-                    m.d.sync += [lcb_last.eq(cb_in <= 1), lx_last.eq(W <= 1), slot_last.eq(rows <= 1)]
-                    m.d.sync += [ly.eq(0), lx.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_word.eq(0),
-                                 l_pix8.eq(0), l_cboff.eq(0), rows_loaded.eq(0),
-                                 cb_one.eq(cb_in == 1), l_next.eq(d.IN_BASE)]
+                    m.d.sync += [lcb_last.eq(cb_in <= 1), slot_last.eq(rows <= 1),
+                                 ly.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_row8.eq(0),
+                                 l_cboff.eq(0), rows_loaded.eq(0),
+                                 seg_max.eq(Mux(in_cmp, (W << 3) + W, W << 3))]
                     m.next = "L_SETTLE"
             with m.State("L_SETTLE"):        # ly settles: L_ROW's compares are registered
                 m.next = "L_ROW"
@@ -203,59 +256,37 @@ class Loader(wiring.Component):
                 with m.Elif(l_rows_done):
                     pass
                 with m.Elif(l_row_free):
-                    m.next = "L_WORD"
-            with m.State("L_WORD"):
-                m.d.sync += [l_issue.eq(0), l_recv.eq(0), l_vals.eq(0), l_big.eq(0), l_first.eq(0)]
-                with m.If(in_cmp):
-                    m.d.comb += [self.fm_addr.valid.eq(1), self.fm_addr.payload.eq(l_block_ptr)]
-                    with m.If(self.fm_addr.ready):
-                        m.d.sync += l_ptr.eq(l_block_ptr)
-                        m.next = "L_BITMAP"
-                with m.Else():
-                    m.d.sync += [l_need.eq(BLOCK), recv_last.eq(0), l_ptr.eq(d.IN_BASE + l_cboff + l_pix8)]
-                    m.next = "L_VALUES"
-            with m.State("L_BITMAP"):
-                m.d.comb += [self.fm_data.ready.eq(1), ahead.eq(1), in_bitmap.eq(1)]
-                with m.If(self.fm_data.valid):
-                    bm = self.fm_data.payload & lanes_valid
-                    # the byte arrives from across the die: it is only registered here; l_need and
-                    # recv_last follow from it in L_VALUES's first cycle
-                    m.d.sync += [l_remain.eq(bm), l_first.eq(1),
-                                 l_ptr.eq(l_ptr + 1), l_issue.eq(0), l_recv.eq(0)]
-                    m.d.comb += self.bitmap_byte.eq(1)
-                    with m.If(bm == 0):
-                        # an empty word: l_vals and l_big are 0 (cleared in L_WORD)
-                        m.d.sync += lbw_en.eq(1)
-                        m.d.sync += ipw_en.eq(1)
-                        m.next = "L_STEP"
+                    m.next = "L_PTR"
+            with m.State("L_PTR"):           # the table is read at lcb
+                m.next = "L_START"
+            with m.State("L_START"):
+                m.d.sync += [seg_start.eq(start_sum), seg_ptr.eq(start_sum), l_word.eq(lcb),
+                             l_rec.eq(0), rec_last.eq(W == 1)]
+                m.next = "L_GO"
+            with m.State("L_GO"):
+                m.d.sync += [f_addr.eq(seg_start >> sh), f_left.eq((seg_end >> sh) - (seg_start >> sh)),
+                             f_any.eq(1), skip.eq(seg_start[:sh] if sh else 0), first.eq(1)]
+                m.next = "L_SEG"
+            with m.State("L_SEG"):
+                m.d.comb += fetching.eq(1)
+                with m.If(end):
+                    m.next = "L_NEXT"
+            with m.State("L_NEXT"):          # the next segment, once no request is held
+                with m.If(~hold):
+                    with m.If(~lcb_last):
+                        m.d.sync += [lcb.eq(lcb + 1), lcb_last.eq(lcb + 2 >= cb_in), l_cboff.eq(l_cboff + in_stride)]
+                        set_block(blk_left - BLOCK)
+                        m.next = "L_PTR"
                     with m.Else():
-                        m.next = "L_VALUES"
-            with m.State("L_VALUES"):
-                # in the first cycle of a compressed word, the first value (the bitmap is not empty)
-                # is requested, and its data cannot arrive before the next cycle
-                m.d.comb += [self.fm_addr.valid.eq(l_first | (l_issue < l_need)), self.fm_addr.payload.eq(l_ptr + l_issue),
-                             self.fm_data.ready.eq(1), in_values.eq(1), ahead.eq(1)]
-                with m.If(l_first):
-                    m.d.sync += [l_first.eq(0), l_need.eq(popcount(l_remain, 8)),
-                                 recv_last.eq((l_remain & (l_remain - 1)) == 0)]
-                with m.If(self.fm_addr.valid & self.fm_addr.ready):
-                    m.d.sync += l_issue.eq(l_issue + 1)
-                with m.If(self.fm_data.valid):
-                    m.d.comb += self.value_byte.eq(1)
-                    m.d.sync += [l_recv.eq(l_recv + 1), recv_last.eq(l_recv + 2 == l_need),
-                                 l_vals.eq(vals), l_big.eq(big), l_remain.eq(l_remain & ~(Const(1, 8) << lane))]
-                    with m.If(recv_last):
-                        m.d.sync += lbw_en.eq(1)
-                        with m.If(in_cmp):
-                            m.d.sync += ipw_en.eq(1)
-                        m.next = "L_STEP"
-            with m.State("L_STEP"):          # the word just stored: next word, or a new row
-                m.d.comb += ahead.eq(1)
-                m.d.sync += l_next.eq(ipw_data)
-                next_word()
-                with m.If(lcb_last & lx_last):
-                    m.next = "L_SETTLE"      # a new row must wait for a free line-buffer slot
-                with m.Else():
-                    m.next = "L_WORD"
+                        # the row's last word is written in this cycle: it counts from the next
+                        m.d.sync += [lcb.eq(0), lcb_last.eq(cb_in <= 1), l_cboff.eq(0), ly.eq(ly + 1),
+                                     rows_loaded.eq(ly + 1), l_row8.eq(l_row8 + (W << 3))]
+                        set_block(C)
+                        with m.If(slot_last):
+                            m.d.sync += [l_slot.eq(0), slot_last.eq(rows <= 1), l_slot_base.eq(0)]
+                        with m.Else():
+                            m.d.sync += [l_slot.eq(l_slot + 1), slot_last.eq(l_slot + 2 >= rows),
+                                         l_slot_base.eq(l_slot_base + row_words)]
+                        m.next = "L_SETTLE"   # a new row must wait for a free line-buffer slot
 
         return m

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..sw import fmformat, regs, traffic
-from ..sw.layout import BLOCK, dw_lanes, param_words
+from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, dw_lanes, param_words
 from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
 SETUP = 8
+SEGMENT_OVERHEAD = 8      # L_NEXT, L_PTR, L_START, L_GO and the first beat's latency (hw/loader.py)
 ROW_OVERHEAD = 5          # S_SETTLE, S_ROW and the refill of the line-buffer read, its register and the scanner
 
 
@@ -127,10 +128,13 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
 
 
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
-            out_layout: str = "compressed", eps_out: int = 0, expected=None, weight_buffer: bool = False) -> dict:
+            out_layout: str = "compressed", eps_out: int = 0, expected=None, weight_buffer: bool = False,
+            fm_bytes: int = DEFAULT_FM_BYTES, in_base: int = 0) -> dict:
     """Counters the engine will report for `spec` (a driver.LayerSpec). `expected` (the golden
     output) is needed for OUT_BYTES in the compressed layout. With `weight_buffer` the weights
-    are read once, into the weight buffer, before the run (WEIGHT_BUFFER = 1)."""
+    are read once, into the weight buffer, before the run (WEIGHT_BUFFER = 1). FM_PORT_BYTES is
+    the least the feature-map port (`fm_bytes` a beat, the input at byte `in_base`) delivers,
+    exact in the dense layout; `fm_port_bytes_most` the most (compressed: with the read-ahead)."""
     x = spec.input
     c, h, w = x.shape
     kout, _, k, _ = spec.weight.shape
@@ -142,6 +146,9 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     win = traffic.present_windows(spec, eps, dense_mode)                  # the operands issued
     r = dict(FM_BITMAP_BYTES=fm_in.bitmap_bytes, FM_VALUE_BYTES=fm_in.value_bytes,
              PARAM_BYTES=kout * param_words(P) * P)
+    beats = traffic.fm_port_beats(x, in_layout, fm_bytes, in_base)
+    ahead = traffic.read_ahead_beats(x, fm_bytes) if in_layout == "compressed" else 0
+    r.update(FM_PORT_BYTES=beats * fm_bytes, fm_port_bytes_most=(beats + ahead) * fm_bytes)
     if spec.depthwise:
         n_groups = cb_out * (BLOCK // D)
         macs = skipped = 0
@@ -178,8 +185,9 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     else:
         r["OUT_BYTES"] = blocks * BLOCK
     # cycle estimate: the slowest of the concurrent stages, plus set-up and pipeline fill
-    loader = (fm_in.bitmap_bytes * 3 + fm_in.value_bytes) if in_layout == "compressed" else \
-        cb_in * h * w * (BLOCK + 2)
+    # the loader: a record a cycle or a beat a cycle, whichever is slower, and a few cycles a
+    # segment (its pointer, the first beat's latency)
+    loader = max(cb_in * h * w, beats) + cb_in * h * SEGMENT_OVERHEAD
     writer = r["OUT_BYTES"] + blocks
     setup = SETUP + 17 + derive_cycles(spec, P) + max(cb_in, cb_out) + kout * param_words(P) + 4
     if weight_buffer:                    # FILL: a word a cycle, and the last write

@@ -7,8 +7,8 @@ Verilog's port list (hw/verilog.py).
 * ``Descriptor``: the layer descriptor (sw/regs.py's read-write registers at their widths), as
   the register block hands it to the stages.
 
-The read ports are plain ``lib.stream`` streams: 32-bit addresses out, data in (8 bits on the
-feature-map port, 8 P bits on the weight port)."""
+The read ports are plain ``lib.stream`` streams: 32-bit addresses out, data in (8 fm_bytes bits on the
+feature-map port's beats, 8 P bits on the weight port)."""
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw import regs
+from ..sw.layout import BLOCK
 from .ports import CSRSignature, Descriptor
 
 
@@ -14,8 +15,9 @@ class Increments(data.StructLayout):
     def __init__(self, lanes):
         super().__init__({
             "STALL_CYCLES": 1,
-            "FM_VALUE_BYTES": 1,
+            "FM_VALUE_BYTES": range(BLOCK + 1),     # 0..8 values a record
             "FM_BITMAP_BYTES": 1,
+            "FM_PORT_BYTES": range(17),     # a beat: 1..16 bytes
             "VALUES_SKIPPED": 4,            # 0..8 operands a word
             "WEIGHT_BYTES": 1,              # a weight word: P bytes
             "PARAM_BYTES": 1,               # a parameter word: P bytes
@@ -43,6 +45,8 @@ class Registers(wiring.Component):
         P, which the ID register reports.
     wbuf_words : int
         The weight buffer's words, which WBUF_WORDS reports (a generation parameter).
+    fm_bytes : int
+        The feature-map port's beat, which FM_BEAT_BYTES reports.
 
     Attributes
     ----------
@@ -65,8 +69,8 @@ class Registers(wiring.Component):
         The counters' increments this cycle.
     """
 
-    def __init__(self, lanes, wbuf_words=0):
-        self.P, self.wbuf_words = lanes, wbuf_words
+    def __init__(self, lanes, wbuf_words=0, fm_bytes=1):
+        self.P, self.wbuf_words, self.fm_bytes = lanes, wbuf_words, fm_bytes
         super().__init__({"csr": In(CSRSignature()), "desc": Out(Descriptor()), "start": Out(1), "busy": Out(1), "error": Out(1),
                           "end": In(1), "end_error": In(8), "inc": In(Increments(lanes))})
 
@@ -87,6 +91,8 @@ class Registers(wiring.Component):
                 rdata[a] = Const(regs.engine_id(self.P), 32)
             elif r.name == "WBUF_WORDS":
                 rdata[a] = Const(self.wbuf_words, 32)
+            elif r.name == "FM_BEAT_BYTES":
+                rdata[a] = Const(self.fm_bytes, 32)
             elif r.name == "STATUS":
                 rdata[a] = Cat(status_busy, status_done, Const(0, 6), err)
             elif r.name in reg:

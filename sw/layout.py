@@ -36,6 +36,16 @@ def check_lanes(p: int) -> None:
         raise ValueError(f"lanes P={p}: P must divide 8 (1, 2, 4) or be a multiple of 8")
 
 
+FM_BYTES = (1, 2, 4, 8, 16)        # the feature-map read port's beat widths the loader supports
+DEFAULT_FM_BYTES = 8                # a 64-bit memory bus
+FM_AHEAD = 4                        # the loader's beats in flight at most (hw/loader.py)
+
+
+def check_fm_bytes(b: int) -> None:
+    if b not in FM_BYTES:
+        raise ValueError(f"fm_bytes={b}: the feature-map port's beat is one of {', '.join(map(str, FM_BYTES))} bytes")
+
+
 def param_words(p: int) -> int:
     return -(-PARAM_BYTES // p)
 

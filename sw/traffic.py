@@ -1,17 +1,51 @@
-"""The engine's weight traffic, exactly: the one definition of how many weight words a run reads,
-used by the engine's model (hw/model.predict, which the tests hold equal to the RTL's counters)
-and by the driver's planner (sw/plan.py), which chooses the tiling that moves the fewest bytes.
+"""The engine's memory traffic: the one definition of how many weight words a run reads and of
+the feature-map port's beats, used by the engine's model (hw/model.predict, which the tests hold
+to the RTL's counters) and by the driver's planner (sw/plan.py), which chooses the tiling that
+moves the fewest bytes.
 
 * Streaming (WEIGHT_BUFFER = 0): one word per MAC item, that is per present operand per group of
   P output channels (depthwise: per tap where any of the group's D lanes has an operand).
 * Buffered (WEIGHT_BUFFER = 1): the layer's whole weight layout (sw/layout.py) once, before the run.
+* Feature map: the loader reads one input row of one channel block (a segment: W contiguous
+  records) as a run of beats (hw/loader.py). The beats holding a segment's bytes are the least it
+  reads; a dense segment's size is known, so that is exact; a compressed segment's end is found
+  only as its records are parsed, and the loader may have read up to `read_ahead_beats` more.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .fmformat import BLOCK
-from .layout import dw_lanes
+from .fmformat import BLOCK, block_stride
+from .layout import FM_AHEAD, dw_lanes
+
+
+def fm_segments(x: np.ndarray, layout: str, in_base: int = 0) -> list[tuple[int, int]]:
+    """(first byte, bytes) of each segment (input row y of channel block cb) of the C x H x W
+    int8 tensor `x` at byte `in_base`, in the loader's order (y, then cb)."""
+    c, h, w = x.shape
+    nb = -(-c // BLOCK)
+    stride = block_stride(h, w, layout)
+    if layout == "dense":
+        return [(in_base + cb * stride + y * w * BLOCK, w * BLOCK) for y in range(h) for cb in range(nb)]
+    padded = np.zeros((nb * BLOCK, h, w), dtype=bool)
+    padded[:c] = x != 0
+    sizes = w + padded.reshape(nb, BLOCK, h, w).sum(axis=(1, 3))          # nb, h: bytes of each segment
+    starts = in_base + np.arange(nb)[:, None] * stride + np.cumsum(sizes, axis=1) - sizes
+    return [(int(starts[cb, y]), int(sizes[cb, y])) for y in range(h) for cb in range(nb)]
+
+
+def fm_port_beats(x: np.ndarray, layout: str, fm_bytes: int, in_base: int = 0) -> int:
+    """The beats of `fm_bytes` bytes that hold the segments' bytes: what the loader reads at least
+    (exactly, in the dense layout)."""
+    b = fm_bytes
+    return sum((p + n + b - 1) // b - p // b for p, n in fm_segments(x, layout, in_base))
+
+
+def read_ahead_beats(x: np.ndarray, fm_bytes: int) -> int:
+    """The most beats a compressed feature map's segments read past their ends: the beats in
+    flight and those in the loader's window (a record and a beat: fm_bytes + 9 bytes), each."""
+    c, h, _ = x.shape
+    return -(-c // BLOCK) * h * (FM_AHEAD + -(-(fm_bytes + BLOCK + 1) // fm_bytes))
 
 
 def windows(x_present: np.ndarray, k: int, s: int, pad: int, ho: int, wo: int) -> np.ndarray:

@@ -76,7 +76,9 @@ def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=
             result["status"] = status
             result["error"] = status >> 8
             result["counters"] = {n: csr_read(ctx, top.csr, n) for n in regs.COUNTERS}
-            result["memory"] = dict(fm_reads=ctx.get(top.fm_reads), w_reads=ctx.get(top.w_reads),
+            result["fm_beat_bytes"] = csr_read(ctx, top.csr, "FM_BEAT_BYTES")
+            result["memory"] = dict(fm_reads=ctx.get(top.fm_reads), fm_port_bytes=ctx.get(top.fm_reads) * top.fm_bytes,
+                                    w_reads=ctx.get(top.w_reads),
                                     out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob),
                                     refused=ctx.get(top.refused))
             result["out"] = bytes(ctx.get(mem[i]) for i in range(n_out))

@@ -30,7 +30,9 @@ def make_spec(seed, c, h, w, k_out, k, s, p, dw, act="relu", zero=0.5, name="ran
 def check_counters_against_memories(cn, mem, lanes):
     """The engine's counters against the memory models' own transaction counts."""
     assert mem["oob"] == 0, "a read or write outside the memories"
-    assert cn["FM_VALUE_BYTES"] + cn["FM_BITMAP_BYTES"] == mem["fm_reads"]
+    assert cn["FM_PORT_BYTES"] == mem["fm_port_bytes"], \
+        f"FM_PORT_BYTES {cn['FM_PORT_BYTES']} != the memory's {mem['fm_port_bytes']} bytes read"
+    assert cn["FM_VALUE_BYTES"] + cn["FM_BITMAP_BYTES"] <= cn["FM_PORT_BYTES"]
     assert cn["WEIGHT_BYTES"] + cn["PARAM_BYTES"] == mem["w_reads"] * lanes
     assert cn["OUT_BYTES"] == mem["out_writes"]
 
@@ -69,10 +71,16 @@ def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_la
     assert r["out"][job.out_bytes:] == bytes(len(r["out"]) - job.out_bytes), "wrote past the output region"
     # against the model
     pr = predict(spec, lanes, eps=eps, dense_mode=dense_mode, in_layout=in_layout, out_layout=out_layout,
-                 eps_out=eps_out, expected=golden(spec, act, eps), weight_buffer=weight_buffer)
+                 eps_out=eps_out, expected=golden(spec, act, eps), weight_buffer=weight_buffer,
+                 fm_bytes=r["fm_beat_bytes"], in_base=job.regs["IN_BASE"])
     for name in ("FM_BITMAP_BYTES", "FM_VALUE_BYTES", "PARAM_BYTES", "MACS", "VALUES_SKIPPED",
                  "WEIGHT_BYTES", "OUT_BYTES"):
         assert cn[name] == pr[name], f"{spec.name} P={lanes}: {name} RTL {cn[name]} != model {pr[name]}"
+    # the feature-map port: the beats holding the rows' records, exactly in the dense layout; a
+    # compressed row's read-ahead at most
+    assert pr["FM_PORT_BYTES"] <= cn["FM_PORT_BYTES"] <= pr["fm_port_bytes_most"], \
+        (f"{spec.name} P={lanes}: FM_PORT_BYTES RTL {cn['FM_PORT_BYTES']}, model "
+         f"{pr['FM_PORT_BYTES']}..{pr['fm_port_bytes_most']}")
     # the memories' own count of the cycles they refused a request is a floor for STALL_CYCLES
     # (which also counts the engine's waits for weight words); with stalls there are refusals
     assert r["memory"]["refused"] <= cn["STALL_CYCLES"] <= cn["CYCLES"], \
@@ -97,6 +105,10 @@ KINDS = {
 }
 
 
+# the feature-map port's beat for each lane count: every width the loader supports
+FM_BYTES = {1: 1, 4: 4, 8: 16, 16: 8}
+
+
 @pytest.mark.parametrize("lanes", [1, 4, 8, 16])
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_layer_kinds(kind, lanes):
@@ -105,7 +117,8 @@ def test_layer_kinds(kind, lanes):
         ko = 3
     spec, act = make_spec(zlib.crc32(f"{kind}/{lanes}".encode()), c, h, w, ko, k, s, p, dw, name=kind)
     stall = 25 if (lanes in (4, 16)) else 0          # random stalls on every port
-    run_and_check(spec, act, lanes, stall=stall, seed=lanes + 3)
+    r, _ = run_and_check(spec, act, lanes, stall=stall, seed=lanes + 3, engine_args=SMALL | dict(fm_bytes=FM_BYTES[lanes]))
+    assert r["fm_beat_bytes"] == FM_BYTES[lanes]
 
 
 @pytest.mark.parametrize("lanes", [4, 16])
@@ -175,8 +188,9 @@ def test_engine_reads_only_the_read_ranges():
     job.fm_image = bytes(junk)
     r = run_job(job, 4, budget=60_000, engine_args=SMALL)
     check_output(spec.name, driver.check_run(spec.name, job, r), golden(spec, act, 0))
-    assert r["memory"]["fm_reads"] == sum(b - a for a, b in ranges) == \
-        r["counters"]["FM_VALUE_BYTES"] + r["counters"]["FM_BITMAP_BYTES"]
+    # the records' bytes exactly; the beats read ahead past a row's records take junk in, unused
+    assert sum(b - a for a, b in ranges) == r["counters"]["FM_VALUE_BYTES"] + r["counters"]["FM_BITMAP_BYTES"]
+    assert r["counters"]["FM_PORT_BYTES"] == r["memory"]["fm_port_bytes"] > sum(b - a for a, b in ranges)
 
 
 @pytest.mark.parametrize("out_layout", ["dense", "compressed"])
@@ -314,7 +328,7 @@ def test_illegal_descriptor(case):
     assert not r.get("timeout"), f"{case}: no error within 200 cycles"
     assert r["error"] == regs.ERROR_CODE[code], f"{case}: error {r['error']} != {code}"
     assert r["status"] & 0b11 == 0b10                      # idle and done
-    assert r["memory"] == dict(fm_reads=0, w_reads=0, out_writes=0, oob=0, refused=0)
+    assert r["memory"] == dict(fm_reads=0, fm_port_bytes=0, w_reads=0, out_writes=0, oob=0, refused=0)
     check_id_and_start(case, r, 4)
     # the set-up's cycles, exactly (CYCLES counts from START, not only once the layer runs); the
     # other counters stay 0

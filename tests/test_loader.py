@@ -1,8 +1,10 @@
 """The loader (hw/loader.py) alone against a model: a feature map in memory (both layouts) into
-the line buffer, word by word in row order: each word's values (absent ones 0) and its mask
-(|x| > EPS_IN and channel < C; every channel < C in dense mode), at its row slot's address. The
-memory refuses addresses and delays data at random, the "sequencer" releases rows at random, and
-the ring of row slots must never be overrun; the bitmap and value bytes counted exactly."""
+the line buffer, one input row of one channel block (a segment) after another: each word's values
+(absent ones 0) and its mask (|x| > EPS_IN and channel < C; every channel < C in dense mode), at
+its row slot's address. The memory delivers beats of 1 to 16 bytes, refuses addresses and delays
+data at random, the "sequencer" releases rows at random, and the ring of row slots must never be
+overrun; the bitmap and value bytes counted exactly, the beats read exactly in dense layout and
+within the read-ahead's bound in compressed layout, every beat inside the feature map."""
 import random
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 
 from fmprune.hw import model as hw_model
 from fmprune.hw.loader import Loader
-from fmprune.sw import driver, fmformat
+from fmprune.sw import driver, fmformat, traffic
 from fmprune.sw.layout import BLOCK
 from streamtb import simulate
 from test_engine import make_spec
@@ -24,8 +26,8 @@ def words_model(x, eps, dense_mode, rows, row_words):
     nb = -(-c // BLOCK)
     out = []
     for y in range(h):
-        for xx in range(w):
-            for cb in range(nb):
+        for cb in range(nb):
+            for xx in range(w):
                 vals = [int(x[cb * BLOCK + i, y, xx]) if cb * BLOCK + i < c else 0 for i in range(BLOCK)]
                 valid = sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c)
                 big = sum(1 << i for i, v in enumerate(vals) if abs(v) > eps)
@@ -34,10 +36,30 @@ def words_model(x, eps, dense_mode, rows, row_words):
     return out
 
 
-@pytest.mark.parametrize("c,h,w,layout,eps,dense_mode,stall", [
-    (6, 5, 4, "compressed", 0, 0, 0.0), (12, 6, 3, "compressed", 3, 0, 0.4), (8, 4, 5, "dense", 2, 0, 0.3),
-    (20, 3, 2, "dense", 0, 1, 0.5), (5, 7, 2, "compressed", 0, 1, 0.2)])
-def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall):
+def segments_model(x, layout, base, stride):
+    """(first byte, bytes) of every segment (input row of one channel block), in order."""
+    c, h, w = x.shape
+    nb = -(-c // BLOCK)
+    out = []
+    for cb in range(nb):
+        ptr = base + cb * stride
+        for y in range(h):
+            size = sum(1 + int(np.count_nonzero(x[cb * BLOCK:(cb + 1) * BLOCK, y, xx])) for xx in range(w)) \
+                if layout == "compressed" else BLOCK * w
+            out.append((y, cb, ptr, size))
+            ptr += size
+    return [(p, n) for _, _, p, n in sorted(out)]
+
+
+def beats(first, size, b):
+    return (first + size + b - 1) // b - first // b
+
+
+@pytest.mark.parametrize("c,h,w,layout,eps,dense_mode,stall,fm_bytes", [
+    (6, 5, 4, "compressed", 0, 0, 0.0, 1), (12, 6, 3, "compressed", 3, 0, 0.4, 8), (8, 4, 5, "dense", 2, 0, 0.3, 4),
+    (20, 3, 2, "dense", 0, 1, 0.5, 16), (5, 7, 2, "compressed", 0, 1, 0.2, 2), (17, 4, 6, "compressed", 1, 0, 0.0, 16),
+    (9, 3, 7, "dense", 0, 0, 0.0, 8), (6, 6, 5, "compressed", 0, 0, 0.3, 4)])
+def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes):
     spec, _ = make_spec(c * h + w, c, h, w, 4, 1, 1, 0, False, zero=0.5)
     spec.input[0, 0, :] = np.arange(w) % 5 - 2                   # values around eps
     job = driver.prepare(spec, 4, in_layout=layout, eps=eps, dense_mode=bool(dense_mode), in_base=5)
@@ -48,10 +70,12 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall):
     rows, row_words = dv["rows"], dv["row_words"]
     assert rows < h, "the case must wrap the ring of row slots"
     want = words_model(spec.input, eps, dense_mode, rows, row_words)
-    _, traffic = fmformat.encode(spec.input, layout)
-    mem = job.fm_image
-    dut = Loader(4, **buf)
-    got, reads, counts = [], [], dict(bitmap=0, value=0)
+    _, fm_traffic = fmformat.encode(spec.input, layout)
+    mem = job.fm_image + bytes(fm_bytes)
+    B = fm_bytes
+    segs = segments_model(spec.input, layout, regs["IN_BASE"], dv["in_stride"])
+    dut = Loader(4, **buf, fm_bytes=B)
+    got, reads, counts = [], [], dict(bitmap=0, value=0, beats=0)
     rng = random.Random(c + h)
 
     async def bench(ctx):
@@ -75,25 +99,27 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall):
             ctx.set(dut.fm_addr.ready, rng.random() >= stall)
             data_valid = bool(pending) and rng.random() >= stall
             ctx.set(dut.fm_data.valid, data_valid)
-            ctx.set(dut.fm_data.payload, pending[0] if pending else 0)
+            ctx.set(dut.fm_data.payload, int.from_bytes(mem[pending[0] * B:(pending[0] + 1) * B], "little")
+                    if pending else 0)
             loaded = ctx.get(dut.rows_loaded)
             assert loaded <= released + rows, f"cycle {cycle}: {loaded} rows loaded, {released} released, {rows} slots"
             if released < loaded and rng.random() < 0.02:          # a slow sequencer: the ring fills
                 released += 1
             ctx.set(dut.rows_released, released)
-            _, _, a_valid, a_ready, addr, d_ready, en, waddr, wdata, bm, vb = await ctx.tick().sample(
+            _, _, a_valid, a_ready, addr, d_ready, en, waddr, wdata, bm, vb, pb = await ctx.tick().sample(
                 dut.fm_addr.valid, dut.fm_addr.ready, dut.fm_addr.payload, dut.fm_data.ready,
-                dut.lb_w_en, dut.lb_w_addr, dut.lb_w_data, dut.bitmap_byte, dut.value_byte)
+                dut.lb_w_en, dut.lb_w_addr, dut.lb_w_data, dut.bitmap_byte, dut.value_bytes, dut.port_beat)
             if data_valid and d_ready:
                 pending.pop(0)
             if a_valid and a_ready:
                 reads.append(addr)
-                pending.append(mem[addr])
+                pending.append(addr)
             counts["bitmap"] += bm
             counts["value"] += vb
+            counts["beats"] += pb
             if en:
                 got.append((int(waddr), [int(v) for v in wdata.values], int(wdata.mask), released))
-            if len(got) == len(want) and not pending:
+            if len(got) == len(want) and not pending and not ctx.get(dut.busy):
                 break
         # the last row is reported loaded from the cycle after its last word's write
         await ctx.tick().repeat(3)
@@ -104,5 +130,15 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall):
     for n, ((a, v, mk, rel), (wa, wv, wm, y)) in enumerate(zip(got, want)):
         assert (a, v, mk) == (wa, wv, wm), f"word {n} (row {y}): (addr, values, mask) {(a, v, mk)} != model {(wa, wv, wm)}"
         assert y < rel + rows, f"word {n}: row {y} written while only {rel} rows were released ({rows} slots)"
-    assert counts == dict(bitmap=traffic.bitmap_bytes, value=traffic.value_bytes), counts
-    assert len(reads) == traffic.bitmap_bytes + traffic.value_bytes
+    assert (counts["bitmap"], counts["value"]) == (fm_traffic.bitmap_bytes, fm_traffic.value_bytes), counts
+    assert counts["beats"] == len(reads), f"{counts['beats']} beats counted, {len(reads)} read"
+    least = sum(beats(p, n, B) for p, n in segs)
+    assert least == traffic.fm_port_beats(spec.input, layout, B, regs["IN_BASE"]), "sw/traffic.py's beats"
+    if layout == "dense":
+        assert len(reads) == least, f"{len(reads)} beats read, the segments hold {least}"
+    else:                                # read-ahead: the beats in flight and the window's, each segment
+        most = least + len(segs) * (dut.ahead + -(-dut.window // B))
+        assert most == least + traffic.read_ahead_beats(spec.input, B)
+        assert least <= len(reads) <= most, f"{len(reads)} beats read, the segments hold {least} (at most {most})"
+    lo, hi = regs["IN_BASE"] // B, -(-(regs["IN_BASE"] + dv["cb_in"] * dv["in_stride"]) // B)
+    assert all(lo <= a < hi for a in reads), f"a beat outside the feature map's beats [{lo}, {hi})"

@@ -6,7 +6,8 @@ module sim_top #(
     parameter INTERNAL_CLOCK = 1,      // 1: the clock is generated here (10 ns), keeping the
                                        // testbench out of the per-cycle path; 0: input `clk`
     parameter LANES = 16,
-    parameter FM_DEPTH = 1 << 20,
+    parameter FM_BYTES = 8,            // the feature-map port's beat
+    parameter FM_DEPTH = 1 << 20,      // bytes
     parameter W_DEPTH = 1 << 18,
     parameter OUT_DEPTH = 1 << 20
 ) (
@@ -36,7 +37,7 @@ module sim_top #(
 
     wire fm_addr_valid, fm_addr_ready, fm_data_valid, fm_data_ready;
     wire [31:0] fm_addr_payload;
-    wire [7:0] fm_data_payload;
+    wire [8*FM_BYTES-1:0] fm_data_payload;
     wire w_addr_valid, w_addr_ready, w_data_valid, w_data_ready;
     wire [31:0] w_addr_payload;
     wire [8*LANES-1:0] w_data_payload;
@@ -55,7 +56,7 @@ module sim_top #(
         .out__valid(out_valid), .out__ready(out_ready), .out__payload(out_payload),
         .busy(busy), .error(error)
     );
-    fmprune_readmem #(.WIDTH(8), .DEPTH(FM_DEPTH), .SEED(1), .PLUSARG("fm_mem")) fm (
+    fmprune_readmem #(.WIDTH(8 * FM_BYTES), .DEPTH(FM_DEPTH / FM_BYTES), .SEED(1), .PLUSARG("fm_mem")) fm (
         .clk(clk), .rst(rst), .stall_threshold(stall_threshold),
         .addr_valid(fm_addr_valid), .addr_ready(fm_addr_ready), .addr_payload(fm_addr_payload),
         .data_valid(fm_data_valid), .data_ready(fm_data_ready), .data_payload(fm_data_payload),
