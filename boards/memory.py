@@ -44,7 +44,7 @@ class BoardMemory(wiring.Component):
         if kind == "read":
             ports.update(addr=In(stream.Signature(32)), data=Out(stream.Signature(8 * unit_bytes)))
         else:
-            ports.update(req=In(stream.Signature(WriteReq())))
+            ports.update(req=In(stream.Signature(WriteReq(data_bytes=unit_bytes))))
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -145,19 +145,23 @@ class BoardMemory(wiring.Component):
         else:
             # an accepted write is registered (w_*), then decoded into the registered byte-lane
             # enables and address, which reach the RAM directly (the data a cycle later, in x_data)
+            # (a beat of unit_bytes with its strobes: the beat's unit within the word selects the lanes)
+            upw = wb // ub
             w_valid = Signal()
-            w_byte = Signal(32)
-            w_data = Signal(8)
-            x_data = Signal(8)
+            w_unit = Signal(32)
+            w_data = Signal(8 * ub)
+            w_strobe = Signal(ub)
+            x_data = Signal(8 * ub)
             m.d.comb += self.req.ready.eq(1)          # the host writes only while the engine is idle
             m.d.sync += w_valid.eq(self.req.valid & self.req.ready)
             with m.If(self.req.valid & self.req.ready):
-                m.d.sync += [w_byte.eq(self.req.payload.addr), w_data.eq(self.req.payload.data)]
-            w_lane = w_byte[:_log2(wb)] if wb > 1 else 0
-            x_en_next = Mux(w_valid & (w_byte < self.size), Const(1, wb) << w_lane, 0)
+                m.d.sync += [w_unit.eq(self.req.payload.addr), w_data.eq(self.req.payload.data),
+                             w_strobe.eq(self.req.payload.strobe)]
+            w_lane = Cat(Const(0, _log2(ub)), w_unit[:_log2(upw)]) if upw > 1 else 0
+            x_en_next = Mux(w_valid & (w_unit < self.units), w_strobe << w_lane, 0)
             m.d.sync += x_data.eq(w_data)
-            engine_word_next = w_byte >> _log2(wb)
-            m.d.comb += wp_data.eq(Mux(host_active, host.w_data, x_data).replicate(wb))
+            engine_word_next = w_unit >> _log2(upw)
+            m.d.comb += wp_data.eq(Mux(host_active, host.w_data.replicate(wb), x_data.replicate(upw)))
             m.d.comb += wp_en_next.eq(Mux(self.host.we | self.host.re, host_we_next, x_en_next))
         m.d.comb += addr_next.eq(Mux(self.host.we | self.host.re, host_word_next, engine_word_next))
         if self.kind == "read":

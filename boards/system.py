@@ -32,6 +32,7 @@ class SystemConfig:
     fm_word_bytes: int = 1
     out_word_bytes: int = 1
     fm_beat_bytes: int = 1              # the engine's feature-map port (a divisor of fm_word_bytes)
+    out_beat_bytes: int = 1             # the engine's output port (a divisor of out_word_bytes)
 
     @property
     def divisor(self) -> int:
@@ -44,7 +45,7 @@ class SystemConfig:
 
     def engine_args(self) -> dict:
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
-                    wbuf_words=self.wbuf_words, fm_bytes=self.fm_beat_bytes)
+                    wbuf_words=self.wbuf_words, fm_bytes=self.fm_beat_bytes, out_bytes=self.out_beat_bytes)
 
 
 class BoardSystem(wiring.Component):
@@ -62,7 +63,7 @@ class BoardSystem(wiring.Component):
         self.engine = Engine(P, **cfg.engine_args())
         self.fm = BoardMemory("read", cfg.fm_bytes // cfg.fm_word_bytes, cfg.fm_word_bytes, cfg.fm_beat_bytes)
         self.wm = BoardMemory("read", cfg.w_bytes // P, P, P)
-        self.om = BoardMemory("write", cfg.out_bytes // cfg.out_word_bytes, cfg.out_word_bytes)
+        self.om = BoardMemory("write", cfg.out_bytes // cfg.out_word_bytes, cfg.out_word_bytes, cfg.out_beat_bytes)
         self.bridge = Bridge(info=cfg.info(), mem_sizes=[cfg.fm_bytes, cfg.w_bytes, cfg.out_bytes],
                              idle_timeout=max(16, round(cfg.clk_hz * protocol.IDLE_TIMEOUT_S)))
         super().__init__()

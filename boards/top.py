@@ -142,13 +142,13 @@ BOARDS = {
                      # side, with no read multiplexer behind them (8-bit words need one: 12 ns)
                      fm_word_bytes=4, out_word_bytes=4,
                      # the feature-map port reads a whole word a beat
-                     fm_beat_bytes=4),
+                     fm_beat_bytes=4, out_beat_bytes=4),
         dict(luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")),
     "icebreaker": Board(
         "icebreaker", "1BitSquared iCEBreaker", "iCE40UP5K-SG48", "ice40",
         SystemConfig(lanes=2, clk_hz=12_000_000, baud=1_000_000, fm_bytes=32 << 10, w_bytes=32 << 10,
                      out_bytes=32 << 10, linebuf_depth=256, max_channels=256, max_blocks=64,
-                     fm_word_bytes=2, out_word_bytes=2, fm_beat_bytes=2),
+                     fm_word_bytes=2, out_word_bytes=2, fm_beat_bytes=2, out_beat_bytes=2),
         dict(luts="ICESTORM_LC", ffs=None, dsps="ICESTORM_DSP", brams="ICESTORM_RAM", sprams="ICESTORM_SPRAM")),
 }
 

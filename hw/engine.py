@@ -12,14 +12,14 @@ Ports (all handshakes are lib.stream valid/ready; memory may stall any of them a
 * ``fm_addr`` / ``fm_data``: feature-map read port, beat addresses (byte address / fm_bytes),
   beats of fm_bytes bytes, in order;
 * ``w_addr`` / ``w_data``: weight read port, word addresses, P-byte words, in order;
-* ``out``: write port, {byte address, 8-bit data};
+* ``out``: write port, {beat address (byte address / out_bytes), out_bytes bytes, byte strobes};
 * ``busy``, ``error``: for LEDs.
 """
 from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import DEFAULT_FM_BYTES, check_fm_bytes, check_lanes, default_wbuf_words
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, check_fm_bytes, check_lanes, check_port_bytes, default_wbuf_words
 from .control import Control
 from .loader import Loader
 from .mac import MACLanes
@@ -56,13 +56,16 @@ class Engine(wiring.Component):
         Weight-buffer words of P bytes (0: no weight buffer; None: sw/layout.py's WBUF_BYTES / P, 256 KiB).
     fm_bytes : int
         Bytes a beat of the feature-map read port: 1, 2, 4, 8 (the default, a 64-bit bus) or 16.
+    out_bytes : int
+        Bytes a beat of the output write port (1, 2, 4, 8 by default, or 16), with a strobe a byte.
     """
 
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8,
-                 wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES):
+                 wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES):
         check_lanes(lanes)
         check_fm_bytes(fm_bytes)
-        self.fm_bytes = fm_bytes
+        check_port_bytes("out_bytes", out_bytes)
+        self.fm_bytes, self.out_bytes = fm_bytes, out_bytes
         if fifo_depth < 3:
             raise ValueError(f"fifo_depth={fifo_depth}: the MAC item queue needs at least 3 places")
         if wbuf_words is None:
@@ -79,7 +82,7 @@ class Engine(wiring.Component):
             "fm_data": In(stream.Signature(8 * fm_bytes)),
             "w_addr": Out(stream.Signature(32)),
             "w_data": In(stream.Signature(8 * lanes)),
-            "out": Out(stream.Signature(WriteReq())),
+            "out": Out(stream.Signature(WriteReq(data_bytes=out_bytes))),
             "busy": Out(1),
             "error": Out(1),
         })
@@ -87,7 +90,7 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P = self.P
-        m.submodules.regs = regs = Registers(P, self.wbuf_words, self.fm_bytes)
+        m.submodules.regs = regs = Registers(P, self.wbuf_words, self.fm_bytes, self.out_bytes)
         m.submodules.setup = setup = Setup(P, linebuf_depth=self.linebuf_depth, max_channels=self.max_channels,
                                            max_blocks=self.max_blocks, wbuf_words=self.wbuf_words)
         m.submodules.control = control = Control(P, self.max_blocks)
@@ -103,7 +106,7 @@ class Engine(wiring.Component):
         m.submodules.mac = mac = MACLanes(P)
         m.submodules.output = output = OutputStage(P, self.max_channels)
         m.submodules.packer = packer = Packer(P)
-        m.submodules.writer = writer = Writer(self.max_blocks)
+        m.submodules.writer = writer = Writer(self.max_blocks, self.out_bytes)
         # weight addresses leave through a pipeline register (the address sum has the cycle to
         # itself); weight words arrive through a two-place queue (the MAC's pop reaches its read
         # pointer only, and the memory's read queue advances on a flip-flop, its ready)
@@ -213,6 +216,6 @@ class Engine(wiring.Component):
         m.d.comb += [inc.FM_BITMAP_BYTES.eq(loader.bitmap_byte), inc.FM_VALUE_BYTES.eq(loader.value_bytes),
                      inc.FM_PORT_BYTES.eq(Mux(loader.port_beat, self.fm_bytes, 0)),
                      inc.MACS.eq(scanner.macs), inc.VALUES_SKIPPED.eq(scanner.skipped),
-                     inc.PARAM_BYTES.eq(params.word), inc.OUT_BYTES.eq(self.out.valid & self.out.ready),
+                     inc.PARAM_BYTES.eq(params.word), inc.OUT_BYTES.eq(writer.bytes_written),
                      inc.WEIGHT_BYTES.eq(w_word_q), inc.STALL_CYCLES.eq(stall_q)]
         return m

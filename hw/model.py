@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..sw import fmformat, regs, traffic
-from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, dw_lanes, param_words
+from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, dw_lanes, param_words
 from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
@@ -129,7 +129,7 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
 
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
             out_layout: str = "compressed", eps_out: int = 0, expected=None, weight_buffer: bool = False,
-            fm_bytes: int = DEFAULT_FM_BYTES, in_base: int = 0) -> dict:
+            fm_bytes: int = DEFAULT_FM_BYTES, in_base: int = 0, out_bytes: int = DEFAULT_OUT_BYTES) -> dict:
     """Counters the engine will report for `spec` (a driver.LayerSpec). `expected` (the golden
     output) is needed for OUT_BYTES in the compressed layout. With `weight_buffer` the weights
     are read once, into the weight buffer, before the run (WEIGHT_BUFFER = 1). FM_PORT_BYTES is
@@ -188,7 +188,7 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     # the loader: a record a cycle or a beat a cycle, whichever is slower, and a few cycles a
     # segment (its pointer, the first beat's latency)
     loader = max(cb_in * h * w, beats) + cb_in * h * SEGMENT_OVERHEAD
-    writer = r["OUT_BYTES"] + blocks
+    writer = max(blocks, -(-r["OUT_BYTES"] // out_bytes))   # a block a cycle, a beat a cycle
     setup = SETUP + 17 + derive_cycles(spec, P) + max(cb_in, cb_out) + kout * param_words(P) + 4
     if weight_buffer:                    # FILL: a word a cycle, and the last write
         setup += fill + 3

@@ -3,7 +3,7 @@ simulation memories (hw/simmem.py), the board memories and bridge (boards/) and 
 Verilog's port list (hw/verilog.py).
 
 * ``CSRSignature``: the register bus (the register map is sw/regs.py);
-* ``WriteReq``: the payload of the output write stream, one byte at a byte address;
+* ``WriteReq``: the payload of the output write stream, one beat with its byte strobes;
 * ``Descriptor``: the layer descriptor (sw/regs.py's read-write registers at their widths), as
   the register block hands it to the stages.
 
@@ -24,9 +24,10 @@ class CSRSignature(wiring.Signature):
 
 
 class WriteReq(data.StructLayout):
-    """One byte write: `data` to byte address `addr`."""
-    def __init__(self, addr_width=32, data_width=8):
-        super().__init__({"addr": addr_width, "data": data_width})
+    """One beat write: `data` (`data_bytes` bytes, byte i in bits 8i+7..8i) to beat address `addr`
+    (byte address / data_bytes), byte i written where `strobe` bit i is set."""
+    def __init__(self, addr_width=32, data_bytes=1):
+        super().__init__({"addr": addr_width, "data": 8 * data_bytes, "strobe": data_bytes})
 
 
 class Descriptor(data.StructLayout):

@@ -21,7 +21,7 @@ class Increments(data.StructLayout):
             "VALUES_SKIPPED": 4,            # 0..8 operands a word
             "WEIGHT_BYTES": 1,              # a weight word: P bytes
             "PARAM_BYTES": 1,               # a parameter word: P bytes
-            "OUT_BYTES": 1,
+            "OUT_BYTES": range(17),         # a beat's strobed bytes
             "MACS": range(lanes + 1),       # 0..P multiply-accumulates an item
         })
 
@@ -47,6 +47,8 @@ class Registers(wiring.Component):
         The weight buffer's words, which WBUF_WORDS reports (a generation parameter).
     fm_bytes : int
         The feature-map port's beat, which FM_BEAT_BYTES reports.
+    out_bytes : int
+        The output port's beat, which OUT_BEAT_BYTES reports.
 
     Attributes
     ----------
@@ -69,8 +71,8 @@ class Registers(wiring.Component):
         The counters' increments this cycle.
     """
 
-    def __init__(self, lanes, wbuf_words=0, fm_bytes=1):
-        self.P, self.wbuf_words, self.fm_bytes = lanes, wbuf_words, fm_bytes
+    def __init__(self, lanes, wbuf_words=0, fm_bytes=1, out_bytes=1):
+        self.P, self.wbuf_words, self.fm_bytes, self.out_bytes = lanes, wbuf_words, fm_bytes, out_bytes
         super().__init__({"csr": In(CSRSignature()), "desc": Out(Descriptor()), "start": Out(1), "busy": Out(1), "error": Out(1),
                           "end": In(1), "end_error": In(8), "inc": In(Increments(lanes))})
 
@@ -93,6 +95,8 @@ class Registers(wiring.Component):
                 rdata[a] = Const(self.wbuf_words, 32)
             elif r.name == "FM_BEAT_BYTES":
                 rdata[a] = Const(self.fm_bytes, 32)
+            elif r.name == "OUT_BEAT_BYTES":
+                rdata[a] = Const(self.out_bytes, 32)
             elif r.name == "STATUS":
                 rdata[a] = Cat(status_busy, status_done, Const(0, 6), err)
             elif r.name in reg:

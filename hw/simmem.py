@@ -1,7 +1,7 @@
 """Memory models for simulation: block-RAM-backed read and write ports with the engine's
 valid/ready handshakes, random stalls from an LFSR inside the design (no Python per cycle), and
 their own transaction counters, independent of the engine's."""
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -75,15 +75,16 @@ class ReadMemory(wiring.Component):
 
 
 class WriteMemory(wiring.Component):
-    """Byte writes {addr, data}. `writes` counts them, `oob` those past the end (dropped).
-    `rd_addr` / `rd_data` read the memory back (one cycle latency)."""
+    """Beat writes {addr, data, strobe} of `data_bytes` bytes into `depth` beats. `writes` counts
+    the beats, `bytes` their strobed bytes, `oob` the beats past the end (dropped)."""
 
-    def __init__(self, depth, *, stall_percent=0, seed=5):
-        self.depth, self.stall_percent, self.seed = depth, stall_percent, seed
-        self.mem = Memory(shape=8, depth=depth, init=[])
+    def __init__(self, depth, *, data_bytes=1, stall_percent=0, seed=5):
+        self.depth, self.data_bytes, self.stall_percent, self.seed = depth, data_bytes, stall_percent, seed
+        self.mem = Memory(shape=8 * data_bytes, depth=depth, init=[])
         super().__init__({
-            "req": In(stream.Signature(WriteReq())),
+            "req": In(stream.Signature(WriteReq(data_bytes=data_bytes))),
             "writes": Out(32),
+            "bytes": Out(32),
             "oob": Out(32),
         })
 
@@ -91,16 +92,18 @@ class WriteMemory(wiring.Component):
         m = Module()
         m.submodules.mem = self.mem
         m.submodules.s = s = LFSRStall(self.seed, self.stall_percent)
-        wp = self.mem.write_port()
+        wp = self.mem.write_port(granularity=8)
         take = self.req.valid & self.req.ready
+        strobe = self.req.payload.strobe
         m.d.comb += [
             self.req.ready.eq(~s.stall),
             wp.addr.eq(self.req.payload.addr),
             wp.data.eq(self.req.payload.data),
-            wp.en.eq(take & (self.req.payload.addr < self.depth)),
+            wp.en.eq(Mux(take & (self.req.payload.addr < self.depth), strobe, 0)),
         ]
         with m.If(take):
-            m.d.sync += self.writes.eq(self.writes + 1)
+            m.d.sync += [self.writes.eq(self.writes + 1),
+                         self.bytes.eq(self.bytes + sum(strobe[i] for i in range(self.data_bytes)))]
             with m.If(self.req.payload.addr >= self.depth):
                 m.d.sync += self.oob.eq(self.oob + 1)
         return m

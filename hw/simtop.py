@@ -17,6 +17,7 @@ class SimTop(wiring.Component):
     fm_reads: Out(32)
     w_reads: Out(32)
     out_writes: Out(32)
+    out_bytes: Out(32)
     oob: Out(32)
     refused: Out(32)
 
@@ -32,7 +33,10 @@ class SimTop(wiring.Component):
                              seed=seed)
         self.wm = ReadMemory(8 * lanes, w_depth or max(1, len(w_init)), w_init, stall_percent=stall_percent,
                              seed=seed + 11)
-        self.om = WriteMemory(out_depth, stall_percent=stall_percent if out_stall_percent is None else out_stall_percent,
+        # the output memory in beats of the engine's write port (out_depth is in bytes)
+        Bo = self.out_beat_bytes = self.engine.out_bytes
+        self.om = WriteMemory(-(-out_depth // Bo), data_bytes=Bo,
+                              stall_percent=stall_percent if out_stall_percent is None else out_stall_percent,
                               seed=seed + 23)
         super().__init__()
 
@@ -49,7 +53,7 @@ class SimTop(wiring.Component):
         wiring.connect(m, self.wm.data, e.w_data)
         wiring.connect(m, e.out, self.om.req)
         m.d.comb += [self.busy.eq(e.busy), self.error.eq(e.error), self.fm_reads.eq(self.fm.reads),
-                     self.w_reads.eq(self.wm.reads), self.out_writes.eq(self.om.writes),
+                     self.w_reads.eq(self.wm.reads), self.out_writes.eq(self.om.writes), self.out_bytes.eq(self.om.bytes),
                      self.oob.eq(self.fm.oob + self.wm.oob + self.om.oob)]
         # the memories' own count of the cycles in which one of them refused a request of the busy
         # engine (the union over the three ports): a floor for the engine's STALL_CYCLES, which

@@ -11,13 +11,15 @@ PORT_DOC = {
     "csr__addr": "register word address (sw/regs.py)", "csr__w_data": "register write data",
     "csr__w_stb": "register write strobe (one cycle)", "csr__r_data": "register read data (combinational)",
     "fm_addr__valid": "feature-map read: address valid", "fm_addr__ready": "feature-map read: address accepted",
-    "fm_addr__payload": "feature-map read: byte address", "fm_data__valid": "feature-map read: data valid (in order)",
-    "fm_data__ready": "feature-map read: data accepted", "fm_data__payload": "feature-map read: data byte",
+    "fm_addr__payload": "feature-map read: beat address (byte address / fm_bytes)",
+    "fm_data__valid": "feature-map read: data valid (in order)",
+    "fm_data__ready": "feature-map read: data accepted", "fm_data__payload": "feature-map read: beat, byte i in bits 8i+7..8i",
     "w_addr__valid": "weight read: address valid", "w_addr__ready": "weight read: address accepted",
     "w_addr__payload": "weight read: word address", "w_data__valid": "weight read: data valid (in order)",
     "w_data__ready": "weight read: data accepted", "w_data__payload": "weight read: word, lane p in bits 8p+7..8p",
     "out__valid": "output write: valid", "out__ready": "output write: accepted",
-    "out__payload": "output write: bits 31..0 byte address, bits 39..32 data",
+    "out__payload": "output write: bits 31..0 beat address (byte address / out_bytes), then the beat's data, "
+                    "then a strobe a byte",
     "busy": "a layer is running", "error": "the last descriptor was refused (STATUS.error != 0)",
 }
 

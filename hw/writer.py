@@ -1,13 +1,15 @@
 """The output end of the engine: the packer gathers the requantised values of eight output
 channels into a block (one pixel of one output channel block), the writer puts each block into
-the output feature map in its layout (docs/fmformat.md), a byte a cycle."""
-from amaranth import Const, Module, Mux, Signal, signed
+the output feature map in its layout (docs/fmformat.md), up to a block a cycle as beats of the
+write port."""
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK
-from .arith import lowest_set
+from ..sw.layout import BLOCK, check_port_bytes
+from .arith import popcount
 from .ports import Descriptor, WriteReq
 from .setup import Derived
 
@@ -100,88 +102,132 @@ class Packer(wiring.Component):
 
 
 class Writer(wiring.Component):
-    """Each kept ``Block`` into the output feature map, a byte a cycle: compressed, the bitmap
-    byte then the stored values in lane order at the block's next free byte; dense, the eight
-    values at the block's base plus ``off``. A table of block pointers (block RAM, one word per
-    output channel block) holds each block's next free byte (compressed) or its base (dense); the
-    control stage fills it before the run (``init_*``: OUT_BASE + cb * block stride).
+    """Each kept ``Block`` into the output feature map as beats of the write port (``out_bytes``
+    bytes a beat, each byte with its strobe), up to a block a cycle: compressed, the block's record
+    (the bitmap byte, then the stored values in lane order) at the block's next free byte; dense,
+    the eight values at the block's base plus ``off``. A table of block pointers (block RAM, one
+    word per output channel block) holds each block's next free byte (compressed) or its base
+    (dense); the control stage fills it before the run (``init_*``: OUT_BASE + cb * block stride).
+
+    Two steps and a queue: a block is taken and its pointer read from the table (``T``); in the
+    next cycle (``R``) its record is formed, placed at its first byte's place in a beat, and
+    entered into a queue of records with its first beat and its beats' count, and the table is
+    written (the block's pointer advanced by the record's bytes; a block of the same channel block
+    taken in that cycle takes the new pointer from a register, not from the table). The queue's
+    head leaves a beat a cycle.
 
     Parameters
     ----------
     max_blocks : int
         The table's depth: output channel blocks at most.
+    out_bytes : int
+        Bytes a beat of the write port (1, 2, 4, 8 or 16).
 
     Attributes
     ----------
     compressed : In(1)
         OUT_LAYOUT.
     clear : In(1)
-        The run's first cycle: drop a block in progress (none is, after a finished run).
+        The run's first cycle: drop anything in progress (nothing is, after a finished run).
     init_en, init_addr, init_data : In(1), In(range(max_blocks)), In(32)
         A write to the pointer table.
     i : In(stream.Signature(Block()))
-        The blocks; ``i.ready`` is a register (no block in progress).
-    out : Out(stream.Signature(WriteReq()))
-        The byte writes. The block's pointer leaves the table in the cycle after a block is
-        taken, so a block's first byte comes two cycles after it.
+        The blocks.
+    out : Out(stream.Signature(WriteReq(data_bytes=out_bytes)))
+        The beat writes: beat address (byte address / out_bytes), data, byte strobes.
+    bytes_written : Out(range(out_bytes + 1))
+        The strobed bytes of the beat written this cycle (the OUT_BYTES counter's increment).
     busy : Out(1)
         A block is being written.
     """
 
-    def __init__(self, max_blocks):
-        self.max_blocks = max_blocks
+    def __init__(self, max_blocks, out_bytes=1):
+        check_port_bytes("out_bytes", out_bytes)
+        self.max_blocks, self.B = max_blocks, out_bytes
+        # a record's beats at most: 9 bytes from the last byte of a beat on
+        self.max_beats = -(-(out_bytes - 1 + BLOCK + 1) // out_bytes)
         super().__init__({"compressed": In(1), "clear": In(1), "init_en": In(1), "init_addr": In(range(max_blocks)),
                           "init_data": In(32), "i": In(stream.Signature(Block())),
-                          "out": Out(stream.Signature(WriteReq())), "busy": Out(1)})
+                          "out": Out(stream.Signature(WriteReq(data_bytes=out_bytes))),
+                          "bytes_written": Out(range(out_bytes + 1)), "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
+        B, NB = self.B, self.max_beats
+        sh = B.bit_length() - 1
         m.submodules.out_ptr = out_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         op_w = out_ptr.write_port()
         op_r = out_ptr.read_port()
-        m.d.comb += [op_w.addr.eq(self.init_addr), op_w.data.eq(self.init_data), op_w.en.eq(self.init_en)]
-        wr_busy = self.busy
-        wr_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
-        wr_mask = Signal(8)
-        wr_cb = Signal(16)
-        wr_off = Signal(32)
-        wr_i = Signal(4)
-        wr_ptr = Signal(32)
-        wr_start = Signal()
+        rec_layout = data.StructLayout({"data": 8 * B * NB, "strobe": B * NB, "beat": 32, "beats": range(NB + 1)})
+        m.submodules.queue = queue = SyncFIFOBuffered(width=rec_layout.size, depth=4)
+
+        # T: the block taken, its pointer addressed
+        t_valid = Signal()
+        t_blk = Signal(Block())
+        move = Signal()                      # the block in T is formed (R) this cycle
         take = Signal()
-        m.d.comb += [self.i.ready.eq(~wr_busy), take.eq(self.i.valid & self.i.ready)]
-        # the pointer table is read synchronously: address the next block as it is handed over
-        m.d.comb += op_r.addr.eq(Mux(take, self.i.payload.cb, wr_cb))
+        m.d.comb += [move.eq(t_valid & (~t_blk.keep | queue.w_rdy)),
+                     self.i.ready.eq(~t_valid | move), take.eq(self.i.valid & self.i.ready)]
+        m.d.comb += op_r.addr.eq(Mux(take, self.i.payload.cb, t_blk.cb))
         with m.If(take):
-            p = self.i.payload
-            m.d.sync += [wr_busy.eq(p.keep), wr_vals.eq(p.values), wr_mask.eq(p.mask), wr_cb.eq(p.cb),
-                         wr_off.eq(p.off), wr_i.eq(0), wr_start.eq(1)]
-        wr_low = lowest_set(m, wr_mask, BLOCK, "wr_low")     # compressed: the next stored lane
-        with m.If(wr_busy):
-            with m.If(wr_start):
-                # the block's pointer: compressed, the next free byte of the block; dense, the
-                # block's base, to which wr_off adds. It is registered as it leaves the block RAM,
-                # and the sum is formed after
-                m.d.sync += [wr_start.eq(0), wr_ptr.eq(op_r.data)]
-            with m.Elif(self.compressed):
-                # byte 0: bitmap at wr_ptr; then the stored values in lane order
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_i),
-                             self.out.payload.data.eq(Mux(wr_i == 0, wr_mask, wr_vals[wr_low]))]
-                with m.If(self.out.ready):
-                    m.d.sync += wr_i.eq(wr_i + 1)
-                    with m.If(wr_i != 0):
-                        m.d.sync += wr_mask.eq(wr_mask & (wr_mask - 1))
-                    last_byte = Mux(wr_i == 0, wr_mask == 0, (wr_mask & (wr_mask - 1)) == 0)
-                    with m.If(last_byte):
-                        m.d.sync += wr_busy.eq(0)
-                        m.d.comb += [op_w.addr.eq(wr_cb), op_w.data.eq(wr_ptr + wr_i + 1), op_w.en.eq(1)]
-            with m.Else():
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.addr.eq(wr_ptr + wr_off + wr_i),
-                             self.out.payload.data.eq(wr_vals[wr_i[:3]])]
-                with m.If(self.out.ready):
-                    m.d.sync += wr_i.eq(wr_i + 1)
-                    with m.If(wr_i == BLOCK - 1):
-                        m.d.sync += wr_busy.eq(0)
+            m.d.sync += [t_valid.eq(1), t_blk.eq(self.i.payload)]
+        with m.Elif(move):
+            m.d.sync += t_valid.eq(0)
+
+        # R: the record, at its first byte's place in a beat. The pointer: the table's, or the
+        # one written in the cycle before for the same block (the table returns it a cycle later)
+        fwd_valid = Signal()
+        fwd_cb = Signal(16)
+        fwd_ptr = Signal(32)
+        ptr = Signal(32)
+        m.d.comb += ptr.eq(Mux(fwd_valid & (fwd_cb == t_blk.cb), fwd_ptr, op_r.data))
+        first = Signal(32)                   # the record's first byte
+        m.d.comb += first.eq(Mux(self.compressed, ptr, ptr + t_blk.off))
+        mask = t_blk.mask
+        n = Signal(range(BLOCK + 1))
+        m.d.comb += n.eq(popcount(mask, BLOCK))
+        size = Signal(range(BLOCK + 2))
+        m.d.comb += size.eq(Mux(self.compressed, n + 1, BLOCK))
+        # compressed: byte 0 the bitmap, byte 1 + (stored lanes below i) lane i's value
+        packed = [Signal(8, name=f"packed{j}") for j in range(BLOCK)]
+        for j in range(BLOCK):
+            m.d.comb += packed[j].eq(0)
+        for i in range(BLOCK):
+            before = popcount(mask, i)
+            for j in range(i + 1):
+                with m.If(mask[i] & (before == j)):
+                    m.d.comb += packed[j].eq(t_blk.values[i])
+        record = Signal(8 * (BLOCK + 1))
+        m.d.comb += record.eq(Mux(self.compressed, Cat(mask, *packed), Cat(t_blk.values, Const(0, 8))))
+        lead = Signal(range(B))              # the first byte's place in its beat
+        m.d.comb += lead.eq(first[:sh] if sh else 0)
+        entry = Signal(rec_layout)
+        m.d.comb += [entry.data.eq(record << Cat(Const(0, 3), lead)),
+                     entry.strobe.eq(((Const(1, BLOCK + 2) << size) - 1) << lead),
+                     entry.beat.eq(first >> sh),
+                     entry.beats.eq((lead + size + (B - 1)) >> sh),
+                     queue.w_data.eq(entry), queue.w_en.eq(move & t_blk.keep)]
+        with m.If(self.init_en):
+            m.d.comb += [op_w.addr.eq(self.init_addr), op_w.data.eq(self.init_data), op_w.en.eq(1)]
+        with m.Elif(move & t_blk.keep & self.compressed):
+            m.d.comb += [op_w.addr.eq(t_blk.cb), op_w.data.eq(first + size), op_w.en.eq(1)]
+            m.d.sync += [fwd_valid.eq(1), fwd_cb.eq(t_blk.cb), fwd_ptr.eq(first + size)]
+
+        # the queue's head, a beat a cycle
+        head = Signal(rec_layout)
+        m.d.comb += head.eq(queue.r_data)
+        beat = Signal(range(NB))
+        last = Signal()
+        m.d.comb += [last.eq(beat + 1 == head.beats),
+                     self.out.valid.eq(queue.r_rdy),
+                     self.out.payload.addr.eq(head.beat + beat),
+                     self.out.payload.data.eq(head.data.word_select(beat, 8 * B)),
+                     self.out.payload.strobe.eq(head.strobe.word_select(beat, B)),
+                     queue.r_en.eq(self.out.ready & last)]
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += beat.eq(Mux(last, 0, beat + 1))
+            m.d.comb += self.bytes_written.eq(popcount(self.out.payload.strobe, B))
+        m.d.comb += self.busy.eq(t_valid | queue.r_rdy | (queue.level != 0))
         with m.If(self.clear):
-            m.d.sync += wr_busy.eq(0)
+            m.d.sync += [t_valid.eq(0), fwd_valid.eq(0), beat.eq(0)]
         return m

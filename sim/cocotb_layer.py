@@ -57,6 +57,7 @@ async def run_layer(dut):
     await ClockCycles(dut.clk, 2)
     result = dict(id=engine_id, status_at_start=status_at_start, timeout=timeout, status=status, error=status >> 8, counters=counters, sim_cycles=elapsed,
                   memory=dict(fm_reads=int(dut.fm_reads.value), w_reads=int(dut.w_reads.value),
-                              out_writes=int(dut.out_writes.value), oob=int(dut.oob.value)))
+                              out_writes=int(dut.out_writes.value), out_bytes=int(dut.out_bytes.value),
+                              oob=int(dut.oob.value)))
     with open(job["result"], "w") as f:
         json.dump(result, f)

@@ -12,13 +12,13 @@ import numpy as np
 from ..sw import driver, fmformat, plan
 from ..sw.analyze import nonzero_macs
 from ..sw.golden import export_layer
-from ..sw.layout import DEFAULT_FM_BYTES
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES
 from .runner import SimConfig, SimTransport
 
 
 def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=False, waves=False, weights=None,
                    crop=None, stall=0, out_dir=None, budget=200_000_000, echo=print, wbuf_words=None,
-                   fm_bytes=DEFAULT_FM_BYTES) -> dict:
+                   fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES) -> dict:
     out = Path(out_dir) if out_dir else Path("build") / "sim" / layer
     t0 = time.perf_counter()
     meta = export_layer(layer, out, eps=eps, weights=weights)
@@ -28,7 +28,8 @@ def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=
     want = spec.golden(eps)
     if not crop:
         assert np.array_equal(want, np.load(out / "expected.npy")), "golden files disagree with the spec"
-    cfg = SimConfig(lanes=lanes, simulator=simulator, waves=waves, wbuf_words=wbuf_words, fm_bytes=fm_bytes)
+    cfg = SimConfig(lanes=lanes, simulator=simulator, waves=waves, wbuf_words=wbuf_words, fm_bytes=fm_bytes,
+                    out_bytes=out_bytes)
     transport = SimTransport(cfg, out / f"run-{simulator}-P{lanes}", stall_percent=stall, budget=budget)
     # the driver's plan for the engine's weight buffer: one run, or several (output-channel tiles)
     pl = plan.plan(spec, lanes, cfg.weight_buffer_words, eps=eps, dense_mode=dense)
@@ -45,7 +46,7 @@ def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=
     _, traffic = fmformat.encode(x, "compressed")
     agree = dict(fm=c["FM_PORT_BYTES"] == mem["fm_port_bytes"],
                  weights=c["WEIGHT_BYTES"] + c["PARAM_BYTES"] == mem["w_reads"] * lanes,
-                 out=c["OUT_BYTES"] == mem["out_writes"], oob=mem["oob"] == 0)
+                 out=c["OUT_BYTES"] == mem["out_bytes"], oob=mem["oob"] == 0)
     report = dict(
         layer=layer if not crop else spec.name, simulator=simulator, lanes=lanes, eps=eps, dense_mode=dense,
         weights=meta["weights"], macs=macs, nonzero_macs=nz, cycles=c["CYCLES"],

@@ -11,7 +11,7 @@ import numpy as np
 from ..sw import driver, fmformat, plan, quant, tiling
 from ..sw.data import load_image, preprocess
 from ..sw.golden import QuantizedNetwork
-from ..sw.layout import DEFAULT_FM_BYTES
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES
 from ..sw.zoo import INPUT_SIZE
 from .runner import SimConfig, SimTransport
 
@@ -52,12 +52,12 @@ def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wa
 
 
 def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo=print, t0=None, board=None,
-           wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES):
+           wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES):
     """Run the quantised network `q` on int8 input `xq` (1 x C x H x W) with every conv / fc layer
     on the simulated engine, or, with `board` = (transport, tiling.Limits), on that engine tile by
     tile (a board's memories hold one tile, not one layer). Returns (logits, per-layer rows)."""
     t0 = time.perf_counter() if t0 is None else t0
-    cfg = SimConfig(lanes=lanes, simulator=simulator, wbuf_words=wbuf_words, fm_bytes=fm_bytes)
+    cfg = SimConfig(lanes=lanes, simulator=simulator, wbuf_words=wbuf_words, fm_bytes=fm_bytes, out_bytes=out_bytes)
     run_root = Path(run_root) if run_root else Path("build") / "run" / q.net
     net = q.net
     engine_images: dict[int, tuple] = {}         # id of an engine output array -> (array, compressed image)
@@ -102,7 +102,8 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
 
 
 def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator="verilator", out=None,
-                echo=print, port=None, baud=None, wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES) -> dict:
+                echo=print, port=None, baud=None, wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES,
+                out_bytes=DEFAULT_OUT_BYTES) -> dict:
     """`port`: run on the board on that serial port instead of the simulator."""
     t0 = time.perf_counter()
     board = None
@@ -121,7 +122,7 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
     xq = q.quantize_input(preprocess(load_image(image), INPUT_SIZE)[None])
     golden_logits, _ = q.run_int(xq, eps)
     rtl_logits, rows = stream(q, xq, eps=eps, lanes=lanes, simulator=simulator, echo=echo, t0=t0, board=board,
-                              wbuf_words=wbuf_words, fm_bytes=fm_bytes)
+                              wbuf_words=wbuf_words, fm_bytes=fm_bytes, out_bytes=out_bytes)
     top_rtl = np.argsort(-rtl_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     top_gold = np.argsort(-golden_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     result = dict(network=net, image=image, eps=eps, lanes=lanes, simulator=simulator, weights=q.weights_desc,

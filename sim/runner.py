@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..sw.layout import DEFAULT_FM_BYTES
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES
 
 RTL = Path(__file__).parent / "rtl"
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,11 +31,12 @@ class SimConfig:
     max_blocks: int = 4096
     wbuf_words: int | None = None      # weight-buffer words (None: the engine's default, 256 KiB / P)
     fm_bytes: int = DEFAULT_FM_BYTES   # the feature-map port's beat in bytes
+    out_bytes: int = DEFAULT_OUT_BYTES  # the output port's beat in bytes
     waves: bool = False                # build with waveform tracing (WAVES=1)
 
     def engine_args(self):
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
-                    wbuf_words=self.weight_buffer_words, fm_bytes=self.fm_bytes)
+                    wbuf_words=self.weight_buffer_words, fm_bytes=self.fm_bytes, out_bytes=self.out_bytes)
 
     @property
     def weight_buffer_words(self) -> int:
@@ -121,8 +122,8 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     os.environ.update(_env())
     src = [engine_verilog(cfg, bdir / "rtl"), RTL / "fmprune_readmem.v", RTL / "fmprune_writemem.v", RTL / "sim_top.v"]
     runner = get_runner(cfg.simulator)
-    params = dict(LANES=cfg.lanes, FM_BYTES=cfg.fm_bytes, FM_DEPTH=cfg.fm_depth, W_DEPTH=cfg.w_depth,
-                  OUT_DEPTH=cfg.out_depth)
+    params = dict(LANES=cfg.lanes, FM_BYTES=cfg.fm_bytes, FM_DEPTH=cfg.fm_depth, OUT_BYTES=cfg.out_bytes,
+                  W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
     kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True, waves=cfg.waves)
     if cfg.simulator == "verilator":
         # waves: VCD (Verilator's FST writer needs the lz4 headers, which are not installed here)
@@ -148,12 +149,15 @@ def _write_hex(path: Path, values: list[int] | bytes, width_bits: int):
     path.write_text(text + "\n")
 
 
-def _read_hex(path: Path, n: int) -> bytes:
+def _read_hex(path: Path, n: int, word_bytes: int = 1) -> bytes:
+    """The first `n` bytes of a $writememh dump of words of `word_bytes` bytes (byte i of a word
+    in its bits 8i+7..8i)."""
     lines = (ln.strip() for ln in path.read_text().splitlines())
     values = [ln for ln in lines if ln and not ln.startswith(("//", "@"))]
-    if any("x" in v.lower() for v in values[:n]):
+    words = values[:-(-n // word_bytes)]
+    if any("x" in v.lower() for v in words):
         raise RuntimeError(f"{path}: the output memory holds undefined (x) values")
-    return bytes(int(v, 16) for v in values[:n])
+    return b"".join(int(v, 16).to_bytes(word_bytes, "little") for v in words)[:n]
 
 
 def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: int = 50_000_000,
@@ -196,7 +200,7 @@ def run(job, cfg: SimConfig, run_dir: Path, *, stall_percent: int = 0, budget: i
     if not result_path.exists():
         raise RuntimeError(f"the simulation ended without a result; see {run_dir}")
     result = json.loads(result_path.read_text())
-    result["out"] = _read_hex(out_hex, job.out_bytes)
+    result["out"] = _read_hex(out_hex, job.out_bytes, cfg.out_bytes)
     result["memory"]["fm_port_bytes"] = result["memory"]["fm_reads"] * cfg.fm_bytes
     result.update(wall_s=wall, build_s=build_s, simulator=cfg.simulator, build_dir=str(bdir))
     if waves:

@@ -72,7 +72,8 @@ def cmd_sim(args) -> int:
     from ..sim.layer import simulate_layer
     report = simulate_layer(args.layer, simulator=args.sim, lanes=args.lanes, eps=args.eps, dense=args.dense,
                             waves=args.waves, weights=args.weights, crop=args.crop, stall=args.stall,
-                            out_dir=args.out, budget=args.budget, wbuf_words=wbuf_words(args), fm_bytes=args.fm_bytes)
+                            out_dir=args.out, budget=args.budget, wbuf_words=wbuf_words(args), fm_bytes=args.fm_bytes,
+                            out_bytes=args.out_bytes)
     return 0 if report["bit_exact"] and report["counters_agree_with_memories"] else 1
 
 
@@ -80,7 +81,7 @@ def cmd_run(args) -> int:
     from ..sim.network import run_network
     result = run_network(args.net, image=args.image, weights=args.weights, eps=args.eps, lanes=args.lanes,
                          simulator=args.sim, out=args.out, port=args.port, baud=args.baud,
-                         wbuf_words=wbuf_words(args), fm_bytes=args.fm_bytes)
+                         wbuf_words=wbuf_words(args), fm_bytes=args.fm_bytes, out_bytes=args.out_bytes)
     return 0 if result["top5_identical"] and result["bit_exact"] else 1
 
 
@@ -95,9 +96,9 @@ def wbuf_words(args) -> int:
 def cmd_verilog(args) -> int:
     from ..hw.verilog import generate, lint
     wbuf = wbuf_words(args)
-    path, ports = generate(args.lanes, args.out, wbuf_words=wbuf, fm_bytes=args.fm_bytes)
+    path, ports = generate(args.lanes, args.out, wbuf_words=wbuf, fm_bytes=args.fm_bytes, out_bytes=args.out_bytes)
     print(f"wrote {path} (module fmprune_engine, P={args.lanes}, weight buffer {wbuf:,} words of {args.lanes} bytes, "
-          f"feature-map port {args.fm_bytes} bytes a beat)")
+          f"feature-map port {args.fm_bytes} and output port {args.out_bytes} bytes a beat)")
     for direction, width, name, doc in ports:
         print(f"  {direction:6s} {width:4d}  {name:18s} {doc}")
     problems = lint(path)
@@ -206,13 +207,16 @@ def _common(s, *names):
             s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
                            help="simulator (default verilator)")
         elif name == "wbuf":
-            from .layout import DEFAULT_FM_BYTES, FM_BYTES
+            from .layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, PORT_BYTES
             s.add_argument("--wbuf-kib", type=_int_range(0, 4096), default=None, metavar="KIB",
                            help="the engine's weight buffer in KiB (a generation parameter; 0: none; "
                                 "default 256)")
-            s.add_argument("--fm-bytes", type=int, choices=FM_BYTES, default=DEFAULT_FM_BYTES, metavar="B",
+            s.add_argument("--fm-bytes", type=int, choices=PORT_BYTES, default=DEFAULT_FM_BYTES, metavar="B",
                            help="the feature-map read port's beat in bytes, 1, 2, 4, 8 or 16 (a generation "
                                 f"parameter; default {DEFAULT_FM_BYTES}: a 64-bit bus)")
+            s.add_argument("--out-bytes", type=int, choices=PORT_BYTES, default=DEFAULT_OUT_BYTES, metavar="B",
+                           help="the output write port's beat in bytes, 1, 2, 4, 8 or 16, a strobe a byte (a "
+                                f"generation parameter; default {DEFAULT_OUT_BYTES})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,14 +36,20 @@ def check_lanes(p: int) -> None:
         raise ValueError(f"lanes P={p}: P must divide 8 (1, 2, 4) or be a multiple of 8")
 
 
-FM_BYTES = (1, 2, 4, 8, 16)        # the feature-map read port's beat widths the loader supports
+PORT_BYTES = (1, 2, 4, 8, 16)      # the beat widths of the feature-map read and the output write ports
+FM_BYTES = PORT_BYTES
 DEFAULT_FM_BYTES = 8                # a 64-bit memory bus
+DEFAULT_OUT_BYTES = 8
 FM_AHEAD = 4                        # the loader's beats in flight at most (hw/loader.py)
 
 
+def check_port_bytes(name: str, b: int) -> None:
+    if b not in PORT_BYTES:
+        raise ValueError(f"{name}={b}: a port's beat is one of {', '.join(map(str, PORT_BYTES))} bytes")
+
+
 def check_fm_bytes(b: int) -> None:
-    if b not in FM_BYTES:
-        raise ValueError(f"fm_bytes={b}: the feature-map port's beat is one of {', '.join(map(str, FM_BYTES))} bytes")
+    check_port_bytes("fm_bytes", b)
 
 
 def param_words(p: int) -> int:

@@ -44,6 +44,7 @@ REGISTERS = [
         "used from there; 0: a weight word is read from the port for every operand"),
     Reg("WBUF_WORDS", "ro", 32, "the weight buffer's words of P bytes (a generation parameter; 0: none)"),
     Reg("FM_BEAT_BYTES", "ro", 5, "bytes a beat of the feature-map read port (a generation parameter: 1, 2, 4, 8 or 16)"),
+    Reg("OUT_BEAT_BYTES", "ro", 5, "bytes a beat of the output write port (a generation parameter: 1, 2, 4, 8 or 16)"),
     Reg("CYCLES", "ro", 32, "busy cycles of the last run"),
     Reg("STALL_CYCLES", "ro", 32, "cycles a memory port held the engine up (request refused or data late)"),
     Reg("FM_VALUE_BYTES", "ro", 32, "feature-map value bytes read"),
@@ -53,7 +54,7 @@ REGISTERS = [
     Reg("VALUES_SKIPPED", "ro", 32, "activation operands skipped (pruned, zero, or padding) "),
     Reg("WEIGHT_BYTES", "ro", 32, "weight bytes read (P per word)"),
     Reg("PARAM_BYTES", "ro", 32, "bias / multiplier / shift bytes read (P per word)"),
-    Reg("OUT_BYTES", "ro", 32, "output bytes written"),
+    Reg("OUT_BYTES", "ro", 32, "output bytes written (strobed)"),
     Reg("MACS", "ro", 32, "multiply-accumulates issued on real output channels"),
 ]
 

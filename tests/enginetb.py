@@ -54,11 +54,13 @@ def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=
                  stall_percent=stall_percent, out_stall_percent=out_stall_percent, seed=seed, **(engine_args or {}))
     results = []
     mem = top.om.mem.data
+    Bo = top.out_beat_bytes
+    n_words = -(-n_out // Bo)
 
     async def bench(ctx):
         for job in jobs:
             result = {}
-            for i in range(n_out):
+            for i in range(n_words):
                 ctx.set(mem[i], 0)
             result["id"] = csr_read(ctx, top.csr, "ID")
             for name, value in job.regs.items():
@@ -77,11 +79,13 @@ def run_jobs(jobs, lanes, *, budget=200_000, stall_percent=0, out_stall_percent=
             result["error"] = status >> 8
             result["counters"] = {n: csr_read(ctx, top.csr, n) for n in regs.COUNTERS}
             result["fm_beat_bytes"] = csr_read(ctx, top.csr, "FM_BEAT_BYTES")
+            result["out_beat_bytes"] = csr_read(ctx, top.csr, "OUT_BEAT_BYTES")
             result["memory"] = dict(fm_reads=ctx.get(top.fm_reads), fm_port_bytes=ctx.get(top.fm_reads) * top.fm_bytes,
                                     w_reads=ctx.get(top.w_reads),
-                                    out_writes=ctx.get(top.out_writes), oob=ctx.get(top.oob),
+                                    out_writes=ctx.get(top.out_writes), out_bytes=ctx.get(top.out_bytes),
+                                    oob=ctx.get(top.oob),
                                     refused=ctx.get(top.refused))
-            result["out"] = bytes(ctx.get(mem[i]) for i in range(n_out))
+            result["out"] = b"".join(ctx.get(mem[i]).to_bytes(Bo, "little") for i in range(n_words))[:n_out]
             results.append(result)
             _fingerprint(result)
             if result.get("timeout"):

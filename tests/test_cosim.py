@@ -45,4 +45,4 @@ def test_cosim_illegal_descriptor_ends(simulator, tmp_path):
     job = driver.prepare(spec, 8)
     job.regs["OUT_H"] = 7
     r = run(job, SimConfig(simulator=simulator, **CFG), tmp_path, budget=1000)
-    assert not r["timeout"] and r["error"] == 3 and r["memory"]["out_writes"] == 0
+    assert not r["timeout"] and r["error"] == 3 and r["memory"]["out_writes"] == r["memory"]["out_bytes"] == 0

@@ -34,7 +34,7 @@ def check_counters_against_memories(cn, mem, lanes):
         f"FM_PORT_BYTES {cn['FM_PORT_BYTES']} != the memory's {mem['fm_port_bytes']} bytes read"
     assert cn["FM_VALUE_BYTES"] + cn["FM_BITMAP_BYTES"] <= cn["FM_PORT_BYTES"]
     assert cn["WEIGHT_BYTES"] + cn["PARAM_BYTES"] == mem["w_reads"] * lanes
-    assert cn["OUT_BYTES"] == mem["out_writes"]
+    assert cn["OUT_BYTES"] == mem["out_bytes"], f"OUT_BYTES {cn['OUT_BYTES']} != the memory's {mem['out_bytes']}"
 
 
 def check_id_and_start(name, r, lanes):
@@ -105,8 +105,9 @@ KINDS = {
 }
 
 
-# the feature-map port's beat for each lane count: every width the loader supports
-FM_BYTES = {1: 1, 4: 4, 8: 16, 16: 8}
+# the ports' beats (feature map, output) for each lane count: every width the loader and the
+# writer support
+PORT_BYTES = {1: (1, 2), 4: (4, 16), 8: (16, 1), 16: (8, 4)}
 
 
 @pytest.mark.parametrize("lanes", [1, 4, 8, 16])
@@ -117,8 +118,10 @@ def test_layer_kinds(kind, lanes):
         ko = 3
     spec, act = make_spec(zlib.crc32(f"{kind}/{lanes}".encode()), c, h, w, ko, k, s, p, dw, name=kind)
     stall = 25 if (lanes in (4, 16)) else 0          # random stalls on every port
-    r, _ = run_and_check(spec, act, lanes, stall=stall, seed=lanes + 3, engine_args=SMALL | dict(fm_bytes=FM_BYTES[lanes]))
-    assert r["fm_beat_bytes"] == FM_BYTES[lanes]
+    fm_bytes, out_bytes = PORT_BYTES[lanes]
+    r, _ = run_and_check(spec, act, lanes, stall=stall, seed=lanes + 3,
+                         engine_args=SMALL | dict(fm_bytes=fm_bytes, out_bytes=out_bytes))
+    assert (r["fm_beat_bytes"], r["out_beat_bytes"]) == (fm_bytes, out_bytes)
 
 
 @pytest.mark.parametrize("lanes", [4, 16])
@@ -328,7 +331,7 @@ def test_illegal_descriptor(case):
     assert not r.get("timeout"), f"{case}: no error within 200 cycles"
     assert r["error"] == regs.ERROR_CODE[code], f"{case}: error {r['error']} != {code}"
     assert r["status"] & 0b11 == 0b10                      # idle and done
-    assert r["memory"] == dict(fm_reads=0, fm_port_bytes=0, w_reads=0, out_writes=0, oob=0, refused=0)
+    assert r["memory"] == dict(fm_reads=0, fm_port_bytes=0, w_reads=0, out_writes=0, out_bytes=0, oob=0, refused=0)
     check_id_and_start(case, r, 4)
     # the set-up's cycles, exactly (CYCLES counts from START, not only once the layer runs); the
     # other counters stay 0

@@ -12,8 +12,8 @@ from streamtb import simulate
 
 
 class Model:
-    def __init__(self, lanes, wbuf_words, fm_bytes):
-        self.lanes, self.wbuf_words, self.fm_bytes = lanes, wbuf_words, fm_bytes
+    def __init__(self, lanes, wbuf_words, fm_bytes, out_bytes):
+        self.lanes, self.wbuf_words, self.fm_bytes, self.out_bytes = lanes, wbuf_words, fm_bytes, out_bytes
         self.r = {r.name: 0 for r in regs.REGISTERS}
         self.busy = self.done = 0
         self.err = 0
@@ -30,6 +30,8 @@ class Model:
             return self.wbuf_words
         if name == "FM_BEAT_BYTES":
             return self.fm_bytes
+        if name == "OUT_BEAT_BYTES":
+            return self.out_bytes
         return self.r[name]
 
     def cycle(self, write, end, end_error, inc):
@@ -53,10 +55,10 @@ class Model:
             self.r[name] += v * steps(self.lanes).get(name, 1) if v else 0
 
 
-@pytest.mark.parametrize("lanes,fm_bytes", [(1, 1), (16, 8)])
-def test_registers_against_model(lanes, fm_bytes):
-    dut = Registers(lanes, 1000 + lanes, fm_bytes)
-    model = Model(lanes, 1000 + lanes, fm_bytes)
+@pytest.mark.parametrize("lanes,fm_bytes,out_bytes", [(1, 1, 2), (16, 8, 16)])
+def test_registers_against_model(lanes, fm_bytes, out_bytes):
+    dut = Registers(lanes, 1000 + lanes, fm_bytes, out_bytes)
+    model = Model(lanes, 1000 + lanes, fm_bytes, out_bytes)
     rng = random.Random(lanes)
     fields = Increments(lanes)
     names = [r.name for r in regs.REGISTERS]
@@ -75,7 +77,7 @@ def test_registers_against_model(lanes, fm_bytes):
                 inc[name] = rng.randrange(1 << width) if model.busy and rng.random() < 0.3 else 0
                 if name == "MACS":
                     inc[name] = min(inc[name], lanes)
-                if name == "FM_PORT_BYTES":
+                if name in ("FM_PORT_BYTES", "OUT_BYTES"):
                     inc[name] = min(inc[name], 16)
                 if name == "FM_VALUE_BYTES":
                     inc[name] = min(inc[name], 8)

@@ -29,9 +29,27 @@ def writer_model(table, blocks, compressed):
     return writes
 
 
-@pytest.mark.parametrize("compressed,idle,stall", [(1, 0.0, 0.0), (1, 0.4, 0.5), (0, 0.3, 0.6), (0, 0.0, 0.0)])
-def test_writer_against_model(compressed, idle, stall):
-    rng = random.Random(compressed * 10 + int(idle * 10))
+def beats_model(table, blocks, compressed, b):
+    """The beats the blocks' records occupy: each record's own, from its first byte's beat on."""
+    n = 0
+    for blk in blocks:
+        if not blk["keep"]:
+            continue
+        ptr = table[blk["cb"]]
+        first = ptr if compressed else ptr + blk["off"]
+        size = 1 + bin(blk["mask"]).count("1") if compressed else BLOCK
+        n += (first + size + b - 1) // b - first // b
+        if compressed:
+            table[blk["cb"]] = ptr + size
+    return n
+
+
+@pytest.mark.parametrize("compressed,idle,stall,out_bytes", [(1, 0.0, 0.0, 1), (1, 0.4, 0.5, 8), (0, 0.3, 0.6, 4),
+                                                             (0, 0.0, 0.0, 16), (1, 0.0, 0.2, 2), (1, 0.2, 0.0, 16)])
+def test_writer_against_model(compressed, idle, stall, out_bytes):
+    """Every beat's strobed bytes, in order, are the model's byte writes; each record takes its
+    own beats only (no beat without a byte to write)."""
+    rng = random.Random(compressed * 10 + int(idle * 10) + out_bytes)
     n_blocks = 6
     table = {cb: 1000 * cb + rng.randrange(50) for cb in range(n_blocks)}
     blocks = [dict(values=[rng.randrange(-128, 128) for _ in range(BLOCK)],
@@ -39,7 +57,8 @@ def test_writer_against_model(compressed, idle, stall):
                    cb=rng.randrange(n_blocks), off=0 if compressed else BLOCK * rng.randrange(100),
                    keep=int(rng.random() < 0.9)) for _ in range(150)]
     want = writer_model(dict(table), blocks, compressed)
-    dut = Writer(16)
+    want_beats = beats_model(dict(table), blocks, compressed, out_bytes)
+    dut = Writer(16, out_bytes)
     got = []
 
     async def producer(ctx):
@@ -56,8 +75,11 @@ def test_writer_against_model(compressed, idle, stall):
         await stream_collect(ctx, dut.out, 40 * len(blocks), stall=stall, seed=5, out=got)
 
     simulate(dut, producer, consumer)
-    got = [(int(p.addr), int(p.data)) for p in got]
-    assert len(got) == len(want), f"{len(got)} writes, model {len(want)}"
+    assert len(got) == want_beats, f"{len(got)} beats, the records occupy {want_beats}"
+    assert all(int(p.strobe) for p in got), "a beat with no byte to write"
+    got = [(int(p.addr) * out_bytes + i, int(p.data) >> 8 * i & 0xFF) for p in got
+           for i in range(out_bytes) if int(p.strobe) >> i & 1]
+    assert len(got) == len(want), f"{len(got)} byte writes, model {len(want)}"
     bad = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
     assert not bad, f"write {bad[0]}: (addr, data) {got[bad[0]]} != model {want[bad[0]]}"
 

@@ -8,8 +8,9 @@ module sim_top #(
     parameter LANES = 16,
     parameter FM_BYTES = 8,            // the feature-map port's beat
     parameter FM_DEPTH = 1 << 20,      // bytes
+    parameter OUT_BYTES = 8,           // the output port's beat
     parameter W_DEPTH = 1 << 18,
-    parameter OUT_DEPTH = 1 << 20
+    parameter OUT_DEPTH = 1 << 20      // bytes
 ) (
     input  wire        clk_in,
     output wire        clk,
@@ -25,6 +26,7 @@ module sim_top #(
     output wire [31:0] fm_reads,
     output wire [31:0] w_reads,
     output wire [31:0] out_writes,
+    output wire [31:0] out_bytes,
     output wire [31:0] oob
 );
     reg clk_gen = 1'b0;
@@ -42,7 +44,7 @@ module sim_top #(
     wire [31:0] w_addr_payload;
     wire [8*LANES-1:0] w_data_payload;
     wire out_valid, out_ready;
-    wire [39:0] out_payload;
+    wire [32+9*OUT_BYTES-1:0] out_payload;     // {strobe, data, beat address}
     wire [31:0] oob_fm, oob_w, oob_out;
     assign oob = oob_fm + oob_w + oob_out;
 
@@ -66,9 +68,10 @@ module sim_top #(
         .addr_valid(w_addr_valid), .addr_ready(w_addr_ready), .addr_payload(w_addr_payload),
         .data_valid(w_data_valid), .data_ready(w_data_ready), .data_payload(w_data_payload),
         .reads(w_reads), .oob(oob_w));
-    fmprune_writemem #(.DEPTH(OUT_DEPTH), .SEED(24), .PLUSARG("out_mem")) om (
+    fmprune_writemem #(.BYTES(OUT_BYTES), .DEPTH(OUT_DEPTH / OUT_BYTES), .SEED(24), .PLUSARG("out_mem")) om (
         .clk(clk), .rst(rst), .stall_threshold(stall_threshold),
-        .req_valid(out_valid), .req_ready(out_ready), .req_addr(out_payload[31:0]), .req_data(out_payload[39:32]),
-        .dump(dump), .writes(out_writes), .oob(oob_out));
+        .req_valid(out_valid), .req_ready(out_ready), .req_addr(out_payload[31:0]),
+        .req_data(out_payload[32+8*OUT_BYTES-1:32]), .req_strobe(out_payload[32+9*OUT_BYTES-1:32+8*OUT_BYTES]),
+        .dump(dump), .writes(out_writes), .bytes(out_bytes), .oob(oob_out));
 endmodule
 `default_nettype wire
