@@ -264,7 +264,8 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
         # ABC_OPS_REINTEGRATE assert `count_id(wire->name) == 0`; the purge after the front end is
         # the workaround given there, and it changes names, not logic. It is not enough at P = 32,
         # where `splitnets` before the LUT mapping got through Yosys: DEVELOPERS.md)
-        split = dict(synth_opts="-run :coarse", script_after_synth="opt_clean -purge\nsynth_ecp5 -run coarse: -top top")
+        split = dict(synth_opts="-run :map_luts",
+                     script_after_synth="opt_clean -purge\nsplitnets\nsynth_ecp5 -run map_luts: -top top")
         plan = platform.prepare(b.top(cfg), name="top", nextpnr_opts=nextpnr_opts,
                                 **(dict(synth_opts="-dsp -spram") if b.family == "ice40" else split),
                                 script_after_read=f"delete {no_init}")

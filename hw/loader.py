@@ -13,7 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, FM_AHEAD, check_fm_bytes
+from ..sw.layout import BLOCK, FM_AHEAD, check_fm_bytes, fm_window_bytes
 from .arith import popcount
 from .ports import Descriptor
 from .scanner import Word
@@ -82,8 +82,7 @@ class Loader(wiring.Component):
         check_fm_bytes(fm_bytes)
         self.P, self.linebuf_depth, self.max_blocks = lanes, linebuf_depth, max_blocks
         self.B, self.ahead = fm_bytes, ahead
-        # the window: a record (9 bytes at most) and a beat beside it
-        self.window = fm_bytes + BLOCK + 1
+        self.window = fm_window_bytes(fm_bytes)
         super().__init__({
             "desc": In(Descriptor()), "derived": In(Derived(lanes)), "run": In(1), "run_start": In(1),
             "init_en": In(1), "init_addr": In(range(max_blocks)), "init_data": In(32),
@@ -118,6 +117,10 @@ class Loader(wiring.Component):
         m.d.sync += ipw_en.eq(0)
 
         rows_loaded, rows_released = self.rows_loaded, self.rows_released
+        # rows whose last record has been parsed; rows_loaded follows it a cycle later, once that
+        # record's word is in the line buffer (the parser's X step and the write register)
+        rows_in = Signal(16)
+        m.d.sync += rows_loaded.eq(rows_in)
         ly = Signal(16)
         lcb = Signal(14)
         l_slot = Signal(5)
@@ -159,70 +162,104 @@ class Loader(wiring.Component):
         drop_nz = Signal()
         m.d.comb += [drop_nz.eq(drop != 0), self.busy.eq((pending != 0) | hold), self.port_beat.eq(arrive)]
 
-        # the byte window: bytes 0 .. n_q - 1 hold the segment's next bytes (the rest are 0)
-        win = Signal(8 * CQ)
-        n_q = Signal(range(CQ + 1))
+        # a beat of the segment enters a register first (Q), with each byte's record length if it
+        # is a bitmap (compressed: 1 + its set lanes below C; dense: 8) and its |x| > EPS_IN flag,
+        # from the segment's first byte on in its first beat: the window's loop then sees no
+        # popcount and no compare
         first = Signal()                     # the next beat taken is the segment's first
         skip = Signal(range(B))              # the segment's first byte's place in its beat
-        room = Signal()
-        m.d.comb += room.eq(n_q <= CQ - B)
-        m.d.comb += self.fm_data.ready.eq(drop_nz | (fetching & room))
-        take = Signal()                      # a beat of the segment enters the window
-        m.d.comb += take.eq(arrive & ~drop_nz & fetching)
+        lo = Signal(range(B))
+        m.d.comb += lo.eq(Mux(first, skip, 0))
+        q_valid = Signal()
+        q_count = Signal(range(B + 1))
+        q_bytes = Signal(8 * B)
+        q_lens = Signal(4 * B)
+        q_gts = Signal(B)
 
-        # the record at the window's head
-        byte = [win[8 * i:8 * i + 8] for i in range(CQ)]
-        bm = Signal(8)
+        # the byte window: entries 0 .. n_q - 1 hold the segment's next bytes (the rest are 0)
+        win = Signal(8 * CQ)
+        wlen = Signal(4 * CQ)
+        wgt = Signal(CQ)
+        n_q = Signal(range(CQ + 1))
+        room = Signal()                      # Q can move into the window and a beat into Q
+        m.d.comb += room.eq(n_q + Mux(q_valid, q_count, 0) <= CQ - B)
+        m.d.comb += self.fm_data.ready.eq(drop_nz | (fetching & room))
+        take = Signal()                      # a beat of the segment enters Q
+        m.d.comb += take.eq(arrive & ~drop_nz & fetching)
+        raw = self.fm_data.payload >> Cat(Const(0, 3), lo)
+        raw_bytes = [raw[8 * j:8 * j + 8] for j in range(B)]
+        with m.If(fetching):
+            m.d.sync += [q_valid.eq(take), q_count.eq(B - lo), q_bytes.eq(raw),
+                         # (the bytes shifted in above the beat's own have no length: entries past
+                         # the window's bytes stay 0)
+                         q_lens.eq(Cat(Mux(lo + j < B, Mux(in_cmp, popcount(rb & lanes_valid, BLOCK) + 1, BLOCK), 0)[:4]
+                                       for j, rb in enumerate(raw_bytes))),
+                         q_gts.eq(Cat((rb.as_signed() > eps_in) | (rb.as_signed() < neg_eps_in) for rb in raw_bytes))]
+            with m.If(take):
+                m.d.sync += first.eq(0)
+
+        # the record at the window's head leaves once the window holds all of it
+        len0 = wlen[:4]
+        rec = Signal()
+        m.d.comb += rec.eq(fetching & (n_q >= len0) & (n_q != 0))
+        used = Signal(range(16))
+        m.d.comb += used.eq(Mux(rec, len0, 0))
+        # Q's bytes placed after the window's (at n_q), then the record shifted out
+        ins = q_valid
+        win_next = Signal(8 * CQ)
+        wlen_next = Signal(4 * CQ)
+        wgt_next = Signal(CQ)
+        m.d.comb += [
+            win_next.eq((win | Mux(ins, q_bytes, 0) << Cat(Const(0, 3), n_q)) >> Cat(Const(0, 3), used)),
+            wlen_next.eq((wlen | Mux(ins, q_lens, 0) << Cat(Const(0, 2), n_q)) >> Cat(Const(0, 2), used)),
+            wgt_next.eq((wgt | Mux(ins, q_gts, 0) << n_q) >> used),
+        ]
+        end = Signal()                       # the segment's last record leaves
+        m.d.comb += end.eq(rec & rec_last)
+        with m.If(fetching):
+            m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next),
+                         n_q.eq(n_q + Mux(q_valid, q_count, 0) - used)]
         cnt = Signal(range(BLOCK + 1))
-        rlen = Signal(range(BLOCK + 2))
-        m.d.comb += [bm.eq(byte[0] & lanes_valid), cnt.eq(popcount(bm, BLOCK)),
-                     rlen.eq(Mux(in_cmp, cnt + 1, BLOCK))]
-        rec = Signal()                       # the record leaves this cycle
-        m.d.comb += rec.eq(fetching & (n_q >= rlen) & (n_q != 0))
+        m.d.comb += cnt.eq(len0 - 1)
+        m.d.comb += [self.bitmap_byte.eq(rec & in_cmp), self.value_bytes.eq(Mux(rec, Mux(in_cmp, cnt, BLOCK), 0))]
+
+        # X: the record taken, registered; its values are placed in their lanes in the next cycle,
+        # and the word is written to the line buffer in the cycle after
+        x_valid = Signal()
+        x_bytes = Signal(8 * (BLOCK + 1))
+        x_gts = Signal(BLOCK + 1)
+        x_addr = Signal.like(self.lb_w_addr)
+        m.d.sync += [x_valid.eq(rec), x_bytes.eq(win[:8 * (BLOCK + 1)]), x_gts.eq(wgt[:BLOCK + 1]),
+                     x_addr.eq(l_slot_base + l_word)]
+        byte = [x_bytes[8 * i:8 * i + 8] for i in range(BLOCK + 1)]
+        bm = Signal(8)
+        m.d.comb += bm.eq(byte[0] & lanes_valid)
         vals = Signal(data.ArrayLayout(signed(8), BLOCK))
+        big = Signal(8)
         for i in range(BLOCK):
             before = popcount(bm, i)         # values stored below lane i
             sel = Signal(range(BLOCK + 1), name=f"sel{i}")
             m.d.comb += sel.eq(before + 1)
             packed = Signal(8, name=f"packed{i}")
+            packed_gt = Signal(name=f"packed_gt{i}")
             with m.Switch(sel):
                 for j in range(1, BLOCK + 1):
                     with m.Case(j):
-                        m.d.comb += packed.eq(byte[j])
-            m.d.comb += vals[i].eq(Mux(in_cmp, Mux(bm[i], packed, 0), byte[i]))
-        big = Signal(8)
-        m.d.comb += big.eq(Cat(((vals[i] > eps_in) | (vals[i] < neg_eps_in)) for i in range(BLOCK)))
+                        m.d.comb += [packed.eq(byte[j]), packed_gt.eq(x_gts[j])]
+            m.d.comb += [vals[i].eq(Mux(in_cmp, Mux(bm[i], packed, 0), byte[i])),
+                         big[i].eq(Mux(in_cmp, bm[i] & packed_gt, x_gts[i]))]
         lbw_en, lbw_addr, lbw_data = self.lb_w_en, self.lb_w_addr, self.lb_w_data
-        m.d.sync += [lbw_en.eq(rec), lbw_addr.eq(l_slot_base + l_word), lbw_data.values.eq(vals),
+        m.d.sync += [lbw_en.eq(x_valid), lbw_addr.eq(x_addr), lbw_data.values.eq(vals),
                      lbw_data.mask.eq(lanes_valid & Mux(dense, 0xFF, big))]
-        m.d.comb += [self.bitmap_byte.eq(rec & in_cmp), self.value_bytes.eq(Mux(rec, Mux(in_cmp, cnt, BLOCK), 0))]
 
-        # the window's next contents: the record shifted out, the beat (from `skip` in the
-        # segment's first) placed after the bytes that remain
-        used = Signal(range(BLOCK + 2))
-        m.d.comb += used.eq(Mux(rec, rlen, 0))
-        lo = Signal(range(B))
-        m.d.comb += lo.eq(Mux(first, skip, 0))
-        beat = Signal(8 * B)
-        m.d.comb += beat.eq(Mux(take, self.fm_data.payload >> Cat(Const(0, 3), lo), 0))
-        kept = Signal(range(CQ + 1))
-        m.d.comb += kept.eq(n_q - used)
-        win_next = Signal(8 * CQ)
-        m.d.comb += win_next.eq((win >> Cat(Const(0, 3), used)) | (beat << Cat(Const(0, 3), kept)))
-        end = Signal()                       # the segment's last record leaves
-        m.d.comb += end.eq(rec & rec_last)
-
-        with m.If(fetching):
-            m.d.sync += [win.eq(win_next), n_q.eq(kept + Mux(take, B - lo, 0))]
-            with m.If(take):
-                m.d.sync += first.eq(0)
         with m.If(rec):
             m.d.sync += [l_rec.eq(l_rec + 1), rec_last.eq(l_rec + 2 == W), l_word.eq(l_word + cb_in),
-                         seg_ptr.eq(seg_ptr + rlen)]
+                         seg_ptr.eq(seg_ptr + len0)]
         with m.If(end):
             # the beats still to arrive are dropped; the pointer is written back
-            m.d.sync += [win.eq(0), n_q.eq(0), drop.eq(pending + accept - arrive),
-                         ipw_en.eq(in_cmp), ipw_addr.eq(lcb), ipw_data.eq(seg_ptr + rlen)]
+            m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0),
+                         drop.eq(pending + accept - arrive),
+                         ipw_en.eq(in_cmp), ipw_addr.eq(lcb), ipw_data.eq(seg_ptr + len0)]
         with m.Else():
             m.d.sync += drop.eq(drop + (accept & ~fetching) - (arrive & drop_nz))
 
@@ -245,7 +282,7 @@ class Loader(wiring.Component):
                     set_block(C)
                     m.d.sync += [lcb_last.eq(cb_in <= 1), slot_last.eq(rows <= 1),
                                  ly.eq(0), lcb.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_row8.eq(0),
-                                 l_cboff.eq(0), rows_loaded.eq(0),
+                                 l_cboff.eq(0), rows_in.eq(0), rows_loaded.eq(0),
                                  seg_max.eq(Mux(in_cmp, (W << 3) + W, W << 3))]
                     m.next = "L_SETTLE"
             with m.State("L_SETTLE"):        # ly settles: L_ROW's compares are registered
@@ -280,7 +317,7 @@ class Loader(wiring.Component):
                     with m.Else():
                         # the row's last word is written in this cycle: it counts from the next
                         m.d.sync += [lcb.eq(0), lcb_last.eq(cb_in <= 1), l_cboff.eq(0), ly.eq(ly + 1),
-                                     rows_loaded.eq(ly + 1), l_row8.eq(l_row8 + (W << 3))]
+                                     rows_in.eq(ly + 1), l_row8.eq(l_row8 + (W << 3))]
                         set_block(C)
                         with m.If(slot_last):
                             m.d.sync += [l_slot.eq(0), slot_last.eq(rows <= 1), l_slot_base.eq(0)]

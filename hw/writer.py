@@ -109,12 +109,15 @@ class Writer(wiring.Component):
     word per output channel block) holds each block's next free byte (compressed) or its base
     (dense); the control stage fills it before the run (``init_*``: OUT_BASE + cb * block stride).
 
-    Two steps and a queue: a block is taken and its pointer read from the table (``T``); in the
-    next cycle (``R``) its record is formed, placed at its first byte's place in a beat, and
-    entered into a queue of records with its first beat and its beats' count, and the table is
-    written (the block's pointer advanced by the record's bytes; a block of the same channel block
-    taken in that cycle takes the new pointer from a register, not from the table). The queue's
-    head leaves a beat a cycle.
+    Four steps in lockstep, then a queue of records (each step moves when the queue has room for
+    what the steps hold, ``go``, so none waits on the port within a cycle): A takes the block and
+    reads its pointer from the table (block RAM); B registers the pointer (the RAM's output goes
+    straight into a register); C forms the record and its first byte, and writes the table (the
+    pointer advanced by the record's bytes); D places the record at its first byte's place in
+    its beats and enters it into the queue with its first beat and its beats' count. A block read
+    the table before the two blocks ahead of it wrote it: if one of them is of the same channel
+    block, C takes that one's new pointer from its step's registers instead (the compares are
+    made a step earlier, into registers). The queue's head leaves a beat a cycle.
 
     Parameters
     ----------
@@ -159,59 +162,76 @@ class Writer(wiring.Component):
         op_w = out_ptr.write_port()
         op_r = out_ptr.read_port()
         rec_layout = data.StructLayout({"data": 8 * B * NB, "strobe": B * NB, "beat": 32, "beats": range(NB + 1)})
-        m.submodules.queue = queue = SyncFIFOBuffered(width=rec_layout.size, depth=4)
+        depth = 6
+        m.submodules.queue = queue = SyncFIFOBuffered(width=rec_layout.size, depth=depth)
+        cmp = self.compressed
 
-        # T: the block taken, its pointer addressed
-        t_valid = Signal()
-        t_blk = Signal(Block())
-        move = Signal()                      # the block in T is formed (R) this cycle
+        # the steps move together when the queue has room for the four records they may hold
+        go = Signal()
+        m.d.comb += go.eq(queue.level <= depth - 4)
         take = Signal()
-        m.d.comb += [move.eq(t_valid & (~t_blk.keep | queue.w_rdy)),
-                     self.i.ready.eq(~t_valid | move), take.eq(self.i.valid & self.i.ready)]
-        m.d.comb += op_r.addr.eq(Mux(take, self.i.payload.cb, t_blk.cb))
-        with m.If(take):
-            m.d.sync += [t_valid.eq(1), t_blk.eq(self.i.payload)]
-        with m.Elif(move):
-            m.d.sync += t_valid.eq(0)
+        m.d.comb += [self.i.ready.eq(go), take.eq(self.i.valid & go)]
+        m.d.comb += [op_r.addr.eq(self.i.payload.cb), op_r.en.eq(go)]
 
-        # R: the record, at its first byte's place in a beat. The pointer: the table's, or the
-        # one written in the cycle before for the same block (the table returns it a cycle later)
-        fwd_valid = Signal()
-        fwd_cb = Signal(16)
-        fwd_ptr = Signal(32)
+        def step(name):
+            return Signal(name=f"{name}_valid"), Signal(Block(), name=f"{name}_blk")
+        a_valid, a_blk = step("a")
+        b_valid, b_blk = step("b")
+        b_ptr = Signal(32)
+        b_hit1 = Signal()                    # the block ahead (in C next) writes this block's pointer
+        b_hit2 = Signal()                    # the block two ahead (in D next) wrote it
+        c_valid = Signal()
+        c_keep = Signal()
+        c_wrote = Signal()                   # C wrote the table for c_cb
+        c_cb = Signal(16)
+        c_next = Signal(32)                  # the pointer C wrote
+        c_first = Signal(32)
+        c_size = Signal(range(BLOCK + 2))
+        c_record = Signal(8 * (BLOCK + 1))
+        d_next = Signal(32)
+
+        # C: the record from the block in B
+        writes = Signal()                    # B's block writes the table in C
+        m.d.comb += writes.eq(b_valid & b_blk.keep & cmp)
         ptr = Signal(32)
-        m.d.comb += ptr.eq(Mux(fwd_valid & (fwd_cb == t_blk.cb), fwd_ptr, op_r.data))
-        first = Signal(32)                   # the record's first byte
-        m.d.comb += first.eq(Mux(self.compressed, ptr, ptr + t_blk.off))
-        mask = t_blk.mask
-        n = Signal(range(BLOCK + 1))
-        m.d.comb += n.eq(popcount(mask, BLOCK))
+        m.d.comb += ptr.eq(Mux(b_hit1, c_next, Mux(b_hit2, d_next, b_ptr)))
+        first = Signal(32)
+        m.d.comb += first.eq(Mux(cmp, ptr, ptr + b_blk.off))
+        mask = b_blk.mask
         size = Signal(range(BLOCK + 2))
-        m.d.comb += size.eq(Mux(self.compressed, n + 1, BLOCK))
+        m.d.comb += size.eq(Mux(cmp, popcount(mask, BLOCK) + 1, BLOCK))
         # compressed: byte 0 the bitmap, byte 1 + (stored lanes below i) lane i's value
         packed = [Signal(8, name=f"packed{j}") for j in range(BLOCK)]
-        for j in range(BLOCK):
-            m.d.comb += packed[j].eq(0)
         for i in range(BLOCK):
             before = popcount(mask, i)
             for j in range(i + 1):
                 with m.If(mask[i] & (before == j)):
-                    m.d.comb += packed[j].eq(t_blk.values[i])
+                    m.d.comb += packed[j].eq(b_blk.values[i])
         record = Signal(8 * (BLOCK + 1))
-        m.d.comb += record.eq(Mux(self.compressed, Cat(mask, *packed), Cat(t_blk.values, Const(0, 8))))
-        lead = Signal(range(B))              # the first byte's place in its beat
-        m.d.comb += lead.eq(first[:sh] if sh else 0)
-        entry = Signal(rec_layout)
-        m.d.comb += [entry.data.eq(record << Cat(Const(0, 3), lead)),
-                     entry.strobe.eq(((Const(1, BLOCK + 2) << size) - 1) << lead),
-                     entry.beat.eq(first >> sh),
-                     entry.beats.eq((lead + size + (B - 1)) >> sh),
-                     queue.w_data.eq(entry), queue.w_en.eq(move & t_blk.keep)]
+        m.d.comb += record.eq(Mux(cmp, Cat(mask, *packed), Cat(b_blk.values, Const(0, 8))))
         with m.If(self.init_en):
             m.d.comb += [op_w.addr.eq(self.init_addr), op_w.data.eq(self.init_data), op_w.en.eq(1)]
-        with m.Elif(move & t_blk.keep & self.compressed):
-            m.d.comb += [op_w.addr.eq(t_blk.cb), op_w.data.eq(first + size), op_w.en.eq(1)]
-            m.d.sync += [fwd_valid.eq(1), fwd_cb.eq(t_blk.cb), fwd_ptr.eq(first + size)]
+        with m.Elif(go & writes):
+            m.d.comb += [op_w.addr.eq(b_blk.cb), op_w.data.eq(first + size), op_w.en.eq(1)]
+
+        # D: the record in its beats
+        lead = Signal(range(B))              # the first byte's place in its beat
+        m.d.comb += lead.eq(c_first[:sh] if sh else 0)
+        entry = Signal(rec_layout)
+        m.d.comb += [entry.data.eq(c_record << Cat(Const(0, 3), lead)),
+                     entry.strobe.eq(((Const(1, BLOCK + 2) << c_size) - 1) << lead),
+                     entry.beat.eq(c_first >> sh),
+                     entry.beats.eq((lead + c_size + (B - 1)) >> sh),
+                     queue.w_data.eq(entry), queue.w_en.eq(go & c_valid & c_keep)]
+
+        with m.If(go):
+            m.d.sync += [a_valid.eq(take), a_blk.eq(self.i.payload),
+                         b_valid.eq(a_valid), b_blk.eq(a_blk), b_ptr.eq(op_r.data),
+                         b_hit1.eq(a_valid & writes & (a_blk.cb == b_blk.cb)),
+                         b_hit2.eq(a_valid & c_wrote & (a_blk.cb == c_cb)),
+                         c_valid.eq(b_valid), c_keep.eq(b_blk.keep), c_wrote.eq(writes), c_cb.eq(b_blk.cb),
+                         c_next.eq(first + size), c_first.eq(first), c_size.eq(size), c_record.eq(record),
+                         d_next.eq(c_next)]
 
         # the queue's head, a beat a cycle
         head = Signal(rec_layout)
@@ -227,7 +247,7 @@ class Writer(wiring.Component):
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += beat.eq(Mux(last, 0, beat + 1))
             m.d.comb += self.bytes_written.eq(popcount(self.out.payload.strobe, B))
-        m.d.comb += self.busy.eq(t_valid | queue.r_rdy | (queue.level != 0))
+        m.d.comb += self.busy.eq(a_valid | b_valid | c_valid | queue.r_rdy | (queue.level != 0))
         with m.If(self.clear):
-            m.d.sync += [t_valid.eq(0), fwd_valid.eq(0), beat.eq(0)]
+            m.d.sync += [a_valid.eq(0), b_valid.eq(0), c_valid.eq(0), c_wrote.eq(0), beat.eq(0)]
         return m

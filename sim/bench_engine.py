@@ -18,7 +18,7 @@ from ..sw.golden import QuantizedNetwork, split_layer_name
 from .runner import SimConfig, SimTransport
 
 DEFAULT_LAYERS = ["mobilenet.conv1", "mobilenet.conv2", "mobilenet.conv3", "mobilenet.conv4",
-                  "mobilenet.conv5", "mobilenet.conv6", "vgg16.conv13"]
+                  "mobilenet.conv5", "mobilenet.conv6", "vgg16.conv13", "squeezenet.conv2", "squeezenet1_1.conv3"]
 
 
 def bench_layer(full, qnets, lanes, eps, out_root):
@@ -60,10 +60,12 @@ def bench_layer(full, qnets, lanes, eps, out_root):
         speedup=round(dn["cycles"] / sp["cycles"], 3),
         fm_bytes_tensor=int(x.size), fm_bytes_dense=fmformat.region_bytes(*x.shape, "dense"),
         fm_bytes_read=sp["counters"]["FM_VALUE_BYTES"] + sp["counters"]["FM_BITMAP_BYTES"],
+        fm_port_bytes_read=sp["counters"]["FM_PORT_BYTES"],
         fm_bytes_limit=limit,
         weight_bytes=int(layer.weight.size), weight_bytes_read=sp["counters"]["WEIGHT_BYTES"],
         param_bytes_read=sp["counters"]["PARAM_BYTES"], out_bytes_written=sp["counters"]["OUT_BYTES"],
-        bytes_read=sum(sp["counters"][n] for n in ("WEIGHT_BYTES", "PARAM_BYTES", "FM_VALUE_BYTES", "FM_BITMAP_BYTES")),
+        # what the ports delivered: the feature-map port's whole beats
+        bytes_read=sum(sp["counters"][n] for n in ("WEIGHT_BYTES", "PARAM_BYTES", "FM_PORT_BYTES")),
         bytes_read_ideal=int(layer.weight.size) + PARAM_BYTES * layer.weight.shape[0] + t_in.total,
         out_bytes_ideal=t_out.total,
         input_zero_fraction=round(float(np.mean(x == 0)), 4))
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rows, qnets = [], {}
     hdr = f"{'layer':18s} {'kind':10s} {'cycles':>10s} {'sparse bd':>10s} {'util':>6s} {'dense cyc':>10s} " \
-          f"{'dense util':>10s} {'speedup':>8s} {'fm read':>9s} {'fm limit':>9s} {'fm tensor':>9s} " \
+          f"{'dense util':>10s} {'speedup':>8s} {'fm read':>9s} {'fm port':>9s} {'fm limit':>9s} {'fm tensor':>9s} " \
           f"{'read':>10s} {'ideal':>10s} {'runs':>4s} exact"
     print(hdr)
     t = time.perf_counter()
@@ -88,7 +90,8 @@ def main(argv=None) -> int:
         rows.append(r)
         print(f"{r['layer']:18s} {r['kind']:10s} {r['sparse']['cycles']:10d} {r['cycles_sparse_bound']:10d} "
               f"{r['utilisation']:6.3f} {r['dense']['cycles']:10d} {r['dense_utilisation']:10.3f} "
-              f"{r['speedup']:8.2f} {r['fm_bytes_read']:9d} {r['fm_bytes_limit']:9d} {r['fm_bytes_tensor']:9d} "
+              f"{r['speedup']:8.2f} {r['fm_bytes_read']:9d} {r['fm_port_bytes_read']:9d} {r['fm_bytes_limit']:9d} "
+              f"{r['fm_bytes_tensor']:9d} "
               f"{r['bytes_read']:10d} {r['bytes_read_ideal']:10d} {len(r['sparse']['tiles']):4d} "
               f"{r['sparse']['bit_exact'] and r['dense']['bit_exact']}", flush=True)
     out = Path(args.out)

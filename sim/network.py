@@ -16,11 +16,14 @@ from ..sw.zoo import INPUT_SIZE
 from .runner import SimConfig, SimTransport
 
 
-def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wall_s) -> dict:
+def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wall_s, fm_bytes=DEFAULT_FM_BYTES,
+              out_bytes=DEFAULT_OUT_BYTES) -> dict:
     """One layer's figures (build/run/NET.json's `layers`): the engine's counters summed over its
     runs, the bound ceil(non-zero MACs / P), and the bytes read beside the ideal (the weight
-    tensor, the parameters once, the compressed input and output). Feature-map baselines: the
-    unpadded C x H x W tensor (`fm_bytes_tensor`) and the padded 8-channel dense layout."""
+    tensor, the parameters once, the compressed input and output). `bytes_read` counts what the
+    ports delivered (the feature-map port's whole beats, `fm_port_bytes_read`); `fm_bytes_read`
+    the records' bytes (the compressed limit). Feature-map baselines: the unpadded C x H x W
+    tensor (`fm_bytes_tensor`) and the padded 8-channel dense layout."""
     from ..sw.layout import PARAM_BYTES
     nz = int(c["MACS"])
     bound = math.ceil(nz / lanes)
@@ -29,19 +32,21 @@ def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wa
     weight_tensor = int(spec.weight.size)
     read = {n: int(c[n]) for n in ("WEIGHT_BYTES", "PARAM_BYTES")}
     fm = int(c["FM_VALUE_BYTES"] + c["FM_BITMAP_BYTES"])
+    fm_port = int(c["FM_PORT_BYTES"])
     ideal_read = weight_tensor + PARAM_BYTES * spec.weight.shape[0] + t_in.total
     # the engine's model, run by run
     from ..hw.model import predict
     expected = want if layer.act.kind != "leaky" else got
     runs = [(plan.sub_spec(spec, t), t.weight_buffer, expected[t.k0:t.k1]) for t in tiles] if tiles else \
         [(spec, False, expected)]
-    models = [predict(sub, lanes, eps=eps, expected=e, weight_buffer=wb) for sub, wb, e in runs]
+    models = [predict(sub, lanes, eps=eps, expected=e, weight_buffer=wb, fm_bytes=fm_bytes, out_bytes=out_bytes)
+              for sub, wb, e in runs]
     model = {n: sum(mo[n] for mo in models) for n in ("FM_VALUE_BYTES", "FM_BITMAP_BYTES", "MACS", "cycles_estimate")}
     return dict(layer=name, kind=layer.kind, stride=spec.stride, cycles=int(c["CYCLES"]), bound=bound,
                 macs=layer.macs, nonzero_macs=nz, utilisation=round(bound / max(1, c["CYCLES"]), 4),
                 weight_bytes_read=read["WEIGHT_BYTES"], param_bytes_read=read["PARAM_BYTES"], fm_bytes_read=fm,
-                out_bytes_written=int(c["OUT_BYTES"]), weight_bytes=weight_tensor,
-                bytes_read=read["WEIGHT_BYTES"] + read["PARAM_BYTES"] + fm, bytes_read_ideal=ideal_read,
+                fm_port_bytes_read=fm_port, out_bytes_written=int(c["OUT_BYTES"]), weight_bytes=weight_tensor,
+                bytes_read=read["WEIGHT_BYTES"] + read["PARAM_BYTES"] + fm_port, bytes_read_ideal=ideal_read,
                 out_bytes_ideal=t_out.total, fm_bytes_limit=t_in.total,
                 fm_bytes_tensor=int(spec.input.size), fm_bytes_dense=fmformat.region_bytes(*spec.input.shape, "dense"),
                 chained_input=chained, bit_exact=bool(np.array_equal(got, want)),
@@ -84,7 +89,7 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
         want = layer.forward(x[0], eps_)
         c = r["counters"]
         rows.append(layer_row(full, layer, spec, c, lanes, eps=eps_, want=want, got=y, tiles=tiles, chained=chained,
-                              wall_s=time.perf_counter() - t_layer))
+                              wall_s=time.perf_counter() - t_layer, fm_bytes=cfg.fm_bytes, out_bytes=cfg.out_bytes))
         row = rows[-1]
         total = sum(rw["cycles"] for rw in rows)
         echo(f"[{len(rows):3d}/{n_layers}] {full:22s} {row['kind']:9s} cycles {row['cycles']:>11,}  "
@@ -135,6 +140,7 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
                   weight_bytes_read=sum(r["weight_bytes_read"] for r in rows),
                   weight_bytes=sum(r["weight_bytes"] for r in rows),
                   fm_bytes_read=sum(r["fm_bytes_read"] for r in rows),
+                  fm_port_bytes_read=sum(r["fm_port_bytes_read"] for r in rows),
                   fm_bytes_tensor=sum(r["fm_bytes_tensor"] for r in rows),
                   fm_bytes_dense=sum(r["fm_bytes_dense"] for r in rows), wall_s=round(time.perf_counter() - t0, 1))
     path = Path(out) if out else Path("build") / "run" / f"{net}.json"
@@ -148,7 +154,7 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
          f"{result['bytes_read'] / max(1, result['bytes_read_ideal']):.2f} x the ideal {result['bytes_read_ideal']:,} "
          f"(weights {result['weight_bytes_read']:,} of a {result['weight_bytes']:,}-byte tensor)")
     echo(f"feature-map bytes read {result['fm_bytes_read']:,} of the {result['fm_bytes_tensor']:,}-byte unpadded "
-         f"tensors ({saved:.1%} saved); "
+         f"tensors ({saved:.1%} saved; {result['fm_port_bytes_read']:,} in the port's whole beats); "
          f"{'bit-exact' if result['bit_exact'] else 'NOT bit-exact'}; {result['wall_s']} s")
     echo(f"weights: {q.weights_desc}")
     echo(f"wrote {path}")

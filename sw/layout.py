@@ -43,6 +43,11 @@ DEFAULT_OUT_BYTES = 8
 FM_AHEAD = 4                        # the loader's beats in flight at most (hw/loader.py)
 
 
+def fm_window_bytes(b: int) -> int:
+    """The loader's byte window for beats of `b` bytes: a record (9 bytes at most) and two beats."""
+    return 2 * b + BLOCK + 1
+
+
 def check_port_bytes(name: str, b: int) -> None:
     if b not in PORT_BYTES:
         raise ValueError(f"{name}={b}: a port's beat is one of {', '.join(map(str, PORT_BYTES))} bytes")

@@ -137,7 +137,7 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes)
     if layout == "dense":
         assert len(reads) == least, f"{len(reads)} beats read, the segments hold {least}"
     else:                                # read-ahead: the beats in flight and the window's, each segment
-        most = least + len(segs) * (dut.ahead + -(-dut.window // B))
+        most = least + len(segs) * (dut.ahead + 1 + -(-dut.window // B))
         assert most == least + traffic.read_ahead_beats(spec.input, B)
         assert least <= len(reads) <= most, f"{len(reads)} beats read, the segments hold {least} (at most {most})"
     lo, hi = regs["IN_BASE"] // B, -(-(regs["IN_BASE"] + dv["cb_in"] * dv["in_stride"]) // B)
