@@ -32,9 +32,12 @@ class Loader(wiring.Component):
     block-pointer table's entry for cb (block RAM: each block's next record; the segment's end
     writes it back); dense, IN_BASE + cb stride + 8 W ly. The fetcher requests the beats from the
     one holding that byte on, at most ``ahead`` in flight, up to the segment's end if it is known
-    (dense: 8 W bytes) or else its largest possible end (compressed: 9 W bytes). The byte window
-    takes a beat when it has room for one (from the segment's first byte on, in its first beat);
-    the parser takes the record at its head once the window holds all of it. When the segment's
+    (dense: 8 W bytes) or else its largest possible end (compressed: 9 W bytes). A beat enters a
+    register (Q; from the segment's first byte on, in its first beat) with each byte's record
+    length and |x| > EPS_IN flag, then the byte window after the bytes there (it is taken while
+    the window has room for it and the beat in Q). The record at the window's head leaves once
+    the window holds all of it; its lanes are placed in the next cycle (X) and the word written
+    to the line buffer in the cycle after. When the segment's
     W-th record has left, the window is cleared and the beats still in flight are dropped as they
     arrive: a compressed segment's read-ahead, which ``port_beat`` counts with the rest (the
     feature-map port's traffic is at least the records' bytes; the excess is the first and last
@@ -229,17 +232,19 @@ class Loader(wiring.Component):
         x_bytes = Signal(8 * (BLOCK + 1))
         x_gts = Signal(BLOCK + 1)
         x_addr = Signal.like(self.lb_w_addr)
+        x_bm = Signal(8)
+        x_sel = [Signal(range(BLOCK + 1), name=f"x_sel{i}") for i in range(BLOCK)]
+        head_bm = win[:8] & lanes_valid
         m.d.sync += [x_valid.eq(rec), x_bytes.eq(win[:8 * (BLOCK + 1)]), x_gts.eq(wgt[:BLOCK + 1]),
-                     x_addr.eq(l_slot_base + l_word)]
+                     x_addr.eq(l_slot_base + l_word), x_bm.eq(head_bm)]
+        # lane i's value is the byte after the bitmap and the values stored below lane i
+        m.d.sync += [x_sel[i].eq(popcount(head_bm, i) + 1) for i in range(BLOCK)]
         byte = [x_bytes[8 * i:8 * i + 8] for i in range(BLOCK + 1)]
-        bm = Signal(8)
-        m.d.comb += bm.eq(byte[0] & lanes_valid)
+        bm = x_bm
         vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         big = Signal(8)
         for i in range(BLOCK):
-            before = popcount(bm, i)         # values stored below lane i
-            sel = Signal(range(BLOCK + 1), name=f"sel{i}")
-            m.d.comb += sel.eq(before + 1)
+            sel = x_sel[i]
             packed = Signal(8, name=f"packed{i}")
             packed_gt = Signal(name=f"packed_gt{i}")
             with m.Switch(sel):

@@ -2,6 +2,9 @@
 channels into a block (one pixel of one output channel block), the writer puts each block into
 the output feature map in its layout (docs/fmformat.md), up to a block a cycle as beats of the
 write port."""
+import functools
+import operator
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -110,10 +113,10 @@ class Writer(wiring.Component):
     (dense); the control stage fills it before the run (``init_*``: OUT_BASE + cb * block stride).
 
     Four steps in lockstep, then a queue of records (each step moves when the queue has room for
-    what the steps hold, ``go``, so none waits on the port within a cycle): A takes the block and
-    reads its pointer from the table (block RAM); B registers the pointer (the RAM's output goes
-    straight into a register); C forms the record and its first byte, and writes the table (the
-    pointer advanced by the record's bytes); D places the record at its first byte's place in
+    what the steps hold, ``go``, so none waits on the port within a cycle): A takes the block,
+    reads its pointer from the table (block RAM) and forms its record; B registers the pointer (the
+    RAM's output goes straight into a register); C forms the record's first byte and writes the
+    table (the pointer advanced by the record's bytes); D places the record at its first byte's place in
     its beats and enters it into the queue with its first beat and its beats' count. A block read
     the table before the two blocks ahead of it wrote it: if one of them is of the same channel
     block, C takes that one's new pointer from its step's registers instead (the compares are
@@ -178,6 +181,8 @@ class Writer(wiring.Component):
         a_valid, a_blk = step("a")
         b_valid, b_blk = step("b")
         b_ptr = Signal(32)
+        b_size = Signal(range(BLOCK + 2))    # the record's bytes and the record, formed in A
+        b_record = Signal(8 * (BLOCK + 1))
         b_hit1 = Signal()                    # the block ahead (in C next) writes this block's pointer
         b_hit2 = Signal()                    # the block two ahead (in D next) wrote it
         c_valid = Signal()
@@ -190,29 +195,31 @@ class Writer(wiring.Component):
         c_record = Signal(8 * (BLOCK + 1))
         d_next = Signal(32)
 
-        # C: the record from the block in B
+        # A: the record and its bytes from the block (compressed: byte 0 the bitmap, byte
+        # 1 + (stored lanes below i) lane i's value)
+        mask = a_blk.mask
+        size = Signal(range(BLOCK + 2))
+        m.d.comb += size.eq(Mux(cmp, popcount(mask, BLOCK) + 1, BLOCK))
+        # (an AND-OR: byte j is the one lane i with mask[i] and j stored lanes below it)
+        before = [popcount(mask, i) for i in range(BLOCK)]
+        packed = [Signal(8, name=f"packed{j}") for j in range(BLOCK)]
+        for j in range(BLOCK):
+            m.d.comb += packed[j].eq(functools.reduce(operator.or_, [
+                Mux(mask[i] & (before[i] == j), a_blk.values[i], 0) for i in range(j, BLOCK)]))
+        record = Signal(8 * (BLOCK + 1))
+        m.d.comb += record.eq(Mux(cmp, Cat(mask, *packed), Cat(a_blk.values, Const(0, 8))))
+
+        # C: the block in B's first byte and the table's new pointer
         writes = Signal()                    # B's block writes the table in C
         m.d.comb += writes.eq(b_valid & b_blk.keep & cmp)
         ptr = Signal(32)
         m.d.comb += ptr.eq(Mux(b_hit1, c_next, Mux(b_hit2, d_next, b_ptr)))
         first = Signal(32)
         m.d.comb += first.eq(Mux(cmp, ptr, ptr + b_blk.off))
-        mask = b_blk.mask
-        size = Signal(range(BLOCK + 2))
-        m.d.comb += size.eq(Mux(cmp, popcount(mask, BLOCK) + 1, BLOCK))
-        # compressed: byte 0 the bitmap, byte 1 + (stored lanes below i) lane i's value
-        packed = [Signal(8, name=f"packed{j}") for j in range(BLOCK)]
-        for i in range(BLOCK):
-            before = popcount(mask, i)
-            for j in range(i + 1):
-                with m.If(mask[i] & (before == j)):
-                    m.d.comb += packed[j].eq(b_blk.values[i])
-        record = Signal(8 * (BLOCK + 1))
-        m.d.comb += record.eq(Mux(cmp, Cat(mask, *packed), Cat(b_blk.values, Const(0, 8))))
         with m.If(self.init_en):
             m.d.comb += [op_w.addr.eq(self.init_addr), op_w.data.eq(self.init_data), op_w.en.eq(1)]
         with m.Elif(go & writes):
-            m.d.comb += [op_w.addr.eq(b_blk.cb), op_w.data.eq(first + size), op_w.en.eq(1)]
+            m.d.comb += [op_w.addr.eq(b_blk.cb), op_w.data.eq(ptr + b_size), op_w.en.eq(1)]
 
         # D: the record in its beats
         lead = Signal(range(B))              # the first byte's place in its beat
@@ -226,11 +233,12 @@ class Writer(wiring.Component):
 
         with m.If(go):
             m.d.sync += [a_valid.eq(take), a_blk.eq(self.i.payload),
-                         b_valid.eq(a_valid), b_blk.eq(a_blk), b_ptr.eq(op_r.data),
+                         b_valid.eq(a_valid), b_blk.eq(a_blk), b_ptr.eq(op_r.data), b_size.eq(size),
+                         b_record.eq(record),
                          b_hit1.eq(a_valid & writes & (a_blk.cb == b_blk.cb)),
                          b_hit2.eq(a_valid & c_wrote & (a_blk.cb == c_cb)),
                          c_valid.eq(b_valid), c_keep.eq(b_blk.keep), c_wrote.eq(writes), c_cb.eq(b_blk.cb),
-                         c_next.eq(first + size), c_first.eq(first), c_size.eq(size), c_record.eq(record),
+                         c_next.eq(ptr + b_size), c_first.eq(first), c_size.eq(b_size), c_record.eq(b_record),
                          d_next.eq(c_next)]
 
         # the queue's head, a beat a cycle
