@@ -201,27 +201,41 @@ class Loader(wiring.Component):
             with m.If(take):
                 m.d.sync += first.eq(0)
 
-        # the record at the window's head leaves once the window holds all of it
+        # the record at the window's head leaves once the window holds all of it. The decision
+        # comes from two registers, so that it only selects between the window shifted and not
+        # (both formed from registers): `full` (the window holds 9 bytes or more, so any record:
+        # made from the next fill level for either decision) and `slow` (the exact check, made a
+        # cycle before, in a cycle where nothing left: the bytes have only grown since). A record
+        # then leaves every cycle while the window holds 9 bytes, every other cycle near a
+        # segment's end
         len0 = wlen[:4]
+        full = Signal()
+        slow = Signal()
         rec = Signal()
-        m.d.comb += rec.eq(fetching & (n_q >= len0) & (n_q != 0))
+        m.d.comb += rec.eq(fetching & (full | slow))
         used = Signal(range(16))
         m.d.comb += used.eq(Mux(rec, len0, 0))
-        # Q's bytes placed after the window's (at n_q), then the record shifted out
+        # Q's bytes placed after the window's (at n_q), then the record shifted out or not
         ins = q_valid
+        grown = Signal(range(CQ + 1))        # the fill level with Q's bytes
+        m.d.comb += grown.eq(n_q + Mux(ins, q_count, 0))
+        ext_win = win | Mux(ins, q_bytes, 0) << Cat(Const(0, 3), n_q)
+        ext_len = wlen | Mux(ins, q_lens, 0) << Cat(Const(0, 2), n_q)
+        ext_gt = wgt | Mux(ins, q_gts, 0) << n_q
         win_next = Signal(8 * CQ)
         wlen_next = Signal(4 * CQ)
         wgt_next = Signal(CQ)
         m.d.comb += [
-            win_next.eq((win | Mux(ins, q_bytes, 0) << Cat(Const(0, 3), n_q)) >> Cat(Const(0, 3), used)),
-            wlen_next.eq((wlen | Mux(ins, q_lens, 0) << Cat(Const(0, 2), n_q)) >> Cat(Const(0, 2), used)),
-            wgt_next.eq((wgt | Mux(ins, q_gts, 0) << n_q) >> used),
+            win_next.eq(Mux(rec, ext_win >> Cat(Const(0, 3), len0), ext_win)),
+            wlen_next.eq(Mux(rec, ext_len >> Cat(Const(0, 2), len0), ext_len)),
+            wgt_next.eq(Mux(rec, ext_gt >> len0, ext_gt)),
         ]
         end = Signal()                       # the segment's last record leaves
         m.d.comb += end.eq(rec & rec_last)
         with m.If(fetching):
-            m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next),
-                         n_q.eq(n_q + Mux(q_valid, q_count, 0) - used)]
+            m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next), n_q.eq(grown - used),
+                         full.eq(Mux(rec, grown >= len0 + BLOCK + 1, grown >= BLOCK + 1)),
+                         slow.eq(~rec & (n_q >= len0) & (n_q != 0))]
         cnt = Signal(range(BLOCK + 1))
         m.d.comb += cnt.eq(len0 - 1)
         m.d.comb += [self.bitmap_byte.eq(rec & in_cmp), self.value_bytes.eq(Mux(rec, Mux(in_cmp, cnt, BLOCK), 0))]
@@ -262,7 +276,7 @@ class Loader(wiring.Component):
                          seg_ptr.eq(seg_ptr + len0)]
         with m.If(end):
             # the beats still to arrive are dropped; the pointer is written back
-            m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0),
+            m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0), full.eq(0), slow.eq(0),
                          drop.eq(pending + accept - arrive),
                          ipw_en.eq(in_cmp), ipw_addr.eq(lcb), ipw_data.eq(seg_ptr + len0)]
         with m.Else():
