@@ -163,7 +163,9 @@ class Loader(wiring.Component):
         with m.If(accept):
             m.d.sync += [f_addr.eq(f_addr + 1), f_left.eq(f_left - 1), f_any.eq(f_left != 1)]
         drop_nz = Signal()
-        m.d.comb += [drop_nz.eq(drop != 0), self.busy.eq((pending != 0) | hold), self.port_beat.eq(arrive)]
+        # a beat is counted a cycle after it arrives (from a register: the port's handshake is late)
+        m.d.sync += self.port_beat.eq(arrive)
+        m.d.comb += [drop_nz.eq(drop != 0), self.busy.eq((pending != 0) | hold | self.port_beat)]
 
         # a beat of the segment enters a register first (Q), with each byte's record length if it
         # is a bitmap (compressed: 1 + its set lanes below C; dense: 8) and its |x| > EPS_IN flag,
@@ -184,8 +186,9 @@ class Loader(wiring.Component):
         wlen = Signal(4 * CQ)
         wgt = Signal(CQ)
         n_q = Signal(range(CQ + 1))
-        room = Signal()                      # Q can move into the window and a beat into Q
-        m.d.comb += room.eq(n_q + Mux(q_valid, q_count, 0) <= CQ - B)
+        # a beat is taken while the window will have room for it when it leaves Q: a register,
+        # made a cycle ahead from the window's next fill level and the most Q can then hold (B)
+        room = Signal()
         m.d.comb += self.fm_data.ready.eq(drop_nz | (fetching & room))
         take = Signal()                      # a beat of the segment enters Q
         m.d.comb += take.eq(arrive & ~drop_nz & fetching)
@@ -234,6 +237,7 @@ class Loader(wiring.Component):
         m.d.comb += end.eq(rec & rec_last)
         with m.If(fetching):
             m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next), n_q.eq(grown - used),
+                         room.eq(grown - used + 2 * B <= CQ),
                          full.eq(Mux(rec, grown >= len0 + BLOCK + 1, grown >= BLOCK + 1)),
                          slow.eq(~rec & (n_q >= len0) & (n_q != 0))]
         cnt = Signal(range(BLOCK + 1))
@@ -277,6 +281,7 @@ class Loader(wiring.Component):
         with m.If(end):
             # the beats still to arrive are dropped; the pointer is written back
             m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0), full.eq(0), slow.eq(0),
+                         room.eq(1),
                          drop.eq(pending + accept - arrive),
                          ipw_en.eq(in_cmp), ipw_addr.eq(lcb), ipw_data.eq(seg_ptr + len0)]
         with m.Else():

@@ -44,8 +44,9 @@ FM_AHEAD = 4                        # the loader's beats in flight at most (hw/l
 
 
 def fm_window_bytes(b: int) -> int:
-    """The loader's byte window for beats of `b` bytes: a record (9 bytes at most) and two beats."""
-    return 2 * b + BLOCK + 1
+    """The loader's byte window for beats of `b` bytes: a record (9 bytes at most) and three beats
+    (it takes a beat a cycle ahead while the window may still grow by the one before)."""
+    return 3 * b + BLOCK + 1
 
 
 def check_port_bytes(name: str, b: int) -> None:
