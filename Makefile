@@ -34,10 +34,10 @@ iverilog: ## Icarus Verilog from Debian (installed with apt-get when root)
 		echo "Icarus Verilog (iverilog) is missing. Install it with:  sudo apt-get install -y iverilog"; exit 1; \
 	fi
 
-test: setup ## default test tier (about 13-15 minutes on 2 cores once set up, two smoke bitstream builds included)
+test: setup ## default test tier (about 15 minutes on 2 cores once set up; the iCEBreaker smoke bitstream build included)
 	$(BIN)/python -m pytest
 
-test-slow: setup ## the slow tier: every network's error bounds; MobileNet and SqueezeNet 1.1 through the RTL; a two-seed ULX3S sweep
+test-slow: setup ## the slow tier: every network's error bounds; MobileNet and SqueezeNet 1.1 through the RTL; the ULX3S smoke build and a two-seed sweep
 	$(BIN)/python -m pytest -m slow
 
 test-all: setup ## both tiers
@@ -100,5 +100,5 @@ bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|
 timing-sweep: setup ## Fmax over placement seeds: make timing-sweep BOARD=ulx3s [SEEDS=4] [JOBS=2] [P=..]; build/boards/BOARD/sweep.json
 	$(FMPRUNE) bitstream $(BOARD) --sweep $(SEEDS) --jobs $(JOBS) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(BAUD),--baud $(BAUD))
 
-test-boards: setup ## boards only: UART co-simulation, tiles on the RTL, smoke bitstream builds of both boards
+test-boards: setup ## boards only: UART co-simulation, tiles on the RTL, the iCEBreaker smoke bitstream build
 	$(BIN)/python -m pytest tests/test_boards.py

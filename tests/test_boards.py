@@ -290,8 +290,10 @@ SMOKE = {"ulx3s": 1, "icebreaker": 1}
 SMOKE_FITS = {"ulx3s": True, "icebreaker": False}
 
 
+# the ULX3S's build (place and route on the 85k-LUT device) takes about five minutes: in the slow
+# tier, so that the default one stays near 15 minutes; the iCEBreaker's exercises the same flow
 @pytest.mark.bitstream
-@pytest.mark.parametrize("board", list(SMOKE))
+@pytest.mark.parametrize("board", [pytest.param("ulx3s", marks=pytest.mark.slow), "icebreaker"])
 def test_bitstream_smoke(board, tmp_path):
     """A real build with a small P: the report holds the tools' own figures. A design that does
     not fit must say so (fits false, the resource over its total, the tool's error lines)."""
