@@ -19,7 +19,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, check_fm_bytes, check_lanes, check_port_bytes, default_wbuf_words
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, check_lanes, check_port_bytes, default_wbuf_words
 from .control import Control
 from .loader import Loader
 from .mac import MACLanes
@@ -63,7 +63,7 @@ class Engine(wiring.Component):
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8,
                  wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES):
         check_lanes(lanes)
-        check_fm_bytes(fm_bytes)
+        check_port_bytes("fm_bytes", fm_bytes)
         check_port_bytes("out_bytes", out_bytes)
         self.fm_bytes, self.out_bytes = fm_bytes, out_bytes
         if fifo_depth < 3:

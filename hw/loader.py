@@ -13,7 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, FM_AHEAD, check_fm_bytes, fm_window_bytes
+from ..sw.layout import BLOCK, FM_AHEAD, check_port_bytes, fm_window_bytes
 from .arith import popcount
 from .ports import Descriptor
 from .scanner import Word
@@ -34,11 +34,11 @@ class Loader(wiring.Component):
     one holding that byte on, at most ``ahead`` in flight, up to the segment's end if it is known
     (dense: 8 W bytes) or else its largest possible end (compressed: 9 W bytes). A beat enters a
     register (Q; from the segment's first byte on, in its first beat) with each byte's record
-    length and |x| > EPS_IN flag, then the byte window after the bytes there (it is taken while
-    the window has room for it and the beat in Q). The record at the window's head leaves once
-    the window holds all of it; its lanes are placed in the next cycle (X) and the word written
-    to the line buffer in the cycle after. When the segment's
-    W-th record has left, the window is cleared and the beats still in flight are dropped as they
+    length and |x| > EPS_IN flag, then a second register (P) as wide as the window, shifted to
+    the window's fill level in the next cycle, and then the window, with an OR (a beat is taken
+    while the window has room for it and the beats in Q and P). The record at the window's head
+    leaves once the window holds all of it; its lanes are placed in the next cycle (X) and the
+    word written to the line buffer in the cycle after. When the segment's W-th record has left, the window is cleared and the beats still in flight are dropped as they
     arrive: a compressed segment's read-ahead, which ``port_beat`` counts with the rest (the
     feature-map port's traffic is at least the records' bytes; the excess is the first and last
     beats' bytes outside the segment and the beats read ahead past its end).
@@ -82,7 +82,7 @@ class Loader(wiring.Component):
     """
 
     def __init__(self, lanes, *, linebuf_depth, max_blocks, fm_bytes=1, ahead=FM_AHEAD):
-        check_fm_bytes(fm_bytes)
+        check_port_bytes("fm_bytes", fm_bytes)
         self.P, self.linebuf_depth, self.max_blocks = lanes, linebuf_depth, max_blocks
         self.B, self.ahead = fm_bytes, ahead
         self.window = fm_window_bytes(fm_bytes)
@@ -218,13 +218,22 @@ class Loader(wiring.Component):
         m.d.comb += rec.eq(fetching & (full | slow))
         used = Signal(range(16))
         m.d.comb += used.eq(Mux(rec, len0, 0))
-        # Q's bytes placed after the window's (at n_q), then the record shifted out or not
-        ins = q_valid
-        grown = Signal(range(CQ + 1))        # the fill level with Q's bytes
-        m.d.comb += grown.eq(n_q + Mux(ins, q_count, 0))
-        ext_win = win | Mux(ins, q_bytes, 0) << Cat(Const(0, 3), n_q)
-        ext_len = wlen | Mux(ins, q_lens, 0) << Cat(Const(0, 2), n_q)
-        ext_gt = wgt | Mux(ins, q_gts, 0) << n_q
+        # Q's bytes are placed after the window's one cycle ahead, in P (a register as wide as the
+        # window: Q shifted to the fill level the window will have), so that the window's loop is
+        # an OR and one shift by the head record's length, never a shift by the fill level and then
+        # one by the record
+        p_valid = Signal()
+        p_count = Signal(range(B + 1))
+        p_win = Signal(8 * CQ)
+        p_len = Signal(4 * CQ)
+        p_gt = Signal(CQ)
+        grown = Signal(range(CQ + 1))        # the fill level with P's bytes
+        m.d.comb += grown.eq(n_q + Mux(p_valid, p_count, 0))
+        level = Signal(range(CQ + 1))        # the fill level in the next cycle
+        m.d.comb += level.eq(grown - used)
+        ext_win = win | p_win
+        ext_len = wlen | p_len
+        ext_gt = wgt | p_gt
         win_next = Signal(8 * CQ)
         wlen_next = Signal(4 * CQ)
         wgt_next = Signal(CQ)
@@ -233,13 +242,17 @@ class Loader(wiring.Component):
             wlen_next.eq(Mux(rec, ext_len >> Cat(Const(0, 2), len0), ext_len)),
             wgt_next.eq(Mux(rec, ext_gt >> len0, ext_gt)),
         ]
-        end = Signal()                       # the segment's last record leaves
-        m.d.comb += end.eq(rec & rec_last)
         with m.If(fetching):
-            m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next), n_q.eq(grown - used),
-                         room.eq(grown - used + 2 * B <= CQ),
+            m.d.sync += [p_valid.eq(q_valid), p_count.eq(q_count),
+                         p_win.eq(Mux(q_valid, q_bytes, 0) << Cat(Const(0, 3), level)),
+                         p_len.eq(Mux(q_valid, q_lens, 0) << Cat(Const(0, 2), level)),
+                         p_gt.eq(Mux(q_valid, q_gts, 0) << level)]
+            m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next), n_q.eq(level),
+                         room.eq(level + Mux(q_valid, q_count, 0) + 2 * B <= CQ),
                          full.eq(Mux(rec, grown >= len0 + BLOCK + 1, grown >= BLOCK + 1)),
                          slow.eq(~rec & (n_q >= len0) & (n_q != 0))]
+        end = Signal()                       # the segment's last record leaves
+        m.d.comb += end.eq(rec & rec_last)
         cnt = Signal(range(BLOCK + 1))
         m.d.comb += cnt.eq(len0 - 1)
         m.d.comb += [self.bitmap_byte.eq(rec & in_cmp), self.value_bytes.eq(Mux(rec, Mux(in_cmp, cnt, BLOCK), 0))]
@@ -280,7 +293,8 @@ class Loader(wiring.Component):
                          seg_ptr.eq(seg_ptr + len0)]
         with m.If(end):
             # the beats still to arrive are dropped; the pointer is written back
-            m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0), full.eq(0), slow.eq(0),
+            m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0), p_valid.eq(0),
+                         p_win.eq(0), p_len.eq(0), p_gt.eq(0), full.eq(0), slow.eq(0),
                          room.eq(1),
                          drop.eq(pending + accept - arrive),
                          ipw_en.eq(in_cmp), ipw_addr.eq(lcb), ipw_data.eq(seg_ptr + len0)]

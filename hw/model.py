@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..sw import fmformat, regs, traffic
-from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, dw_lanes, param_words
+from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, dw_lanes, param_words, requant_lanes
 from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
 SETUP = 8
-SEGMENT_OVERHEAD = 8      # L_NEXT, L_PTR, L_START, L_GO and the first beat's latency (hw/loader.py)
+SEGMENT_OVERHEAD = 9      # L_NEXT, L_PTR, L_START, L_GO and the first beat's latency to the window (hw/loader.py)
 ROW_OVERHEAD = 5          # S_SETTLE, S_ROW and the refill of the line-buffer read, its register and the scanner
 
 
@@ -140,7 +140,7 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     kout, _, k, _ = spec.weight.shape
     _, ho, wo = spec.out_shape
     P, D = lanes, dw_lanes(lanes)
-    Q = max(P, BLOCK)
+    Q, R = max(P, BLOCK), requant_lanes(P)
     cb_in, cb_out = -(-c // BLOCK), -(-kout // BLOCK)
     _, fm_in = fmformat.encode(x, in_layout, eps=0)
     win = traffic.present_windows(spec, eps, dense_mode)                  # the operands issued
@@ -158,8 +158,8 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
                 wg = win[:, :, ch]                                         # ho, wo, lanes, k, k
                 macs += int(wg.sum())
                 skipped += int((~wg).sum())
-        # one scanner cycle a tap, D output lanes a group
-        paced = n_groups * ho * wo * max(k * k, D)
+        # one scanner cycle a tap; the output stage's steps (R = D lanes a step) a group
+        paced = n_groups * ho * wo * max(k * k, D // R)
     else:
         n_groups = -(-kout // Q) * (Q // P)
         real_groups = sum(1 for g in range(n_groups) if g * P < kout)     # groups past K: one bubble each
@@ -167,12 +167,12 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
         macs = per_window * sum(max(0, min(P, kout - g * P)) for g in range(n_groups))
         skipped = (ho * wo * c * k * k - per_window) * real_groups
         # a word (block, ky, kx) costs max(1, operands in it) scanner cycles; the scanner and the
-        # output stage (P cycles a group) overlap through a one-deep hand-off
+        # output stage (P / R steps a group) overlap through a one-deep hand-off
         padc = np.zeros((ho, wo, cb_in * BLOCK, k, k), dtype=bool)
         padc[:, :, :c] = win
         per_word = padc.reshape(ho, wo, cb_in, BLOCK, k, k).sum(axis=3)    # ho, wo, cb, k, k
         scan_pixel = np.maximum(per_word, 1).sum(axis=(2, 3, 4))          # ho, wo: cycles a window
-        paced = int(np.maximum(scan_pixel, P).sum()) * real_groups + (n_groups - real_groups) * ho * wo * P
+        paced = int(np.maximum(scan_pixel, P // R).sum()) * real_groups + (n_groups - real_groups) * ho * wo * (P // R)
     fill = traffic.fill_words(kout, c, k, P, spec.depthwise)
     items = traffic.stream_items(win, kout, P, spec.depthwise)
     r.update(MACS=macs, VALUES_SKIPPED=skipped, WEIGHT_BYTES=fill * P if weight_buffer else items * P)

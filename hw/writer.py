@@ -11,7 +11,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, check_port_bytes
+from ..sw.layout import BLOCK, check_port_bytes, requant_lanes
 from .arith import popcount
 from .ports import Descriptor, WriteReq
 from .setup import Derived
@@ -41,9 +41,9 @@ class BlockMeta(data.StructLayout):
 
 
 class Packer(wiring.Component):
-    """Eight requantised values, in channel order, into a ``Block``, with the block's record
-    (``BlockMeta``, from the output stage) for its channel block and pixel: the packer keeps no
-    loop counters.
+    """Eight requantised values, in channel order, R = min(P, 8) a step (the output stage's), into
+    a ``Block``, with the block's record (``BlockMeta``, from the output stage) for its channel
+    block and pixel: the packer keeps no loop counters.
 
     Parameters
     ----------
@@ -56,37 +56,43 @@ class Packer(wiring.Component):
         The layer (OUT_LAYOUT; cb_out).
     clear : In(1)
         The run's first cycle: start from the first block.
-    i : In(stream.Signature(9))
-        A requantised value (bits 0-7) and its "|y| > EPS_OUT" flag (bit 8).
+    i : In(stream.Signature(data.ArrayLayout(9, R)))
+        A step of R requantised values (bits 0-7 each) with their "|y| > EPS_OUT" flags (bit 8).
     meta : In(stream.Signature(BlockMeta()))
-        The blocks' records, one taken with each block's eighth value.
+        The blocks' records, one taken with each block's last step.
     o : Out(stream.Signature(Block()))
-        The blocks. ``o.valid`` is the eighth value's ``i.valid`` (with its record there);
-        ``i.ready`` is low only while that value waits for ``o.ready``.
+        The blocks. ``o.valid`` is the last step's ``i.valid`` (with its record there);
+        ``i.ready`` is low only while that step waits for ``o.ready``.
     done : Out(1)
         The layer's last block has been handed over (until ``clear``).
     """
 
     def __init__(self, lanes):
-        self.P = lanes
+        self.P, self.R = lanes, requant_lanes(lanes)
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "clear": In(1),
-                          "i": In(stream.Signature(9)), "meta": In(stream.Signature(BlockMeta())),
+                          "i": In(stream.Signature(data.ArrayLayout(9, self.R))), "meta": In(stream.Signature(BlockMeta())),
                           "o": Out(stream.Signature(Block())), "done": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
+        R = self.R
+        steps = BLOCK // R
         out_cmp = self.desc.OUT_LAYOUT
         pk_vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         pk_big = Signal(8)                   # lanes of pk_vals with |y| > EPS_OUT
-        pk_i = Signal(3)
-        block_ready = Signal()               # the value arriving is the block's eighth
-        m.d.comb += block_ready.eq(pk_i == BLOCK - 1)
-        # the block with the arriving value in its lane
+        pk_i = Signal(range(steps))          # the arriving step's place in its block
+        block_ready = Signal()               # the step arriving is the block's last
+        m.d.comb += block_ready.eq(pk_i == steps - 1)
+        # the block with the arriving step in its lanes
         vals = Signal(data.ArrayLayout(signed(8), BLOCK))
         big = Signal(8)
         rec = self.meta.payload
-        m.d.comb += [vals.eq(pk_vals), vals[pk_i].eq(self.i.payload[:8]),
-                     big.eq(pk_big | Mux(self.i.payload[8], Const(1, 8) << pk_i, 0))]
+        step = self.i.payload
+        m.d.comb += [vals.eq(pk_vals), big.eq(pk_big)]
+        for s in range(steps):
+            with m.If(pk_i == s):
+                for j in range(R):
+                    m.d.comb += [vals[s * R + j].eq(step[j][:8]), big[s * R + j].eq(step[j][8])]
         m.d.comb += [self.i.ready.eq(~block_ready | (self.o.ready & self.meta.valid)),
                      self.o.valid.eq(self.i.valid & block_ready & self.meta.valid),
                      self.meta.ready.eq(self.o.valid & self.o.ready),
@@ -94,7 +100,7 @@ class Packer(wiring.Component):
                      self.o.payload.cb.eq(rec.cb), self.o.payload.off.eq(Mux(out_cmp, 0, rec.off)),
                      self.o.payload.keep.eq(rec.cb < self.derived.cb_out)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [pk_vals.eq(vals), pk_big.eq(big), pk_i.eq(pk_i + 1)]
+            m.d.sync += [pk_vals.eq(vals), pk_big.eq(big), pk_i.eq(Mux(block_ready, 0, pk_i + 1))]
             with m.If(block_ready):
                 m.d.sync += pk_big.eq(0)
                 with m.If(rec.last):

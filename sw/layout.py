@@ -31,31 +31,35 @@ def dw_lanes(p: int) -> int:
     return min(p, BLOCK)
 
 
+DW_TAPS = 9                         # the depthwise lanes' taps a window: kernels up to 3 x 3 (hw/dwlanes.py)
+
+
+def requant_lanes(p: int) -> int:
+    """Values the output stage requantises a cycle (its requantisers): a channel block's, or P's."""
+    return min(p, BLOCK)
+
+
 def check_lanes(p: int) -> None:
     if p < 1 or (p < BLOCK and BLOCK % p) or (p > BLOCK and p % BLOCK):
         raise ValueError(f"lanes P={p}: P must divide 8 (1, 2, 4) or be a multiple of 8")
 
 
 PORT_BYTES = (1, 2, 4, 8, 16)      # the beat widths of the feature-map read and the output write ports
-FM_BYTES = PORT_BYTES
 DEFAULT_FM_BYTES = 8                # a 64-bit memory bus
 DEFAULT_OUT_BYTES = 8
 FM_AHEAD = 4                        # the loader's beats in flight at most (hw/loader.py)
 
 
 def fm_window_bytes(b: int) -> int:
-    """The loader's byte window for beats of `b` bytes: a record (9 bytes at most) and three beats
-    (it takes a beat a cycle ahead while the window may still grow by the one before)."""
-    return 3 * b + BLOCK + 1
+    """The loader's byte window for beats of `b` bytes: a record (9 bytes at most) and four beats
+    (it takes a beat on a flag made a cycle ahead, while the window may still grow by the beats in
+    its two registers before it, Q and P: hw/loader.py)."""
+    return 4 * b + BLOCK + 1
 
 
 def check_port_bytes(name: str, b: int) -> None:
     if b not in PORT_BYTES:
         raise ValueError(f"{name}={b}: a port's beat is one of {', '.join(map(str, PORT_BYTES))} bytes")
-
-
-def check_fm_bytes(b: int) -> None:
-    check_port_bytes("fm_bytes", b)
 
 
 def param_words(p: int) -> int:

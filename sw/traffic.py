@@ -43,9 +43,9 @@ def fm_port_beats(x: np.ndarray, layout: str, fm_bytes: int, in_base: int = 0) -
 
 def read_ahead_beats(x: np.ndarray, fm_bytes: int) -> int:
     """The most beats a compressed feature map's segments read past their ends: the beats in
-    flight, the one in the loader's input register and those in its window, each."""
+    flight, the two in the loader's registers (Q and P) and those in its window, each."""
     c, h, _ = x.shape
-    return -(-c // BLOCK) * h * (FM_AHEAD + 1 + -(-fm_window_bytes(fm_bytes) // fm_bytes))
+    return -(-c // BLOCK) * h * (FM_AHEAD + 2 + -(-fm_window_bytes(fm_bytes) // fm_bytes))
 
 
 def windows(x_present: np.ndarray, k: int, s: int, pad: int, ho: int, wo: int) -> np.ndarray:

@@ -136,8 +136,8 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes)
     assert least == traffic.fm_port_beats(spec.input, layout, B, regs["IN_BASE"]), "sw/traffic.py's beats"
     if layout == "dense":
         assert len(reads) == least, f"{len(reads)} beats read, the segments hold {least}"
-    else:                                # read-ahead: the beats in flight and the window's, each segment
-        most = least + len(segs) * (dut.ahead + 1 + -(-dut.window // B))
+    else:                                # read-ahead: the beats in flight, in Q and P and in the window, each segment
+        most = least + len(segs) * (dut.ahead + 2 + -(-dut.window // B))
         assert most == least + traffic.read_ahead_beats(spec.input, B)
         assert least <= len(reads) <= most, f"{len(reads)} beats read, the segments hold {least} (at most {most})"
     lo, hi = regs["IN_BASE"] // B, -(-(regs["IN_BASE"] + dv["cb_in"] * dv["in_stride"]) // B)

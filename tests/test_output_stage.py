@@ -11,7 +11,7 @@ from fmprune.hw import model as hw_model
 from fmprune.hw.output import OutputStage
 from fmprune.sw import quant
 from fmprune.sw.layout import BLOCK
-from streamtb import simulate, stream_collect, stream_put
+from streamtb import simulate, stream_put
 
 
 def model(accs, recs, params, k, lo, hi, eps_out):
@@ -33,7 +33,7 @@ def model(accs, recs, params, k, lo, hi, eps_out):
 
 @pytest.mark.parametrize("lanes,dw,k,act,eps_out,idle,stall", [
     (4, 0, 10, "relu", 0, 0.0, 0.0), (16, 0, 20, "none", 3, 0.3, 0.5), (8, 1, 12, "relu6", 1, 0.5, 0.3),
-    (2, 1, 5, "none", 0, 0.2, 0.7)])
+    (2, 1, 5, "none", 0, 0.2, 0.7), (16, 0, 40, "relu", 0, 0.0, 0.95), (8, 1, 16, "relu", 0, 0.0, 0.95)])
 def test_output_stage_against_model(lanes, dw, k, act, eps_out, idle, stall):
     rng = random.Random(lanes * 7 + k)
     d, q = min(lanes, BLOCK), max(lanes, BLOCK)
@@ -72,14 +72,29 @@ def test_output_stage_against_model(lanes, dw, k, act, eps_out, idle, stall):
     async def records(ctx):                         # the sequencer's group records, ahead of the sums
         await stream_put(ctx, dut.groups, [dict(k0=g["k0"], pix=g["pix"], lastpix=int(g["lastpix"])) for g in recs])
 
-    async def block_sink(ctx):
-        await stream_collect(ctx, dut.blocks, 100 + 12 * len(want), stall=0.0, seed=10, out=blocks)
-
     async def consumer(ctx):
-        await stream_collect(ctx, dut.o, 100 + 12 * len(want), stall=stall, seed=9, out=got)
+        # as the packer: a step a cycle when not refused at random, and a block's record taken
+        # with its last step (so the records queue up behind held values, as in the engine)
+        rng = random.Random(9)
+        spb, n = BLOCK // dut.R, 0
+        for _ in range(100 + (12 + int(40 * stall)) * len(want)):
+            ready = rng.random() >= stall
+            need = n % spb == spb - 1
+            bv = ctx.get(dut.blocks.valid)
+            ctx.set(dut.o.ready, ready and (not need or bv))
+            ctx.set(dut.blocks.ready, ready and need and bv and ctx.get(dut.o.valid))
+            _, _, ov, op, bp = await ctx.tick().sample(dut.o.valid, dut.o.payload, dut.blocks.payload)
+            if ov and ready and (not need or bv):
+                got.append(op)
+                n += 1
+                if need:
+                    blocks.append(bp)
+        assert not ctx.get(dut.blocks.valid), "a block record left over"
 
-    simulate(dut, producer, records, consumer, block_sink)
-    got = [((int(v) & 0xFF) - (256 if int(v) & 0x80 else 0), int(v) >> 8) for v in got]
+    simulate(dut, producer, records, consumer)
+    assert dut.R == min(lanes, BLOCK)
+    got = [int(step[j]) for step in got for j in range(dut.R)]   # R values a step
+    got = [((v & 0xFF) - (256 if v & 0x80 else 0), v >> 8) for v in got]
     assert len(want) > 20 and len({w[0] for w in want}) > 5
     assert len(got) == len(want), f"{len(got)} values, model {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):

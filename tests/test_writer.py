@@ -102,7 +102,8 @@ def block_records(r, lanes):
 
 
 @pytest.mark.parametrize("lanes,dw,k,compressed,idle,stall", [(16, 0, 20, 1, 0.3, 0.5), (4, 0, 13, 0, 0.0, 0.0),
-                                                             (8, 1, 12, 1, 0.5, 0.3), (16, 0, 16, 0, 0.2, 0.7)])
+                                                             (8, 1, 12, 1, 0.5, 0.3), (16, 0, 16, 0, 0.2, 0.7),
+                                                             (1, 0, 9, 1, 0.3, 0.3), (2, 1, 10, 0, 0.3, 0.3)])
 def test_packer_against_model(lanes, dw, k, compressed, idle, stall):
     rng = random.Random(lanes + k)
     ho, wo = 3, 4
@@ -123,7 +124,9 @@ def test_packer_against_model(lanes, dw, k, compressed, idle, stall):
         await ctx.tick()
         ctx.set(dut.clear, 0)
         assert not ctx.get(dut.done)
-        await stream_put(ctx, dut.i, [(v & 0xFF) | f << 8 for v, f in zip(values, flags)], idle=idle, seed=6)
+        words = [(v & 0xFF) | f << 8 for v, f in zip(values, flags)]   # R a step (the output stage's)
+        R = dut.R
+        await stream_put(ctx, dut.i, [words[i:i + R] for i in range(0, n, R)], idle=idle, seed=6)
         for _ in range(4):
             await ctx.tick()
         done_at.append(ctx.get(dut.done))
