@@ -33,6 +33,8 @@ class Position(data.StructLayout):
             "chmask": 8,                    # the block's channels < C (0 for a group past K)
             "dwoff": 3,                     # depthwise: the subgroup's first lane in the block
             "nl": range(lanes + 1),         # standard: the group's real output channels
+            "col_end": 1,                   # depthwise column walk: the column's last word
+            "wstart": 1,                    # depthwise column walk: a control position, the block's weights at wbase
         })
 
 

@@ -31,7 +31,7 @@ class Issue(data.StructLayout):
     """A position as the sequencer issues it, before the line buffer is read."""
     def __init__(self, lanes, linebuf_depth):
         super().__init__({
-            "inb": 1, "last": 1, "chmask": 8, "wbase": 32, "dwoff": 3,   # as in Position
+            "inb": 1, "last": 1, "chmask": 8, "wbase": 32, "dwoff": 3, "col_end": 1, "wstart": 1,   # as in Position
             "kleft": signed(18),            # K - k0: the group's output channels from its first
             "raddr": range(linebuf_depth),  # the line-buffer word
             "group": Group(),               # the group's record (pushed with its last position)
@@ -83,6 +83,8 @@ class PositionPipe(wiring.Component):
         b_wbase = Signal(32)
         b_chmask = Signal(8)
         b_dwoff = Signal(3)
+        b_col_end = Signal()
+        b_wstart = Signal()
         b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
         b_raddr = Signal.like(self.lb_r_addr)  # cur_base + ix_cb + pos_cb
         # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
@@ -98,7 +100,8 @@ class PositionPipe(wiring.Component):
         a_adv, a_valid = self.i.ready, self.i.valid
         m.d.comb += [a_adv.eq(credits(m, BQ, "seq", a_adv & a_valid, b_take)), self.lb_r_addr.eq(b_raddr),
                      b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
-                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
+                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
+                     b_entry.col_end.eq(b_col_end), b_entry.wstart.eq(b_wstart)]
         c_valid = Signal()
         c_entry = Signal(pos_layout)
         d_valid = Signal()
@@ -119,6 +122,7 @@ class PositionPipe(wiring.Component):
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(issue.inb), b_last.eq(issue.last), b_chmask.eq(issue.chmask),
                          b_wbase.eq(issue.wbase), b_dwoff.eq(issue.dwoff), b_kleft.eq(issue.kleft),
+                         b_col_end.eq(issue.col_end), b_wstart.eq(issue.wstart),
                          b_raddr.eq(issue.raddr)]
         with m.If(self.clear):
             m.d.sync += [b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
