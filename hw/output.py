@@ -84,12 +84,14 @@ class OutputStage(wiring.Component):
         d, dv = self.desc, self.derived
         K, n_lanes = d.OUT_K, dv.n_lanes
 
-        # read data registered (hw/ram.py): on the ECP5 the block RAM's slow clock-to-output stays
-        # inside it, which the requantiser's input register would otherwise meet across the die.
-        # Bank j holds the channels j mod R (a group's steps start at a multiple of R)
+        # read data registered (hw/ram.py). Bank j holds the channels j mod R (a group's steps
+        # start at a multiple of R). With R banks each is shallow (max_channels / R), so they are
+        # left to Yosys's block-RAM mapping (512 x 36 modes: the ULX3S's 1,024 channels in 16 block
+        # RAMs; the DP16KD output-register wiring, at most 9 bits wide, would take 64), with the
+        # register in the fabric next to the block RAM's output
         banks = []
         for j in range(R):
-            bank = RegisteredRAM(Params(), -(-self.max_channels // R))
+            bank = RegisteredRAM(Params(), -(-self.max_channels // R), outreg=R == 1)
             m.submodules[f"params{j}"] = bank
             m.d.comb += [bank.w_en.eq(self.param_w_en & ((self.param_w_addr % R) == j) if R > 1 else self.param_w_en),
                          bank.w_addr.eq(self.param_w_addr >> rb), bank.w_data.eq(self.param_w_data)]

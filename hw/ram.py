@@ -44,10 +44,14 @@ def dp16kd(*, width, a_addr, a_data, a_we, a_ce=1, a_q=None, b_addr=None, b_q=No
 
 
 class RegisteredRAM(wiring.Component):
-    """`depth` words of `shape`; one write port, one read port (registered: two cycles)."""
+    """`depth` words of `shape`; one write port, one read port (registered: two cycles).
 
-    def __init__(self, shape, depth):
-        self.shape, self.depth = shape, depth
+    outreg=False: always lib.memory.Memory and a fabric flip-flop, which Yosys maps to the block
+    RAM mode that suits the shape (e.g. 512 x 36 for a shallow, wide memory, where this module's
+    DP16KDs, at most 9 bits wide, would each hold a quarter of what they could)."""
+
+    def __init__(self, shape, depth, *, outreg=True):
+        self.shape, self.depth, self.outreg = shape, depth, outreg
         super().__init__({"w_addr": In(range(depth)), "w_data": In(shape), "w_en": In(1),
                           "r_addr": In(range(depth)), "r_data": Out(shape)})
 
@@ -56,7 +60,7 @@ class RegisteredRAM(wiring.Component):
         # the narrowest block-RAM mode that holds `depth` words (a shallower memory leaves the
         # upper addresses unused)
         modes = [d for d in sorted(DP16KD_WIDTHS) if d >= self.depth]
-        if getattr(platform, "family", None) == "ecp5" and modes:
+        if getattr(platform, "family", None) == "ecp5" and modes and self.outreg:
             width = DP16KD_WIDTHS[modes[0]]
             w_flat = Value.cast(self.w_data)
             q_flat = Value.cast(self.r_data)
