@@ -90,8 +90,8 @@ class DwLanes(wiring.Component):
             push = Signal(name=f"dw_push{p}")
             m.d.comb += [push.eq(take & (g_in == g)), sq.w_en.eq(push), sq.w_data.eq(self.i.payload[j])]
             pop = Signal(name=f"dw_pop{p}")
-            # free places in the slice queue as a flip-flop (for a SyncFIFOBuffered of depth >= 2,
-            # pushes less pops counted: hw/queues.credits)
+            # free places in the slice queue as a flip-flop (pushes less pops counted, which for a
+            # SyncFIFOBuffered of depth >= 3 is its w_rdy: hw/queues.credits)
             in_rooms.append(credits(m, F, f"dw_in{p}", push, pop))
 
             # the slice being walked: its values and weights, its remaining taps

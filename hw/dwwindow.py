@@ -9,14 +9,14 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, DW_TAPS
+from ..sw.layout import BLOCK, DW_K_MAX, DW_TAPS
 from .arith import popcount
 from .dwlanes import Slice
 from .ports import Descriptor
 from .scanner import Position
 from .setup import Derived
 
-K_MAX = 3
+K_MAX = DW_K_MAX
 
 
 class DwWindow(wiring.Component):

@@ -38,10 +38,11 @@ class Loader(wiring.Component):
     the window's fill level in the next cycle, and then the window, with an OR (a beat is taken
     while the window has room for it and the beats in Q and P). The record at the window's head
     leaves once the window holds all of it; its lanes are placed in the next cycle (X) and the
-    word written to the line buffer in the cycle after. When the segment's W-th record has left, the window is cleared and the beats still in flight are dropped as they
-    arrive: a compressed segment's read-ahead, which ``port_beat`` counts with the rest (the
-    feature-map port's traffic is at least the records' bytes; the excess is the first and last
-    beats' bytes outside the segment and the beats read ahead past its end).
+    word written to the line buffer in the cycle after. When the segment's W-th record has left,
+    the window is cleared and the beats still in flight are dropped as they arrive: a compressed
+    segment's read-ahead, which ``port_beat`` counts with the rest (the feature-map port's traffic
+    is at least the records' bytes; the excess is the first and last beats' bytes outside the
+    segment and the beats read ahead past its end).
 
     Parameters
     ----------

@@ -93,7 +93,7 @@ class OutputStage(wiring.Component):
         for j in range(R):
             bank = RegisteredRAM(Params(), -(-self.max_channels // R), outreg=R == 1)
             m.submodules[f"params{j}"] = bank
-            m.d.comb += [bank.w_en.eq(self.param_w_en & ((self.param_w_addr % R) == j) if R > 1 else self.param_w_en),
+            m.d.comb += [bank.w_en.eq(self.param_w_en & (self.param_w_addr[:rb] == j) if R > 1 else self.param_w_en),
                          bank.w_addr.eq(self.param_w_addr >> rb), bank.w_data.eq(self.param_w_data)]
             banks.append(bank)
 

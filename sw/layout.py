@@ -31,7 +31,8 @@ def dw_lanes(p: int) -> int:
     return min(p, BLOCK)
 
 
-DW_TAPS = 9                         # the depthwise lanes' taps a window: kernels up to 3 x 3 (hw/dwlanes.py)
+DW_K_MAX = 3                        # the depthwise window assembler's kernels: up to 3 x 3 (hw/dwwindow.py)
+DW_TAPS = DW_K_MAX * DW_K_MAX       # the depthwise lanes' taps a window (hw/dwlanes.py)
 
 
 def requant_lanes(p: int) -> int:
@@ -48,13 +49,14 @@ PORT_BYTES = (1, 2, 4, 8, 16)      # the beat widths of the feature-map read and
 DEFAULT_FM_BYTES = 8                # a 64-bit memory bus
 DEFAULT_OUT_BYTES = 8
 FM_AHEAD = 4                        # the loader's beats in flight at most (hw/loader.py)
+FM_REGISTERS = 2                    # the loader's beat registers before its window, Q and P (hw/loader.py)
 
 
 def fm_window_bytes(b: int) -> int:
     """The loader's byte window for beats of `b` bytes: a record (9 bytes at most) and four beats
     (it takes a beat on a flag made a cycle ahead, while the window may still grow by the beats in
-    its two registers before it, Q and P: hw/loader.py)."""
-    return 4 * b + BLOCK + 1
+    its FM_REGISTERS registers before it, Q and P: hw/loader.py)."""
+    return (FM_REGISTERS + 2) * b + BLOCK + 1
 
 
 def check_port_bytes(name: str, b: int) -> None:

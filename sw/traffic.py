@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fmformat import BLOCK, block_stride
-from .layout import FM_AHEAD, dw_lanes, fm_window_bytes
+from .layout import FM_AHEAD, FM_REGISTERS, dw_lanes, fm_window_bytes
 
 
 def fm_segments(x: np.ndarray, layout: str, in_base: int = 0) -> list[tuple[int, int]]:
@@ -45,7 +45,7 @@ def read_ahead_beats(x: np.ndarray, fm_bytes: int) -> int:
     """The most beats a compressed feature map's segments read past their ends: the beats in
     flight, the two in the loader's registers (Q and P) and those in its window, each."""
     c, h, _ = x.shape
-    return -(-c // BLOCK) * h * (FM_AHEAD + 2 + -(-fm_window_bytes(fm_bytes) // fm_bytes))
+    return -(-c // BLOCK) * h * (FM_AHEAD + FM_REGISTERS + -(-fm_window_bytes(fm_bytes) // fm_bytes))
 
 
 def windows(x_present: np.ndarray, k: int, s: int, pad: int, ho: int, wo: int) -> np.ndarray:
