@@ -90,10 +90,26 @@ def engine_verilog(cfg: SimConfig, out_dir: Path) -> Path:
 
 def icarus_time_zero(text: str) -> str:
     """Toggle each module's Yosys `dump_module` trigger register at 1 ns, so that Icarus runs the
-    combinational `always @*` blocks at all (amaranth-lang/amaranth#1629)."""
+    combinational `always @*` blocks at all (amaranth-lang/amaranth#1629).
+
+    Yosys reads the trigger only in the blocks it writes as processes; a one-statement block
+    (`always @*` then one assignment, which it writes for each slice of a register that is
+    assigned in parts, e.g. a stream payload some of whose fields an FSM state sets) has none, so
+    it is given the module's trigger too: otherwise a slice whose source never changes after time
+    0 (a register at its reset value) stays x."""
     import re
-    return re.sub(r"(  reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;\n)",
-                  lambda mt: mt.group(1) + f"  initial #1 {mt.group(2)} = 1;\n", text)
+    trigger = r"\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+"
+    out = []
+    for module in re.split(r"(?m)^(?=module )", text):
+        found = re.search(rf"  reg ({trigger}) += 0;\n", module)
+        if found:
+            name = found.group(1)
+            module = module.replace(found.group(0), found.group(0) + f"  initial #1 {name} = 1;\n", 1)
+            module = re.sub(r"  always @\*\n    ([^\n]*;)\n",
+                            lambda mt: f"  always @* begin\n    if ({name} ) begin end\n    {mt.group(1)}\n  end\n",
+                            module)
+        out.append(module)
+    return "".join(out)
 
 
 def _hw_hash(cfg: SimConfig) -> str:
