@@ -19,8 +19,10 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, check_lanes, check_port_bytes, default_wbuf_words
+from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, check_lanes, check_port_bytes, default_wbuf_words
 from .control import Control
+from .dwlanes import DwLanes
+from .dwwindow import DwWindow
 from .loader import Loader
 from .mac import MACLanes
 from .output import OutputStage
@@ -34,6 +36,8 @@ from .sequencer import Sequencer
 from .setup import Setup
 from .wbuf import WeightBuffer
 from .writer import Packer, Writer
+
+DW_QUEUE = 4                          # each depthwise lane's slice and sum queues (hw/dwlanes.py)
 
 
 class Engine(wiring.Component):
@@ -99,9 +103,17 @@ class Engine(wiring.Component):
                                               fm_bytes=self.fm_bytes)
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
         m.submodules.linebuf = linebuf = RegisteredRAM(Word(), self.linebuf_depth)
-        # the group queue's places: the groups that can be in flight (hw/sequencer.py)
+        # the group queue's places: the groups that can be in flight (hw/sequencer.py; with the
+        # depthwise column walk also the windows in the assembler's register and in the lanes:
+        # hw/dwlanes.py, each lane group's two queues, its slice and its multiplier)
+        colwalk = P >= BLOCK
+        group_depth = self.fifo_depth + 11
+        if colwalk:
+            m.submodules.dwwindow = dww = DwWindow(P)
+            m.submodules.dwlanes = dwl = DwLanes(P, DW_QUEUE)
+            group_depth = max(group_depth, 12 + dwl.G * (2 * DW_QUEUE + 3))
         m.submodules.sequencer = sequencer = Sequencer(P, linebuf_depth=self.linebuf_depth,
-                                                       group_depth=self.fifo_depth + 11)
+                                                       group_depth=group_depth)
         m.submodules.scanner = scanner = Scanner(P, self.fifo_depth)
         m.submodules.mac = mac = MACLanes(P)
         m.submodules.output = output = OutputStage(P, self.max_channels)
@@ -117,7 +129,7 @@ class Engine(wiring.Component):
         desc, derived = regs.desc, setup.derived
         m.d.comb += setup.desc.eq(desc)
         m.d.comb += params.desc.eq(desc)
-        for stage in (control, loader, sequencer, scanner, output, packer):
+        for stage in (control, loader, sequencer, scanner, output, packer) + ((dww,) if colwalk else ()):
             m.d.comb += [stage.desc.eq(desc), stage.derived.eq(derived)]
         run, run_start, phase_params = control.run, control.run_start, control.params_active
 
@@ -144,6 +156,10 @@ class Engine(wiring.Component):
         # scanner's and the MAC lanes' in RUN; with WEIGHT_BUFFER = 1 the run's addresses go to the
         # weight buffer instead (through the same pipeline register) and its words to the MAC lanes
         w_req, w_in = w_slice.i, w_queue.o
+        # the run's weight words go to the MAC lanes, or to the depthwise window assembler (column walk)
+        walk = sequencer.colwalk             # a register: the layer takes the column walk
+        w_take = Signal()
+        m.d.comb += w_take.eq(Mux(walk, dww.w.ready, mac.w.ready) if colwalk else mac.w.ready)
         wiring.connect(m, wiring.flipped(self.w_data), w_queue.i)
         serve = control.serve                 # RUN with the weight buffer (a register)
         fill = control.fill_active
@@ -154,7 +170,7 @@ class Engine(wiring.Component):
                          wbuf.port_addr.ready.eq(w_req.ready),
                          wbuf.port_data.valid.eq(w_in.valid & fill), wbuf.port_data.payload.eq(w_in.payload),
                          wbuf.r_addr.valid.eq(w_slice.o.valid & serve), wbuf.r_addr.payload.eq(w_slice.o.payload),
-                         wbuf.r_data.ready.eq(mac.w.ready & serve)]
+                         wbuf.r_data.ready.eq(w_take & serve)]
             fill_word, fill_waiting = wbuf.word, wbuf.waiting
         else:
             fill_word = fill_waiting = 0
@@ -162,11 +178,12 @@ class Engine(wiring.Component):
                      w_slice.o.ready.eq(Mux(serve, 1, self.w_addr.ready))]
         m.d.comb += [params.w_addr.ready.eq(w_req.ready), scanner.w_addr.ready.eq(w_req.ready),
                      params.w_data.valid.eq(w_in.valid), params.w_data.payload.eq(w_in.payload)]
-        if self.wbuf_words:
-            m.d.comb += [mac.w.valid.eq(Mux(serve, wbuf.r_data.valid, w_in.valid)),
-                         mac.w.payload.eq(Mux(serve, wbuf.r_data.payload, w_in.payload))]
-        else:
-            m.d.comb += [mac.w.valid.eq(w_in.valid), mac.w.payload.eq(w_in.payload)]
+        run_w_valid = Mux(serve, wbuf.r_data.valid, w_in.valid) if self.wbuf_words else w_in.valid
+        run_w_payload = Mux(serve, wbuf.r_data.payload, w_in.payload) if self.wbuf_words else w_in.payload
+        m.d.comb += [mac.w.valid.eq(run_w_valid), mac.w.payload.eq(run_w_payload)]
+        if colwalk:
+            m.d.comb += [dww.w.valid.eq(run_w_valid & walk), dww.w.payload.eq(run_w_payload),
+                         mac.w.valid.eq(run_w_valid & ~walk), dww.w_addr.ready.eq(w_req.ready)]
         with m.If(phase_params):
             m.d.comb += [w_req.valid.eq(params.w_addr.valid), w_req.payload.eq(params.w_addr.payload),
                          w_in.ready.eq(params.w_data.ready)]
@@ -175,9 +192,12 @@ class Engine(wiring.Component):
                 m.d.comb += [w_req.valid.eq(wbuf.port_addr.valid), w_req.payload.eq(wbuf.port_addr.payload),
                              w_in.ready.eq(1)]
         with m.Else():
-            m.d.comb += w_in.ready.eq(mac.w.ready & ~serve)
+            m.d.comb += w_in.ready.eq(w_take & ~serve)
         with m.If(run):
             m.d.comb += [w_req.valid.eq(scanner.w_addr.valid), w_req.payload.eq(scanner.w_addr.payload)]
+            if colwalk:
+                with m.If(walk):
+                    m.d.comb += [w_req.valid.eq(dww.w_addr.valid), w_req.payload.eq(dww.w_addr.payload)]
 
         # the dataflow
         m.d.comb += [loader.run.eq(run), loader.run_start.eq(run_start),
@@ -192,9 +212,25 @@ class Engine(wiring.Component):
                      writer.compressed.eq(desc.OUT_LAYOUT), writer.clear.eq(run_start)]
         wiring.connect(m, loader.fm_addr, wiring.flipped(self.fm_addr))
         wiring.connect(m, wiring.flipped(self.fm_data), loader.fm_data)
-        wiring.connect(m, sequencer.o, scanner.i)
         wiring.connect(m, scanner.o, mac.i)
-        wiring.connect(m, mac.o, output.i)
+        if colwalk:
+            # the column walk's positions go to the window assembler, its windows to the
+            # decoupled lanes, whose sums (lanes 0..7) go to the output stage
+            seq_o = sequencer.o
+            m.d.comb += [scanner.i.payload.eq(seq_o.payload), dww.i.payload.eq(seq_o.payload),
+                         scanner.i.valid.eq(seq_o.valid & ~walk), dww.i.valid.eq(seq_o.valid & walk),
+                         seq_o.ready.eq(Mux(walk, dww.i.ready, scanner.i.ready))]
+            wiring.connect(m, dww.o, dwl.i)
+            m.d.comb += [dwl.clear.eq(run_start), dww.clear.eq(run_start),
+                         output.i.valid.eq(Mux(walk, dwl.o.valid, mac.o.valid)),
+                         mac.o.ready.eq(output.i.ready & ~walk), dwl.o.ready.eq(output.i.ready & walk)]
+            with m.If(walk):
+                m.d.comb += [output.i.payload[p].eq(dwl.o.payload[p] if p < BLOCK else 0) for p in range(P)]
+            with m.Else():
+                m.d.comb += output.i.payload.eq(mac.o.payload)
+        else:
+            wiring.connect(m, sequencer.o, scanner.i)
+            wiring.connect(m, mac.o, output.i)
         wiring.connect(m, sequencer.groups, output.groups)
         wiring.connect(m, output.blocks, packer.meta)
         wiring.connect(m, output.o, packer.i)
@@ -210,12 +246,14 @@ class Engine(wiring.Component):
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
                        (self.out.valid & ~self.out.ready) |
                        (mac.i.valid & mac.i.payload.mac & ~w_in.valid & run & ~serve) |
+                       ((dww.w.ready & ~dww.w_addr.valid & ~w_in.valid & run & ~serve & walk) if colwalk else 0) |
                        (phase_params & params.waiting & ~w_in.valid) | (fill & fill_waiting & ~w_in.valid))
             # counted a cycle later, from a register (the conditions come from every port)
             m.d.sync += stall_q.eq(stalled)
         m.d.comb += [inc.FM_BITMAP_BYTES.eq(loader.bitmap_byte), inc.FM_VALUE_BYTES.eq(loader.value_bytes),
                      inc.FM_PORT_BYTES.eq(Mux(loader.port_beat, self.fm_bytes, 0)),
-                     inc.MACS.eq(scanner.macs), inc.VALUES_SKIPPED.eq(scanner.skipped),
+                     inc.MACS.eq(scanner.macs + (dww.macs if colwalk else 0)),
+                     inc.VALUES_SKIPPED.eq(scanner.skipped + (dww.skipped if colwalk else 0)),
                      inc.PARAM_BYTES.eq(params.word), inc.OUT_BYTES.eq(writer.bytes_written),
                      inc.WEIGHT_BYTES.eq(w_word_q), inc.STALL_CYCLES.eq(stall_q)]
         return m

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..sw import fmformat, regs, traffic
-from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, dw_lanes, param_words, requant_lanes
+from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, dw_colwalk, dw_lanes, param_words, requant_lanes
 from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
@@ -127,6 +127,26 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
     return out
 
 
+DW_ROW_OVERHEAD = 6       # the column walk: a block's control position, its weights' latency, S_DWCTL
+
+
+def colwalk_cycles(win: np.ndarray, c: int, ho: int, wo: int, k: int, s: int, lanes: int) -> int:
+    """A depthwise layer on the column walk: the slowest of the line buffer's reads (k words a
+    column, every column the row's windows span, per output row and block), the busiest
+    decoupled lane (window n of the walk goes to lane group n mod G; a lane spends
+    max(1, present taps) cycles on its slice) and the output stage (a window a cycle)."""
+    cb = -(-c // BLOCK)
+    reads = ho * cb * (k * ((wo - 1) * s + k) + DW_ROW_OVERHEAD)
+    nnz = np.zeros((ho, wo, cb * BLOCK), dtype=np.int64)
+    nnz[:, :, :c] = win.sum(axis=(3, 4))
+    cost = np.maximum(nnz, 1).reshape(ho, wo, cb, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK)
+    groups = lanes // BLOCK
+    work = np.zeros((groups, BLOCK), dtype=np.int64)
+    for g in range(groups):
+        work[g] = cost[g::groups].sum(axis=0)
+    return int(max(reads, work.max(), ho * cb * wo))
+
+
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
             out_layout: str = "compressed", eps_out: int = 0, expected=None, weight_buffer: bool = False,
             fm_bytes: int = DEFAULT_FM_BYTES, in_base: int = 0, out_bytes: int = DEFAULT_OUT_BYTES) -> dict:
@@ -158,8 +178,10 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
                 wg = win[:, :, ch]                                         # ho, wo, lanes, k, k
                 macs += int(wg.sum())
                 skipped += int((~wg).sum())
-        # one scanner cycle a tap; the output stage's steps (R = D lanes a step) a group
-        paced = n_groups * ho * wo * max(k * k, D // R)
+        if dw_colwalk(P, k):
+            paced = colwalk_cycles(win, c, ho, wo, k, spec.stride, P)
+        else:                            # one scanner cycle a tap; the output stage's steps a group
+            paced = n_groups * ho * wo * max(k * k, D // R)
     else:
         n_groups = -(-kout // Q) * (Q // P)
         real_groups = sum(1 for g in range(n_groups) if g * P < kout)     # groups past K: one bubble each

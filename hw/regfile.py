@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw import regs
-from ..sw.layout import BLOCK
+from ..sw.layout import BLOCK, DW_TAPS
 from .ports import CSRSignature, Descriptor
 
 
@@ -18,11 +18,11 @@ class Increments(data.StructLayout):
             "FM_VALUE_BYTES": range(BLOCK + 1),     # 0..8 values a record
             "FM_BITMAP_BYTES": 1,
             "FM_PORT_BYTES": range(17),     # a beat: 1..16 bytes
-            "VALUES_SKIPPED": 4,            # 0..8 operands a word
+            "VALUES_SKIPPED": range(BLOCK * DW_TAPS + 1),   # 0..8 operands a word, 0..72 a depthwise window
             "WEIGHT_BYTES": 1,              # a weight word: P bytes
             "PARAM_BYTES": 1,               # a parameter word: P bytes
             "OUT_BYTES": range(17),         # a beat's strobed bytes
-            "MACS": range(lanes + 1),       # 0..P multiply-accumulates an item
+            "MACS": range(max(lanes, BLOCK * DW_TAPS) + 1),  # 0..P an item, 0..72 a depthwise window
         })
 
 

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, dw_lanes
+from ..sw.layout import BLOCK, DW_K_MAX, dw_lanes
 from .arith import near
 from .ports import Descriptor
 from .queues import credits
@@ -177,6 +177,11 @@ class Sequencer(wiring.Component):
         The positions.
     groups : Out(stream.Signature(Group()))
         The groups, in order.
+    colwalk : Out(1)
+        The layer takes the depthwise column walk (DEPTHWISE, KERNEL <= 3, P >= 8; a register):
+        for each output row and channel block a control position (``wstart``), then every input
+        column the row's windows span, k words each (``col_end`` on a column's last, ``last`` where
+        a window ends), for the window assembler (hw/dwwindow.py) instead of the scanner.
     """
 
     def __init__(self, lanes, *, linebuf_depth, group_depth):
@@ -185,7 +190,8 @@ class Sequencer(wiring.Component):
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "run": In(1), "run_start": In(1),
                           "rows_loaded": In(16), "rows_released": Out(16),
                           "lb_r_addr": Out(range(linebuf_depth)), "lb_r_data": In(Word()),
-                          "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group()))})
+                          "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group())),
+                          "colwalk": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -329,6 +335,22 @@ class Sequencer(wiring.Component):
         ox_near, ox_near_step, ox_near_restart = near(m, "seq_ox", ox, Wo)
         bg_near, bg_near_step, bg_near_restart = near(m, "seq_bg", bg, n_bg)
 
+        # the depthwise column walk (k <= 3, P >= 8: hw/dwwindow.py): for each output row and
+        # channel block a control position (the block's weights), then every input column the
+        # row's windows span, its k words top to bottom; a window ends on the last word of columns
+        # k - 1, k - 1 + s, ... (d_end: the current column is one, kept as a register)
+        colwalk = self.colwalk
+        m.d.sync += colwalk.eq(dw & (k <= DW_K_MAX) if P >= BLOCK else 0)
+        d_to_end = Signal(4)                 # columns until the next window's last
+        d_end = Signal()                     # d_to_end == 0
+        row_advance = [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1), bg_near_restart,
+                       row_pix.eq(row_pix + Wo), g_pix.eq(row_pix + Wo), oy_last.eq(oy + 2 == Ho),
+                       bg_k0.eq(0), k0.eq(0),
+                       top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
+                       top_slot.eq(next_slot), cur_slot.eq(next_slot),
+                       top_base.eq(next_base), cur_base.eq(next_base),
+                       rows_released.eq(next_released), need_rows.eq(next_need)]
+
         with m.FSM():
             with m.State("S_IDLE"):
                 with m.If(run_start):
@@ -353,6 +375,8 @@ class Sequencer(wiring.Component):
                     m.next = "S_IDLE"
                 with m.Elif(s_rows_done):
                     m.d.sync += rows_released.eq(H)
+                with m.Elif(s_row_ready & colwalk):
+                    m.next = "S_DWCTL"
                 with m.Elif(s_row_ready):
                     m.next = "S_POS"
             with m.State("S_POS"):
@@ -403,14 +427,42 @@ class Sequencer(wiring.Component):
                                      bg_k0.eq(bg_k0 + step), k0.eq(bg_k0 + step), bg_near_step]
                         m.d.comb += nxt["bg"].eq(bg_near)
                     with m.If(z[6]):
-                        m.d.sync += [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1), bg_near_restart,
-                                     row_pix.eq(row_pix + Wo), g_pix.eq(row_pix + Wo), oy_last.eq(oy + 2 == Ho),
-                                     bg_k0.eq(0), k0.eq(0),
-                                     top.eq(top + s), rel.eq(rel + s), nt_k.eq(nt_k + s),
-                                     top_slot.eq(next_slot), cur_slot.eq(next_slot),
-                                     top_base.eq(next_base), cur_base.eq(next_base),
-                                     rows_released.eq(next_released), need_rows.eq(next_need)]
+                        m.d.sync += row_advance
                         m.d.comb += nxt["bg"].eq(bg_one)
                         m.next = "S_SETTLE"
+            with m.State("S_DWCTL"):         # the block's control position: its weights
+                m.d.comb += [a_valid.eq(1), issue.wstart.eq(1), issue.inb.eq(0), issue.last.eq(0)]
+                with m.If(a_adv):
+                    m.d.sync += [ky.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base),
+                                 left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
+                                 ox.eq(0), g_pix.eq(row_pix), ox_near_restart,
+                                 d_to_end.eq(k - 1), d_end.eq(k == 1)]
+                    m.d.comb += [nxt["ky"].eq(k_one), nxt["ox"].eq(ox_one)]
+                    m.next = "S_DWCOL"
+            with m.State("S_DWCOL"):         # a column's k words; a window ends on a column's last
+                m.d.comb += [a_valid.eq(1), issue.col_end.eq(ky_last), issue.last.eq(ky_last & d_end)]
+                with m.If(a_adv):
+                    with m.If(~ky_last):
+                        m.d.sync += [ky.eq(ky + 1), cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1)),
+                                     cur_base.eq(Mux(cur_slot + 1 == rows, 0, cur_base + row_words))]
+                        m.d.comb += nxt["ky"].eq(ky + 2 >= k)
+                    with m.Else():
+                        m.d.sync += [ky.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base),
+                                     left.eq(left + 1), ix_cb.eq(ix_cb + cb_in),
+                                     d_to_end.eq(Mux(d_end, s - 1, d_to_end - 1)),
+                                     d_end.eq(Mux(d_end, s == 1, d_to_end == 1))]
+                        m.d.comb += nxt["ky"].eq(k_one)
+                        with m.If(d_end & ~ox_last):
+                            m.d.sync += [ox.eq(ox + 1), g_pix.eq(g_pix + 1), ox_near_step]
+                            m.d.comb += nxt["ox"].eq(ox_near)
+                        with m.If(d_end & ox_last & ~bg_last):
+                            m.d.sync += [bg.eq(bg + 1), bg_off.eq(bg_off + bg_stride), g_off.eq(bg_off + bg_stride),
+                                         bg_k0.eq(bg_k0 + BLOCK), k0.eq(bg_k0 + BLOCK), bg_near_step]
+                            m.d.comb += nxt["bg"].eq(bg_near)
+                            m.next = "S_DWCTL"
+                        with m.If(d_end & ox_last & bg_last):
+                            m.d.sync += row_advance
+                            m.d.comb += nxt["bg"].eq(bg_one)
+                            m.next = "S_SETTLE"
 
         return m

@@ -31,8 +31,15 @@ def dw_lanes(p: int) -> int:
     return min(p, BLOCK)
 
 
-DW_K_MAX = 3                        # the depthwise window assembler's kernels: up to 3 x 3 (hw/dwwindow.py)
+DW_K_MAX = 3                        # depthwise kernels up to 3 x 3 take the column walk and the decoupled lanes
 DW_TAPS = DW_K_MAX * DW_K_MAX       # the depthwise lanes' taps a window (hw/dwlanes.py)
+
+
+def dw_colwalk(p: int, k: int) -> bool:
+    """A depthwise layer with kernel k on P lanes runs on the column walk, the window assembler and
+    the decoupled lanes (hw/dwwindow.py, hw/dwlanes.py); otherwise on the scanner's path (a tap a
+    cycle for min(P, 8) channels)."""
+    return p >= BLOCK and k <= DW_K_MAX
 
 
 def requant_lanes(p: int) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fmformat import BLOCK, block_stride
-from .layout import FM_AHEAD, FM_REGISTERS, dw_lanes, fm_window_bytes
+from .layout import FM_AHEAD, FM_REGISTERS, dw_colwalk, dw_lanes, fm_window_bytes
 
 
 def fm_segments(x: np.ndarray, layout: str, in_base: int = 0) -> list[tuple[int, int]]:
@@ -82,7 +82,10 @@ def fill_words(kout: int, c: int, k: int, lanes: int, depthwise: bool) -> int:
 
 def stream_items(win: np.ndarray, kout: int, lanes: int, depthwise: bool) -> int:
     """MAC items (one weight word each when streaming) of a run over output channels 0..kout-1 of
-    the windows `win` (present_windows; depthwise: of the same channels' input)."""
+    the windows `win` (present_windows; depthwise: of the same channels' input). On the depthwise
+    column walk (layout.dw_colwalk) the weights are a block's k k words, read once per output row."""
+    if depthwise and dw_colwalk(lanes, win.shape[3]):
+        return win.shape[0] * -(-min(win.shape[2], kout) // BLOCK) * win.shape[3] * win.shape[4]
     if depthwise:
         d = dw_lanes(lanes)
         c = win.shape[2]

@@ -3,7 +3,8 @@ every output group in the order oy > block group > ox > subgroup > (channel bloc
 its padding flag, last flag, weight address, channel mask, depthwise lane offset, real output
 channels and, inside the input, the line-buffer word of that input pixel and block. A behavioural
 loader fills the ring of row slots (fewer slots than input rows) only as the sequencer releases
-rows, at random speed; the positions' consumer refuses at random."""
+rows, at random speed; the positions' consumer refuses at random. Depthwise layers with k <= 3 at P >= 8
+take the column walk (control position, then k words a column) instead."""
 import random
 
 import pytest
@@ -14,7 +15,7 @@ from fmprune.hw.ram import RegisteredRAM
 from fmprune.hw.scanner import Word
 from fmprune.hw.sequencer import Sequencer
 from fmprune.sw import driver
-from fmprune.sw.layout import BLOCK
+from fmprune.sw.layout import BLOCK, dw_colwalk
 from streamtb import simulate
 from test_engine import KINDS, make_spec
 
@@ -26,13 +27,16 @@ def positions_model(r, dv, lanes, words):
     d = min(lanes, BLOCK)
     g_stride = dv["khkw"] if dw else dv["c_khkw"]
     out, recs = [], []
+    if dw and dw_colwalk(lanes, k):
+        return colwalk_model(r, dv, lanes, words)
     for g in hw_model.groups(r, lanes):
         oy, bg, ox, sg, k0 = g["oy"], g["bg"], g["ox"], g["sg"], g["k0"]
         recs.append(dict(k0=k0, pix=g["pix"], lastpix=int(g["lastpix"])))
         g_off = bg * dv["bg_stride"] + sg * g_stride
         nl = max(0, min(kout - k0, lanes))
         if k0 >= kout:                      # an empty group: one position, no operand
-            out.append(dict(inb=0, last=1, wbase=dv["w_origin"] + g_off, chmask=0, dwoff=(sg * d) % 8, nl=nl, word=None))
+            out.append(dict(inb=0, last=1, wbase=dv["w_origin"] + g_off, chmask=0, dwoff=(sg * d) % 8, nl=nl, word=None,
+                            col_end=0, wstart=0))
             continue
         blocks = [bg] if dw else range(dv["cb_in"])
         for n_cb, cb in enumerate(blocks):
@@ -44,13 +48,44 @@ def positions_model(r, dv, lanes, words):
                     out.append(dict(inb=inb, last=last,
                                     wbase=dv["w_origin"] + g_off + (0 if dw else BLOCK * cb * dv["khkw"]) + ky * k + kx,
                                     chmask=sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c),
-                                    dwoff=(sg * d) % 8, nl=nl, word=words[iy][ix][cb] if inb else None))
+                                    dwoff=(sg * d) % 8, nl=nl, word=words[iy][ix][cb] if inb else None,
+                                    col_end=0, wstart=0))
+    return out, recs
+
+
+def colwalk_model(r, dv, lanes, words):
+    """The depthwise column walk (k <= 3, P >= 8): per output row and block a control position,
+    then every input column the row's windows span, k words each; a window ends on the last word
+    of columns k - 1, k - 1 + s, ..., which pushes its group record."""
+    k, s, pad = r["KERNEL"], r["STRIDE"], r["PAD"]
+    c, h, w, kout, ho, wo = (r[n] for n in ("IN_C", "IN_H", "IN_W", "OUT_K", "OUT_H", "OUT_W"))
+    out, recs = [], []
+    n_bg = -(-kout // BLOCK)
+    for oy in range(ho):
+        for bg in range(n_bg):
+            k0 = BLOCK * bg
+            wbase = dv["w_origin"] + bg * dv["bg_stride"]
+            chmask = sum(1 << i for i in range(BLOCK) if bg * BLOCK + i < c)
+            nl = max(0, min(kout - k0, lanes))
+            common = dict(wbase=wbase, chmask=chmask, dwoff=0, nl=nl)
+            out.append(dict(inb=0, last=0, word=None, col_end=0, wstart=1, **common))
+            for ci in range((wo - 1) * s + k):
+                ends = ci >= k - 1 and (ci - (k - 1)) % s == 0
+                for ky in range(k):
+                    iy, ix = oy * s - pad + ky, ci - pad
+                    inb = int(0 <= iy < h and 0 <= ix < w)
+                    out.append(dict(inb=inb, last=int(ends and ky == k - 1), word=words[iy][ix][bg] if inb else None,
+                                    col_end=int(ky == k - 1), wstart=0, **common))
+                if ends:
+                    ox = (ci - (k - 1)) // s
+                    recs.append(dict(k0=k0, pix=oy * wo + ox, lastpix=int(oy == ho - 1 and bg == n_bg - 1 and ox == wo - 1)))
     return out, recs
 
 
 CASES = {                     # kind, lanes: standard with padding and stride, depthwise, empty subgroups
     "std3x3/4": ("std3x3", 4), "std5x5s2/8": ("std5x5s2", 8), "depthwise/4": ("depthwise", 4),
     "dw_s2/16": ("dw_s2", 16), "pointwise/16": ("pointwise", 16), "empty_subgroup/4": ("empty", 4),
+    "depthwise/8": ("depthwise", 8),         # the column walk (dw_s2/16 too)
 }
 
 
@@ -127,6 +162,7 @@ def test_sequencer_against_model(case):
     assert len(got) == len(want), f"{len(got)} positions, model {len(want)}"
     for n, (g, wnt) in enumerate(zip(got, want)):
         gd = dict(inb=int(g.inb), last=int(g.last), wbase=int(g.wbase), chmask=int(g.chmask), dwoff=int(g.dwoff),
-                  nl=int(g.nl), word=dict(values=[int(v) for v in g.word.values], mask=int(g.word.mask)) if g.inb else None)
+                  nl=int(g.nl), word=dict(values=[int(v) for v in g.word.values], mask=int(g.word.mask)) if g.inb else None,
+                  col_end=int(g.col_end), wstart=int(g.wstart))
         assert gd == wnt, f"{case}: position {n}: {gd} != model {wnt}"
     assert groups == want_groups, f"{case}: group records {groups[:4]}... != model {want_groups[:4]}..."
