@@ -1,7 +1,8 @@
-"""The depthwise window assembler: line-buffer words of one channel block, column by column,
-into k x k windows (k <= 3) for the decoupled depthwise lanes (hw/dwlanes.py), each lane's slice
-with its channel's weights. A word read once serves every window it is in (k of them along a
-row), so a stride-1 window costs k line-buffer reads instead of k x k."""
+"""The depthwise window assembler: columns of line-buffer words of one channel block into k x k
+windows (k <= 3) for the decoupled depthwise lanes (hw/dwlanes.py), each lane's slice with its
+channel's weights. A column read once serves every window it is in (k of them along a row), so a
+stride-1 window costs one column (k words, read together from the line buffer and its copies)
+instead of k x k reads."""
 import functools
 import operator
 
@@ -24,13 +25,14 @@ class DwWindow(wiring.Component):
 
     The positions come from the sequencer's depthwise column walk: for each output row and
     channel block, first a control position (``wstart``: the block's weights start at ``wbase``;
-    it carries no word), then the input columns the row's windows span, each column's k words top
-    to bottom (``col_end`` on the last); ``last`` on a column's last word says a window ends there
-    (the column is its rightmost). The assembler keeps the last three columns in registers; when a
-    window ends it forms the eight lanes' slices (tap ky k + kx: column 3 - k + kx, row ky) with
-    the weights, and hands them on in a register. The block's k k weight words (bytes 0 to 7:
-    channels 8 cb .. 8 cb + 7) are requested as its control position is taken, into registers; a
-    window's last word waits until they are all in, and until the window register is free.
+    it carries no word), then the input columns the row's windows span, one position each with the
+    column's words (row 0 in ``word`` / ``inb``, rows 1 and 2 in ``words_dw`` / ``inb_dw``);
+    ``last`` says a window ends there (the column is its rightmost). The assembler keeps the last
+    three columns in registers; when a window ends it forms the eight lanes' slices (tap ky k + kx:
+    column 3 - k + kx, row ky) with the weights, and hands them on in a register. The block's k k
+    weight words (bytes 0 to 7: channels 8 cb .. 8 cb + 7) are requested as its control position is
+    taken, into registers; a window's last column waits until they are all in, and until the
+    window register is free.
 
     A word's mask is its own inside the input, none for padding (dense mode: the block's real
     channels, whose zero values are then multiplied).
@@ -90,22 +92,22 @@ class DwWindow(wiring.Component):
         o_valid = self.o.valid
         o_free = Signal()
         m.d.comb += o_free.eq(~o_valid | self.o.ready)
-        # a window's last word waits for the weights and the window register
+        # a window's last column waits for the weights and the window register
         m.d.comb += self.i.ready.eq(~q.last | (o_free & w_full))
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
         with m.If(o_valid & self.o.ready):
             m.d.sync += o_valid.eq(0)
 
-        word = Signal(cell)
-        m.d.comb += [word.values.eq(Mux(q.inb, q.word.values.as_value(), 0)),
-                     word.mask.eq(Mux(q.inb, q.word.mask, Mux(dense, q.chmask, 0)))]
-        ky = Signal(range(K_MAX))            # the word's row in its column
-        col = [Signal(cell, name=f"dwcol{r}") for r in range(K_MAX)]
+        # the column's cells: a word's values and mask inside the input; padding (or a row below
+        # k) has none, dense mode the block's real channels
+        rows_in = [(q.word, q.inb)] + [(q.words_dw[r], q.inb_dw[r]) for r in range(K_MAX - 1)]
+        new_col = [Signal(cell, name=f"dwnew{r}") for r in range(K_MAX)]
+        for r, (w, inb) in enumerate(rows_in):
+            m.d.comb += [new_col[r].values.eq(Mux(inb, w.values.as_value(), 0)),
+                         new_col[r].mask.eq(Mux(inb, w.mask, Mux(dense, q.chmask, 0)))]
         win = [[Signal(cell, name=f"dwwin{c}_{r}") for r in range(K_MAX)] for c in range(K_MAX)]
         # the window with this column in: columns 1 and 2 move left, the new one enters on the right
-        new_col = [Signal(cell, name=f"dwnew{r}") for r in range(K_MAX)]
-        m.d.comb += [new_col[r].eq(Mux(ky == r, word, col[r])) for r in range(K_MAX)]
         nxt = [win[1], win[2], new_col]
         # the lanes' slices: tap t = ky k + kx at column 3 - k + kx, row ky (k = 1, 2 or 3)
         slices = Signal(data.ArrayLayout(Slice(), BLOCK))
@@ -130,18 +132,11 @@ class DwWindow(wiring.Component):
         m.d.sync += [ops_valid.eq(0), self.macs.eq(0), self.skipped.eq(0)]
         with m.If(take):
             with m.If(q.wstart):
-                m.d.sync += [wf_addr.eq(q.wbase), wf_left.eq(khkw), w_have.eq(0), w_full.eq(0), ky.eq(0),
+                m.d.sync += [wf_addr.eq(q.wbase), wf_left.eq(khkw), w_have.eq(0), w_full.eq(0),
                              avail.eq(functools.reduce(operator.add, [Mux(q.chmask[j], khkw, 0) for j in range(BLOCK)]))]
             with m.Else():
-                for r in range(K_MAX):
-                    with m.If(ky == r):
-                        m.d.sync += col[r].eq(word)
-                with m.If(q.col_end):
-                    m.d.sync += ky.eq(0)
-                    for c in range(K_MAX):
-                        m.d.sync += [win[c][r].eq(nxt[c][r]) for r in range(K_MAX)]
-                with m.Else():
-                    m.d.sync += ky.eq(ky + 1)
+                for c in range(K_MAX):
+                    m.d.sync += [win[c][r].eq(nxt[c][r]) for r in range(K_MAX)]
                 with m.If(q.last):
                     m.d.sync += [o_valid.eq(1), self.o.payload.eq(slices), ops_valid.eq(1)]
                     m.d.sync += [tap_ops[t].eq(popcount(tc.mask, BLOCK)) for t, tc in enumerate(tap_cells)]
@@ -150,5 +145,5 @@ class DwWindow(wiring.Component):
         with m.If(ops_valid):
             m.d.sync += [self.macs.eq(total), self.skipped.eq(avail - total)]
         with m.If(self.clear):
-            m.d.sync += [o_valid.eq(0), ky.eq(0), wf_left.eq(0), w_full.eq(0), w_have.eq(0)]
+            m.d.sync += [o_valid.eq(0), wf_left.eq(0), w_full.eq(0), w_have.eq(0)]
         return m

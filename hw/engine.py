@@ -19,7 +19,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, check_lanes, check_port_bytes, default_wbuf_words
+from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DW_K_MAX, DEFAULT_OUT_BYTES, check_lanes, check_port_bytes, default_wbuf_words
 from .control import Control
 from .dwlanes import DwLanes
 from .dwwindow import DwWindow
@@ -103,6 +103,14 @@ class Engine(wiring.Component):
                                               fm_bytes=self.fm_bytes)
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
         m.submodules.linebuf = linebuf = RegisteredRAM(Word(), self.linebuf_depth)
+        # P >= 8: two copies of it, written with it, whose read ports give the depthwise column
+        # walk a column's rows 1 and 2 in the cycle row 0 is read (a column a cycle; the cost is
+        # the line buffer's block RAM three times over)
+        lb_copies = []
+        if P >= BLOCK:
+            for r in range(1, DW_K_MAX):
+                m.submodules[f"linebuf_dw{r}"] = copy = RegisteredRAM(Word(), self.linebuf_depth)
+                lb_copies.append(copy)
         # the group queue's places: the groups that can be in flight (hw/sequencer.py; with the
         # depthwise column walk also the windows in the assembler's register and in the lanes:
         # hw/dwlanes.py, each lane group's two queues, its slice and its multiplier)
@@ -210,6 +218,9 @@ class Engine(wiring.Component):
                      mac.depthwise.eq(desc.DEPTHWISE), mac.clear.eq(run_start),
                      output.clear.eq(run_start), packer.clear.eq(run_start),
                      writer.compressed.eq(desc.OUT_LAYOUT), writer.clear.eq(run_start)]
+        for r, copy in enumerate(lb_copies):
+            m.d.comb += [copy.w_en.eq(loader.lb_w_en), copy.w_addr.eq(loader.lb_w_addr), copy.w_data.eq(loader.lb_w_data),
+                         copy.r_addr.eq(sequencer.lb_r_addr_dw[r]), sequencer.lb_r_data_dw[r].eq(copy.r_data)]
         wiring.connect(m, loader.fm_addr, wiring.flipped(self.fm_addr))
         wiring.connect(m, wiring.flipped(self.fm_data), loader.fm_data)
         wiring.connect(m, scanner.o, mac.i)

@@ -131,12 +131,12 @@ DW_ROW_OVERHEAD = 6       # the column walk: a block's control position, its wei
 
 
 def colwalk_cycles(win: np.ndarray, c: int, ho: int, wo: int, k: int, s: int, lanes: int) -> int:
-    """A depthwise layer on the column walk: the slowest of the line buffer's reads (k words a
-    column, every column the row's windows span, per output row and block), the busiest
-    decoupled lane (window n of the walk goes to lane group n mod G; a lane spends
-    max(1, present taps) cycles on its slice) and the output stage (a window a cycle)."""
+    """A depthwise layer on the column walk: the slowest of the line buffer's reads (a column a
+    cycle from the line buffer and its copies, every column the row's windows span, per output
+    row and block), the busiest decoupled lane (window n of the walk goes to lane group n mod G; a
+    lane spends max(1, present taps) cycles on its slice) and the output stage (a window a cycle)."""
     cb = -(-c // BLOCK)
-    reads = ho * cb * (k * ((wo - 1) * s + k) + DW_ROW_OVERHEAD)
+    reads = ho * cb * ((wo - 1) * s + k + DW_ROW_OVERHEAD)
     nnz = np.zeros((ho, wo, cb * BLOCK), dtype=np.int64)
     nnz[:, :, :c] = win.sum(axis=(3, 4))
     cost = np.maximum(nnz, 1).reshape(ho, wo, cb, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK)

@@ -6,7 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, dw_lanes
+from ..sw.layout import BLOCK, DW_K_MAX, dw_lanes
 from .arith import lowest_set, popcount
 from .mac import Item
 from .ports import Descriptor
@@ -23,19 +23,25 @@ class Word(data.StructLayout):
 
 class Position(data.StructLayout):
     """One kernel position of one output group, from the sequencer: the word there and what the
-    scanner needs to turn it into items."""
+    scanner needs to turn it into items. With P >= 8 also the depthwise column walk's: a control
+    position (``wstart``) or a whole input column, its rows 1 .. DW_K_MAX - 1 beside ``word`` (row 0)."""
     def __init__(self, lanes):
-        super().__init__({
+        fields = {
             "word": Word(),
             "inb": 1,                       # inside the input (not padding)
-            "last": 1,                      # the group's last position
+            "last": 1,                      # the group's last position (column walk: a window's last column)
             "wbase": 32,                    # the weight word of channel 0 of the block at this tap
             "chmask": 8,                    # the block's channels < C (0 for a group past K)
             "dwoff": 3,                     # depthwise: the subgroup's first lane in the block
             "nl": range(lanes + 1),         # standard: the group's real output channels
-            "col_end": 1,                   # depthwise column walk: the column's last word
-            "wstart": 1,                    # depthwise column walk: a control position, the block's weights at wbase
-        })
+        }
+        if lanes >= BLOCK:
+            fields.update({
+                "wstart": 1,                # column walk: a control position, the block's weights at wbase
+                "inb_dw": DW_K_MAX - 1,     # column walk: rows 1 .. inside the input (and below k)
+                "words_dw": data.ArrayLayout(Word(), DW_K_MAX - 1),   # column walk: the column's rows 1 ..
+            })
+        super().__init__(fields)
 
 
 class Scanner(wiring.Component):

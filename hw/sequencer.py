@@ -30,12 +30,25 @@ class Group(data.StructLayout):
 class Issue(data.StructLayout):
     """A position as the sequencer issues it, before the line buffer is read."""
     def __init__(self, lanes, linebuf_depth):
-        super().__init__({
-            "inb": 1, "last": 1, "chmask": 8, "wbase": 32, "dwoff": 3, "col_end": 1, "wstart": 1,   # as in Position
+        fields = {
+            "inb": 1, "last": 1, "chmask": 8, "wbase": 32, "dwoff": 3,   # as in Position
             "kleft": signed(18),            # K - k0: the group's output channels from its first
             "raddr": range(linebuf_depth),  # the line-buffer word
             "group": Group(),               # the group's record (pushed with its last position)
-        })
+        }
+        if lanes >= BLOCK:                  # the depthwise column walk's (as in Position)
+            fields.update({"wstart": 1, "inb_dw": DW_K_MAX - 1,
+                           "raddr_dw": data.ArrayLayout(range(linebuf_depth), DW_K_MAX - 1)})
+        super().__init__(fields)
+
+
+def dw_read_ports(lanes, linebuf_depth):
+    """The line buffer's extra read ports for the depthwise column walk (rows 1 .. DW_K_MAX - 1 of
+    a column; none below P = 8)."""
+    if lanes < BLOCK:
+        return {}
+    return {"lb_r_addr_dw": Out(data.ArrayLayout(range(linebuf_depth), DW_K_MAX - 1)),
+            "lb_r_data_dw": In(data.ArrayLayout(Word(), DW_K_MAX - 1))}
 
 
 class PositionPipe(wiring.Component):
@@ -65,7 +78,8 @@ class PositionPipe(wiring.Component):
         self.P, self.linebuf_depth, self.group_depth = lanes, linebuf_depth, group_depth
         super().__init__({"i": In(stream.Signature(Issue(lanes, linebuf_depth))), "clear": In(1),
                           "lb_r_addr": Out(range(linebuf_depth)), "lb_r_data": In(Word()),
-                          "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group()))})
+                          "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group())),
+                          **dw_read_ports(lanes, linebuf_depth)})
 
     def elaborate(self, platform):
         m = Module()
@@ -83,8 +97,10 @@ class PositionPipe(wiring.Component):
         b_wbase = Signal(32)
         b_chmask = Signal(8)
         b_dwoff = Signal(3)
-        b_col_end = Signal()
         b_wstart = Signal()
+        b_inb_dw = Signal(DW_K_MAX - 1)
+        dw = P >= BLOCK
+        b_raddr_dw = Signal.like(self.lb_r_addr_dw) if dw else None
         b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
         b_raddr = Signal.like(self.lb_r_addr)  # cur_base + ix_cb + pos_cb
         # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
@@ -100,8 +116,9 @@ class PositionPipe(wiring.Component):
         a_adv, a_valid = self.i.ready, self.i.valid
         m.d.comb += [a_adv.eq(credits(m, BQ, "seq", a_adv & a_valid, b_take)), self.lb_r_addr.eq(b_raddr),
                      b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
-                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff),
-                     b_entry.col_end.eq(b_col_end), b_entry.wstart.eq(b_wstart)]
+                     b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
+        if dw:
+            m.d.comb += [b_entry.wstart.eq(b_wstart), b_entry.inb_dw.eq(b_inb_dw), self.lb_r_addr_dw.eq(b_raddr_dw)]
         c_valid = Signal()
         c_entry = Signal(pos_layout)
         d_valid = Signal()
@@ -113,6 +130,8 @@ class PositionPipe(wiring.Component):
         d_full = Signal(pos_layout)
         m.d.comb += [d_full.eq(d_entry), d_full.word.eq(self.lb_r_data),
                      bq.w_data.eq(d_full), bq.w_en.eq(d_valid)]
+        if dw:
+            m.d.comb += d_full.words_dw.eq(self.lb_r_data_dw)
         # the group records: pushed with each group's last position
         m.submodules.gq = gq = SyncFIFOBuffered(width=Group().size, depth=self.group_depth)
         issue = self.i.payload
@@ -122,8 +141,9 @@ class PositionPipe(wiring.Component):
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(issue.inb), b_last.eq(issue.last), b_chmask.eq(issue.chmask),
                          b_wbase.eq(issue.wbase), b_dwoff.eq(issue.dwoff), b_kleft.eq(issue.kleft),
-                         b_col_end.eq(issue.col_end), b_wstart.eq(issue.wstart),
                          b_raddr.eq(issue.raddr)]
+            if dw:
+                m.d.sync += [b_wstart.eq(issue.wstart), b_inb_dw.eq(issue.inb_dw), b_raddr_dw.eq(issue.raddr_dw)]
         with m.If(self.clear):
             m.d.sync += [b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
         return m
@@ -173,6 +193,8 @@ class Sequencer(wiring.Component):
         The line buffer's read address (a register).
     lb_r_data : In(Word())
         The line buffer's read data, two cycles after the address.
+    lb_r_addr_dw, lb_r_data_dw : Out(ArrayLayout(range(linebuf_depth), 2)), In(ArrayLayout(Word(), 2))
+        P >= 8: the read ports of the line buffer's two copies for the column walk's rows 1 and 2.
     o : Out(stream.Signature(Position(lanes)))
         The positions.
     groups : Out(stream.Signature(Group()))
@@ -180,8 +202,9 @@ class Sequencer(wiring.Component):
     colwalk : Out(1)
         The layer takes the depthwise column walk (DEPTHWISE, KERNEL <= 3, P >= 8; a register):
         for each output row and channel block a control position (``wstart``), then every input
-        column the row's windows span, k words each (``col_end`` on a column's last, ``last`` where
-        a window ends), for the window assembler (hw/dwwindow.py) instead of the scanner.
+        column the row's windows span, one position each with the column's k words (rows 1 and 2
+        from the copies' read ports; ``last`` where a window ends), for the window assembler
+        (hw/dwwindow.py) instead of the scanner.
     """
 
     def __init__(self, lanes, *, linebuf_depth, group_depth):
@@ -191,7 +214,7 @@ class Sequencer(wiring.Component):
                           "rows_loaded": In(16), "rows_released": Out(16),
                           "lb_r_addr": Out(range(linebuf_depth)), "lb_r_data": In(Word()),
                           "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group())),
-                          "colwalk": Out(1)})
+                          "colwalk": Out(1), **dw_read_ports(lanes, linebuf_depth)})
 
     def elaborate(self, platform):
         m = Module()
@@ -302,6 +325,8 @@ class Sequencer(wiring.Component):
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         wiring.connect(m, pipe.groups, wiring.flipped(self.groups))
         m.d.comb += [self.lb_r_addr.eq(pipe.lb_r_addr), pipe.lb_r_data.eq(self.lb_r_data), pipe.clear.eq(run_start)]
+        if P >= BLOCK:
+            m.d.comb += [self.lb_r_addr_dw.eq(pipe.lb_r_addr_dw), pipe.lb_r_data_dw.eq(self.lb_r_data_dw)]
         row_pix = Signal(32)                 # oy * Wo
         g_pix = Signal(32)                   # oy * Wo + ox
         oy_last = Signal()                   # oy + 1 == Ho
@@ -337,12 +362,29 @@ class Sequencer(wiring.Component):
 
         # the depthwise column walk (k <= 3, P >= 8: hw/dwwindow.py): for each output row and
         # channel block a control position (the block's weights), then every input column the
-        # row's windows span, its k words top to bottom; a window ends on the last word of columns
-        # k - 1, k - 1 + s, ... (d_end: the current column is one, kept as a register)
+        # row's windows span, one position with its k words (row 0 from the line buffer's port,
+        # rows 1 and 2 from its copies'); a window ends at columns k - 1, k - 1 + s, ... (d_end:
+        # the current column is one, kept as a register)
         colwalk = self.colwalk
         m.d.sync += colwalk.eq(dw & (k <= DW_K_MAX) if P >= BLOCK else 0)
         d_to_end = Signal(4)                 # columns until the next window's last
         d_end = Signal()                     # d_to_end == 0
+        if P >= BLOCK:
+            # rows 1 and 2 of the window: their slots' bases (modulo the R slots) and whether
+            # they are inside the input and the kernel (none outside the column walk), as registers made from top_slot /
+            # top_base / top, which hold from an output row's start (S_SETTLE and S_ROW come
+            # first, so the two steps of base_dw[1] have settled by S_DWCTL)
+            slot_dw = [top_slot] + [Signal(6, name=f"seq_slot_dw{r}") for r in range(1, DW_K_MAX)]
+            base_dw = [top_base] + [Signal(LBW, name=f"seq_base_dw{r}") for r in range(1, DW_K_MAX)]
+            row_in = [Signal(name=f"seq_row_in{r}") for r in range(1, DW_K_MAX)]
+            for r in range(1, DW_K_MAX):
+                wrap = slot_dw[r - 1] + 1 >= rows
+                m.d.sync += [slot_dw[r].eq(Mux(wrap, slot_dw[r - 1] + 1 - rows, slot_dw[r - 1] + 1)),
+                             base_dw[r].eq(base_dw[r - 1] + row_words - Mux(wrap, rows_acc, 0)),
+                             row_in[r - 1].eq((top + r >= 0) & (top + r < H) & (k > r) & colwalk)]
+            col_in = (ix >= 0) & (ix < W)
+            m.d.comb += [issue.inb_dw[r - 1].eq(row_in[r - 1] & col_in) for r in range(1, DW_K_MAX)]
+            m.d.comb += [issue.raddr_dw[r - 1].eq(base_dw[r] + ix_cb + pos_cb) for r in range(1, DW_K_MAX)]
         row_advance = [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1), bg_near_restart,
                        row_pix.eq(row_pix + Wo), g_pix.eq(row_pix + Wo), oy_last.eq(oy + 2 == Ho),
                        bg_k0.eq(0), k0.eq(0),
@@ -375,8 +417,9 @@ class Sequencer(wiring.Component):
                     m.next = "S_IDLE"
                 with m.Elif(s_rows_done):
                     m.d.sync += rows_released.eq(H)
-                with m.Elif(s_row_ready & colwalk):
-                    m.next = "S_DWCTL"
+                if P >= BLOCK:
+                    with m.Elif(s_row_ready & colwalk):
+                        m.next = "S_DWCTL"
                 with m.Elif(s_row_ready):
                     m.next = "S_POS"
             with m.State("S_POS"):
@@ -430,28 +473,22 @@ class Sequencer(wiring.Component):
                         m.d.sync += row_advance
                         m.d.comb += nxt["bg"].eq(bg_one)
                         m.next = "S_SETTLE"
-            with m.State("S_DWCTL"):         # the block's control position: its weights
-                m.d.comb += [a_valid.eq(1), issue.wstart.eq(1), issue.inb.eq(0), issue.last.eq(0)]
-                with m.If(a_adv):
-                    m.d.sync += [ky.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base),
-                                 left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
-                                 ox.eq(0), g_pix.eq(row_pix), ox_near_restart,
-                                 d_to_end.eq(k - 1), d_end.eq(k == 1)]
-                    m.d.comb += [nxt["ky"].eq(k_one), nxt["ox"].eq(ox_one)]
-                    m.next = "S_DWCOL"
-            with m.State("S_DWCOL"):         # a column's k words; a window ends on a column's last
-                m.d.comb += [a_valid.eq(1), issue.col_end.eq(ky_last), issue.last.eq(ky_last & d_end)]
-                with m.If(a_adv):
-                    with m.If(~ky_last):
-                        m.d.sync += [ky.eq(ky + 1), cur_slot.eq(Mux(cur_slot + 1 == rows, 0, cur_slot + 1)),
-                                     cur_base.eq(Mux(cur_slot + 1 == rows, 0, cur_base + row_words))]
-                        m.d.comb += nxt["ky"].eq(ky + 2 >= k)
-                    with m.Else():
-                        m.d.sync += [ky.eq(0), cur_slot.eq(top_slot), cur_base.eq(top_base),
-                                     left.eq(left + 1), ix_cb.eq(ix_cb + cb_in),
+            if P >= BLOCK:                   # the depthwise column walk
+                with m.State("S_DWCTL"):         # the block's control position: its weights
+                    m.d.comb += [a_valid.eq(1), issue.wstart.eq(1), issue.inb.eq(0), issue.last.eq(0)]
+                    with m.If(a_adv):
+                        m.d.sync += [cur_slot.eq(top_slot), cur_base.eq(top_base),
+                                     left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),
+                                     ox.eq(0), g_pix.eq(row_pix), ox_near_restart,
+                                     d_to_end.eq(k - 1), d_end.eq(k == 1)]
+                        m.d.comb += nxt["ox"].eq(ox_one)
+                        m.next = "S_DWCOL"
+                with m.State("S_DWCOL"):         # a column; a window ends where d_end
+                    m.d.comb += [a_valid.eq(1), issue.last.eq(d_end)]
+                    with m.If(a_adv):
+                        m.d.sync += [left.eq(left + 1), ix_cb.eq(ix_cb + cb_in),
                                      d_to_end.eq(Mux(d_end, s - 1, d_to_end - 1)),
                                      d_end.eq(Mux(d_end, s == 1, d_to_end == 1))]
-                        m.d.comb += nxt["ky"].eq(k_one)
                         with m.If(d_end & ~ox_last):
                             m.d.sync += [ox.eq(ox + 1), g_pix.eq(g_pix + 1), ox_near_step]
                             m.d.comb += nxt["ox"].eq(ox_near)

@@ -1,6 +1,6 @@
 """The depthwise window assembler (hw/dwwindow.py) alone against a model: a depthwise layer's
 column walk (the sequencer's order: for each output row and channel block a control position,
-then each input column's k words with the window ends marked) over random words and masks,
+then each input column with its k words, the window ends marked) over random words and masks,
 padding included, stride 1 and 2, k = 1, 2, 3, dense mode; every window's eight slices (values,
 masks, weights of tap ky k + kx) equal the input and the weights at their taps, and the counters
 are exact. Random idle cycles on the positions and the weight words, back-pressure on the
@@ -36,19 +36,23 @@ def run(C, H, W, k, s, pad, dense, idle, stall, seed):
     for oy in range(Ho):
         for cb in range(cb_n):
             chmask = sum(1 << j for j in range(BLOCK) if BLOCK * cb + j < C)
-            positions.append(dict(wstart=1, wbase=base[cb], chmask=chmask, inb=0, col_end=0, last=0,
-                                  word=dict(values=[0] * BLOCK, mask=0)))
+            empty = dict(values=[0] * BLOCK, mask=0)
+            positions.append(dict(wstart=1, wbase=base[cb], chmask=chmask, inb=0, last=0, word=empty,
+                                  inb_dw=0, words_dw=[empty] * 2))
             ncols = (Wo - 1) * s + k
             for ci in range(ncols):
                 ix = ci - pad
                 ends = ci >= k - 1 and (ci - (k - 1)) % s == 0
-                for r in range(k):
+                cells = []
+                for r in range(3):                         # rows below k come as garbage, marked outside
                     iy = oy * s - pad + r
-                    inb = 0 <= iy < H and 0 <= ix < W
-                    mask = (chmask if dense else masks[cb][iy][ix]) if inb else 0   # dense: the loader's mask
-                    word = dict(values=vals[cb][iy][ix] if inb else [0] * BLOCK, mask=mask)
-                    positions.append(dict(word=word, inb=int(inb), chmask=chmask, col_end=int(r == k - 1),
-                                          last=int(ends and r == k - 1), wstart=0, wbase=0))
+                    inb = r < k and 0 <= iy < H and 0 <= ix < W
+                    mask = (chmask if dense else masks[cb][iy][ix]) if inb else rng.randrange(256)
+                    vals_r = vals[cb][iy][ix] if inb else [rng.randrange(-128, 128) for _ in range(BLOCK)]
+                    cells.append((dict(values=vals_r, mask=mask), int(inb)))
+                positions.append(dict(word=cells[0][0], inb=cells[0][1], chmask=chmask, last=int(ends),
+                                      inb_dw=cells[1][1] | cells[2][1] << 1, words_dw=[cells[1][0], cells[2][0]],
+                                      wstart=0, wbase=0))
                 if ends:
                     ox = (ci - (k - 1)) // s
                     win = []

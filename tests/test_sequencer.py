@@ -4,7 +4,8 @@ its padding flag, last flag, weight address, channel mask, depthwise lane offset
 channels and, inside the input, the line-buffer word of that input pixel and block. A behavioural
 loader fills the ring of row slots (fewer slots than input rows) only as the sequencer releases
 rows, at random speed; the positions' consumer refuses at random. Depthwise layers with k <= 3 at P >= 8
-take the column walk (control position, then k words a column) instead."""
+take the column walk (a control position, then a position a column with its k words, rows 1 and 2
+from the line buffer's copies) instead."""
 import random
 
 import pytest
@@ -36,7 +37,7 @@ def positions_model(r, dv, lanes, words):
         nl = max(0, min(kout - k0, lanes))
         if k0 >= kout:                      # an empty group: one position, no operand
             out.append(dict(inb=0, last=1, wbase=dv["w_origin"] + g_off, chmask=0, dwoff=(sg * d) % 8, nl=nl, word=None,
-                            col_end=0, wstart=0))
+                            **walk_fields(lanes)))
             continue
         blocks = [bg] if dw else range(dv["cb_in"])
         for n_cb, cb in enumerate(blocks):
@@ -49,14 +50,23 @@ def positions_model(r, dv, lanes, words):
                                     wbase=dv["w_origin"] + g_off + (0 if dw else BLOCK * cb * dv["khkw"]) + ky * k + kx,
                                     chmask=sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c),
                                     dwoff=(sg * d) % 8, nl=nl, word=words[iy][ix][cb] if inb else None,
-                                    col_end=0, wstart=0))
+                                    **walk_fields(lanes)))
     return out, recs
+
+
+def walk_fields(lanes, wstart=0, rows=(None, None)):
+    """The column walk's fields of a position (P >= 8 only): rows 1 and 2 of the column, None
+    outside the input or the kernel."""
+    if lanes < BLOCK:
+        return {}
+    return dict(wstart=wstart, inb_dw=sum(1 << r for r, wd in enumerate(rows) if wd is not None), words_dw=list(rows))
 
 
 def colwalk_model(r, dv, lanes, words):
     """The depthwise column walk (k <= 3, P >= 8): per output row and block a control position,
-    then every input column the row's windows span, k words each; a window ends on the last word
-    of columns k - 1, k - 1 + s, ..., which pushes its group record."""
+    then every input column the row's windows span, one position with its k words (row 0 as the
+    word, rows 1 and 2 beside it); a window ends at columns k - 1, k - 1 + s, ..., which pushes
+    its group record."""
     k, s, pad = r["KERNEL"], r["STRIDE"], r["PAD"]
     c, h, w, kout, ho, wo = (r[n] for n in ("IN_C", "IN_H", "IN_W", "OUT_K", "OUT_H", "OUT_W"))
     out, recs = [], []
@@ -68,14 +78,16 @@ def colwalk_model(r, dv, lanes, words):
             chmask = sum(1 << i for i in range(BLOCK) if bg * BLOCK + i < c)
             nl = max(0, min(kout - k0, lanes))
             common = dict(wbase=wbase, chmask=chmask, dwoff=0, nl=nl)
-            out.append(dict(inb=0, last=0, word=None, col_end=0, wstart=1, **common))
+            out.append(dict(inb=0, last=0, word=None, **walk_fields(lanes, wstart=1), **common))
             for ci in range((wo - 1) * s + k):
                 ends = ci >= k - 1 and (ci - (k - 1)) % s == 0
-                for ky in range(k):
-                    iy, ix = oy * s - pad + ky, ci - pad
-                    inb = int(0 <= iy < h and 0 <= ix < w)
-                    out.append(dict(inb=inb, last=int(ends and ky == k - 1), word=words[iy][ix][bg] if inb else None,
-                                    col_end=int(ky == k - 1), wstart=0, **common))
+                ix = ci - pad
+                col = []
+                for ky in range(3):
+                    iy = oy * s - pad + ky
+                    col.append(words[iy][ix][bg] if ky < k and 0 <= iy < h and 0 <= ix < w else None)
+                out.append(dict(inb=int(col[0] is not None), last=int(ends), word=col[0],
+                                **walk_fields(lanes, rows=col[1:]), **common))
                 if ends:
                     ox = (ci - (k - 1)) // s
                     recs.append(dict(k0=k0, pix=oy * wo + ox, lastpix=int(oy == ho - 1 and bg == n_bg - 1 and ox == wo - 1)))
@@ -110,6 +122,11 @@ def test_sequencer_against_model(case):
     m.submodules.seq = seq = Sequencer(lanes, linebuf_depth=depth, group_depth=19)
     m.submodules.lb = lb = RegisteredRAM(Word(), depth)
     m.d.comb += [lb.r_addr.eq(seq.lb_r_addr), seq.lb_r_data.eq(lb.r_data)]
+    if lanes >= BLOCK:                               # the line buffer's copies for the column walk
+        for n in range(2):
+            m.submodules[f"lb{n + 1}"] = cp = RegisteredRAM(Word(), depth)
+            m.d.comb += [cp.r_addr.eq(seq.lb_r_addr_dw[n]), seq.lb_r_data_dw[n].eq(cp.r_data),
+                         cp.w_en.eq(lb.w_en), cp.w_addr.eq(lb.w_addr), cp.w_data.eq(lb.w_data)]
     got, groups = [], []
 
     async def bench(ctx):
@@ -160,9 +177,14 @@ def test_sequencer_against_model(case):
 
     simulate(m, bench)
     assert len(got) == len(want), f"{len(got)} positions, model {len(want)}"
+    def word(wd, inb):
+        return dict(values=[int(v) for v in wd.values], mask=int(wd.mask)) if inb else None
+
     for n, (g, wnt) in enumerate(zip(got, want)):
         gd = dict(inb=int(g.inb), last=int(g.last), wbase=int(g.wbase), chmask=int(g.chmask), dwoff=int(g.dwoff),
-                  nl=int(g.nl), word=dict(values=[int(v) for v in g.word.values], mask=int(g.word.mask)) if g.inb else None,
-                  col_end=int(g.col_end), wstart=int(g.wstart))
+                  nl=int(g.nl), word=word(g.word, g.inb))
+        if lanes >= BLOCK:
+            gd.update(wstart=int(g.wstart), inb_dw=int(g.inb_dw),
+                      words_dw=[word(g.words_dw[n_], g.inb_dw >> n_ & 1) for n_ in range(2)])
         assert gd == wnt, f"{case}: position {n}: {gd} != model {wnt}"
     assert groups == want_groups, f"{case}: group records {groups[:4]}... != model {want_groups[:4]}..."
