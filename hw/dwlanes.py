@@ -8,7 +8,13 @@ P lanes form G = P / L lane groups; window n goes to group n mod G, and each lan
 slices in its own queue, so a lane with few operands runs ahead of one with many. Each lane
 issues one present tap a cycle (a slice with none takes one cycle) into its multiplier and
 accumulator; a pixel's sum enters the lane's result queue; the sums leave in window order, a
-pixel's L sums together, when every lane of its group has it."""
+pixel's L sums together, when every lane of its group has it.
+
+A channel's density is much its own (after ReLU some channels are nearly all zero, others
+nearly all positive), so a lane that always took the same channels would set the pace for a
+whole row of windows. Lane j of a group therefore takes channel (j + m) mod L of the group's
+m-th window, and the join turns the sums back: over any L windows every lane of a group walks
+every channel once."""
 import functools
 import operator
 
@@ -75,12 +81,20 @@ class DwLanes(wiring.Component):
         T = DW_TAPS
         g_in = Signal(range(G))              # the group the next window goes to
         g_out = Signal(range(G))             # the group the next window's sums come from
+        r_in = Signal(range(L))              # the rotation of the next window in: its group's windows mod L
+        r_out = Signal(range(L))             # the rotation of the next window out
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
         out_take = Signal()
         m.d.comb += out_take.eq(self.o.valid & self.o.ready)
         in_rooms, sums_ready, sums = [], [], []
         issues = []
+        # the window rotated: lane j takes channel (j + r_in) mod L
+        rot = Signal(data.ArrayLayout(Slice(), L))
+        with m.Switch(r_in):
+            for r in range(L):
+                with m.Case(r):
+                    m.d.comb += [rot[j].eq(self.i.payload[(j + r) % L]) for j in range(L)]
         for p in range(P):
             g, j = divmod(p, L)
             sq = SyncFIFOBuffered(width=Slice().size, depth=F)
@@ -88,7 +102,7 @@ class DwLanes(wiring.Component):
             m.submodules[f"dw_slices{p}"] = sq
             m.submodules[f"dw_sums{p}"] = rq
             push = Signal(name=f"dw_push{p}")
-            m.d.comb += [push.eq(take & (g_in == g)), sq.w_en.eq(push), sq.w_data.eq(self.i.payload[j])]
+            m.d.comb += [push.eq(take & (g_in == g)), sq.w_en.eq(push), sq.w_data.eq(rot[j])]
             pop = Signal(name=f"dw_pop{p}")
             # free places in the slice queue as a flip-flop (pushes less pops counted, which for a
             # SyncFIFOBuffered of depth >= 3 is its w_rdy: hw/queues.credits)
@@ -153,20 +167,28 @@ class DwLanes(wiring.Component):
                 with m.Case(g):
                     m.d.comb += room.eq(_all(in_rooms[g * L:(g + 1) * L]))
         m.d.comb += self.i.ready.eq(room)
-        # window n's sums leave when every lane of group n mod G has its sum
+        # window n's sums leave when every lane of group n mod G has its sum; channel c's is on
+        # lane (c - r_out) mod L
         with m.Switch(g_out):
             for g in range(G):
                 with m.Case(g):
                     m.d.comb += self.o.valid.eq(_all(sums_ready[g * L:(g + 1) * L]))
-                    m.d.comb += [self.o.payload[j].eq(sums[g * L + j]) for j in range(L)]
-        if G > 1:
-            with m.If(take):
-                m.d.sync += g_in.eq(Mux(g_in == G - 1, 0, g_in + 1))
-            with m.If(out_take):
-                m.d.sync += g_out.eq(Mux(g_out == G - 1, 0, g_out + 1))
+                    with m.Switch(r_out):
+                        for r in range(L):
+                            with m.Case(r):
+                                m.d.comb += [self.o.payload[c].eq(sums[g * L + (c - r) % L]) for c in range(L)]
+        # the group and the rotation step with each window: the rotation when the group wraps
+        with m.If(take):
+            m.d.sync += g_in.eq(Mux(g_in == G - 1, 0, g_in + 1))
+            with m.If(g_in == G - 1):
+                m.d.sync += r_in.eq(Mux(r_in == L - 1, 0, r_in + 1))
+        with m.If(out_take):
+            m.d.sync += g_out.eq(Mux(g_out == G - 1, 0, g_out + 1))
+            with m.If(g_out == G - 1):
+                m.d.sync += r_out.eq(Mux(r_out == L - 1, 0, r_out + 1))
         m.d.sync += self.issued.eq(sum(issues))
         with m.If(self.clear):
-            m.d.sync += [g_in.eq(0), g_out.eq(0)]
+            m.d.sync += [g_in.eq(0), g_out.eq(0), r_in.eq(0), r_out.eq(0)]
         return m
 
 

@@ -133,18 +133,21 @@ DW_ROW_OVERHEAD = 6       # the column walk: a block's control position, its wei
 def colwalk_cycles(win: np.ndarray, c: int, ho: int, wo: int, k: int, s: int, lanes: int) -> int:
     """A depthwise layer on the column walk: the slowest of the line buffer's reads (a column a
     cycle from the line buffer and its copies, every column the row's windows span, per output
-    row and block), the busiest decoupled lane (window n of the walk goes to lane group n mod G; a
-    lane spends max(1, present taps) cycles on its slice) and the output stage (a window a cycle)."""
+    row and block), the busiest decoupled lane and the output stage (a window a cycle). Window n
+    of the walk goes to lane group n mod G; lane j of a group takes channel (j + m) mod 8 of the
+    group's m-th window (hw/dwlanes.py) and spends max(1, present taps) cycles on its slice."""
     cb = -(-c // BLOCK)
     reads = ho * cb * ((wo - 1) * s + k + DW_ROW_OVERHEAD)
     nnz = np.zeros((ho, wo, cb * BLOCK), dtype=np.int64)
     nnz[:, :, :c] = win.sum(axis=(3, 4))
     cost = np.maximum(nnz, 1).reshape(ho, wo, cb, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK)
     groups = lanes // BLOCK
-    work = np.zeros((groups, BLOCK), dtype=np.int64)
+    busiest = 0
     for g in range(groups):
-        work[g] = cost[g::groups].sum(axis=0)
-    return int(max(reads, work.max(), ho * cb * wo))
+        mine = cost[g::groups]                                   # the group's windows, m = 0, 1, ...
+        rot = (np.arange(BLOCK)[None, :] + np.arange(len(mine))[:, None]) % BLOCK   # lane j's channel
+        busiest = max(busiest, int(np.take_along_axis(mine, rot, axis=1).sum(axis=0).max()))
+    return int(max(reads, busiest, ho * cb * wo))
 
 
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",

@@ -1,7 +1,9 @@
 """The decoupled depthwise lanes (hw/dwlanes.py) alone against a model: every window's L sums,
 each the sum over its present taps of value x weight, in window order; random idle cycles on the
 windows and back-pressure on the sums; masks from empty to full, mixed so that the lanes of a
-group have very different work. The lanes' issued taps are counted exactly (a tap a cycle, an
+group have very different work; each lane takes a different channel of successive windows (the
+rotation), so the sums come back in channel order only if it is undone. The lanes' issued taps are
+counted exactly (a tap a cycle, an
 empty slice one). (How close the decoupled lanes come to the busiest lane's work is a figure for
 the benchmark, not a test.)"""
 import random
@@ -75,7 +77,7 @@ def test_dwlanes_against_model(lanes, density, idle, stall):
     assert len(got) == len(want), f"{len(got)} windows' sums, model {len(want)}"
     for n, (g, w) in enumerate(zip(got, want)):
         for j in range(L):
-            assert g[j] == w[j], f"window {n}, lane {j} (group {n % G}): RTL {g[j]} != model {w[j]}"
+            assert g[j] == w[j], f"window {n}, channel {j} (group {n % G}): RTL {g[j]} != model {w[j]}"
     work = lane_work(windows, G)
     assert sum(issued) == sum(work), f"lane issues: RTL {sum(issued)} != model {sum(work)}"
 
