@@ -193,15 +193,18 @@ class Loader(wiring.Component):
         m.d.comb += self.fm_data.ready.eq(drop_nz | (fetching & room))
         take = Signal()                      # a beat of the segment enters Q
         m.d.comb += take.eq(arrive & ~drop_nz & fetching)
-        raw = self.fm_data.payload >> Cat(Const(0, 3), lo)
-        raw_bytes = [raw[8 * j:8 * j + 8] for j in range(B)]
+        # each byte's length and flag come from the beat as it arrives, beside the shift to the
+        # segment's first byte (not after it: the shift amount is late, from `first`), and are
+        # shifted with the bytes; the zeros shifted in above the beat's own bytes have no length
+        # and no flag, so entries past the window's bytes stay 0
+        beat_bytes = [self.fm_data.payload[8 * j:8 * j + 8] for j in range(B)]
+        beat_lens = Cat(Mux(in_cmp, popcount(bb & lanes_valid, BLOCK) + 1, BLOCK)[:4] for bb in beat_bytes)
+        beat_gts = Cat((bb.as_signed() > eps_in) | (bb.as_signed() < neg_eps_in) for bb in beat_bytes)
         with m.If(fetching):
-            m.d.sync += [q_valid.eq(take), q_count.eq(B - lo), q_bytes.eq(raw),
-                         # (the bytes shifted in above the beat's own have no length: entries past
-                         # the window's bytes stay 0)
-                         q_lens.eq(Cat(Mux(lo + j < B, Mux(in_cmp, popcount(rb & lanes_valid, BLOCK) + 1, BLOCK), 0)[:4]
-                                       for j, rb in enumerate(raw_bytes))),
-                         q_gts.eq(Cat((rb.as_signed() > eps_in) | (rb.as_signed() < neg_eps_in) for rb in raw_bytes))]
+            m.d.sync += [q_valid.eq(take), q_count.eq(B - lo),
+                         q_bytes.eq(self.fm_data.payload >> Cat(Const(0, 3), lo)),
+                         q_lens.eq(beat_lens >> Cat(Const(0, 2), lo)),
+                         q_gts.eq(beat_gts >> lo)]
             with m.If(take):
                 m.d.sync += first.eq(0)
 
