@@ -30,9 +30,12 @@ class DwWindow(wiring.Component):
     ``last`` says a window ends there (the column is its rightmost). The assembler keeps the last
     three columns in registers; when a window ends it forms the eight lanes' slices (tap ky k + kx:
     column 3 - k + kx, row ky) with the weights, and hands them on in a register. The block's k k
-    weight words (bytes 0 to 7: channels 8 cb .. 8 cb + 7) are requested as its control position is
-    taken, into registers; a window's last column waits until they are all in, and until the
-    window register is free.
+    weight words (bytes 0 to 7: channels 8 cb .. 8 cb + 7) are in registers; a window's last column
+    waits until they are all in, and until the window register is free. The control position also
+    names the next block's weights (``wnext``, unless it is the run's last): they are requested
+    once the block's own are, into a second set of registers, which the next control position
+    copies in a cycle, so a block's windows do not wait for its weights (a control position waits
+    until the words asked before it are in).
 
     A word's mask is its own inside the input, none for padding (dense mode: the block's real
     channels, whose zero values are then multiplied).
@@ -49,6 +52,8 @@ class DwWindow(wiring.Component):
         The weight words' addresses and the words, in order.
     o : Out(stream.Signature(data.ArrayLayout(Slice(), 8)))
         The windows, in order.
+    w_wait : Out(1)
+        The block being walked does not have all its weight words yet (a register).
     macs, skipped : Out(range(8 * 9 + 1)), Out(range(8 * 9 + 1))
         The operands of the window handed on two cycles before, and the real taps without one
         (registered counter increments).
@@ -64,6 +69,7 @@ class DwWindow(wiring.Component):
             "w_addr": Out(stream.Signature(32)), "w": In(stream.Signature(8 * lanes)),
             "o": Out(stream.Signature(data.ArrayLayout(Slice(), BLOCK))),
             "macs": Out(range(BLOCK * DW_TAPS + 1)), "skipped": Out(range(BLOCK * DW_TAPS + 1)),
+            "w_wait": Out(1),
         })
 
     def elaborate(self, platform):
@@ -72,28 +78,56 @@ class DwWindow(wiring.Component):
         k, dense, khkw = d.KERNEL, d.DENSE_MODE, dv.khkw
         cell = data.StructLayout({"values": data.ArrayLayout(8, BLOCK), "mask": BLOCK})
 
-        # the weights: k k words' bytes 0..7, requested from the control position on
-        wreg = [Signal(8 * BLOCK, name=f"dww{t}") for t in range(DW_TAPS)]
-        wf_addr = Signal(32)
-        wf_left = Signal(range(DW_TAPS + 1))
-        w_have = Signal(range(DW_TAPS + 1))
-        w_full = Signal()                    # all k k words are in (w_have == k k), a register
-        m.d.comb += [self.w_addr.valid.eq(wf_left != 0), self.w_addr.payload.eq(wf_addr),
-                     self.w.ready.eq(~w_full)]
-        with m.If(self.w_addr.valid & self.w_addr.ready):
-            m.d.sync += [wf_addr.eq(wf_addr + 1), wf_left.eq(wf_left - 1)]
-        with m.If(self.w.valid & self.w.ready):
-            for t in range(DW_TAPS):
-                with m.If(w_have == t):
-                    m.d.sync += wreg[t].eq(self.w.payload[:8 * BLOCK])
-            m.d.sync += [w_have.eq(w_have + 1), w_full.eq(w_have + 1 == khkw)]
-
         q = self.i.payload
+        # the weights: k k words' bytes 0..7 of the block being walked (cur) and of the next one
+        # (nxt, prefetched while this block's windows are formed: the control position names the
+        # next block, ``wnext``). A control position whose block is the one prefetched copies it
+        # in a cycle; otherwise (the run's first, or no prefetch) it requests its own words first.
+        # The words arrive in the order asked: cur's words, then nxt's.
+        wcur = [Signal(8 * BLOCK, name=f"dww{t}") for t in range(DW_TAPS)]
+        wnxt = [Signal(8 * BLOCK, name=f"dwwn{t}") for t in range(DW_TAPS)]
+        nxt_tag = Signal(32)                 # the block whose words wnxt holds or will hold
+        nxt_ok = Signal()                    # wnxt holds all of them
+        rq_addr = Signal(32)                 # the words still to request: a run, then maybe a second
+        rq_left = Signal(range(DW_TAPS + 1))
+        rq2_addr = Signal(32)
+        rq2_pend = Signal()
+        cur_left = Signal(range(DW_TAPS + 1))    # words still to arrive for cur, for nxt
+        nxt_left = Signal(range(DW_TAPS + 1))
+        cur_i = Signal(range(DW_TAPS))
+        nxt_i = Signal(range(DW_TAPS))
+        w_full = Signal()                    # cur holds all k k words (cur_left == 0), a register
+        w_idle = Signal(init=1)              # nothing to request or to arrive, a register
+        m.d.comb += [self.w_addr.valid.eq(rq_left != 0), self.w_addr.payload.eq(rq_addr),
+                     self.w.ready.eq(~w_idle), self.w_wait.eq(~w_full)]
+        w_ask = Signal()
+        w_got = Signal()
+        m.d.comb += [w_ask.eq(self.w_addr.valid & self.w_addr.ready), w_got.eq(self.w.valid & self.w.ready)]
+        with m.If(w_ask):
+            with m.If((rq_left == 1) & rq2_pend):
+                m.d.sync += [rq_addr.eq(rq2_addr), rq_left.eq(khkw), rq2_pend.eq(0)]
+            with m.Else():
+                m.d.sync += [rq_addr.eq(rq_addr + 1), rq_left.eq(rq_left - 1)]
+        with m.If(w_got):
+            with m.If(~w_full):
+                for t in range(DW_TAPS):
+                    with m.If(cur_i == t):
+                        m.d.sync += wcur[t].eq(self.w.payload[:8 * BLOCK])
+                m.d.sync += [cur_i.eq(cur_i + 1), cur_left.eq(cur_left - 1), w_full.eq(cur_left == 1),
+                             w_idle.eq((cur_left == 1) & (nxt_left == 0))]
+            with m.Else():
+                for t in range(DW_TAPS):
+                    with m.If(nxt_i == t):
+                        m.d.sync += wnxt[t].eq(self.w.payload[:8 * BLOCK])
+                m.d.sync += [nxt_i.eq(nxt_i + 1), nxt_left.eq(nxt_left - 1), nxt_ok.eq(nxt_left == 1),
+                             w_idle.eq(nxt_left == 1)]
+
         o_valid = self.o.valid
         o_free = Signal()
         m.d.comb += o_free.eq(~o_valid | self.o.ready)
-        # a window's last column waits for the weights and the window register
-        m.d.comb += self.i.ready.eq(~q.last | (o_free & w_full))
+        # a window's last column waits for the weights and the window register; a control
+        # position, until the words asked before it are all in
+        m.d.comb += self.i.ready.eq(Mux(q.wstart, w_idle, ~q.last | (o_free & w_full)))
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
         with m.If(o_valid & self.o.ready):
@@ -123,7 +157,7 @@ class DwWindow(wiring.Component):
         for j in range(BLOCK):
             m.d.comb += [slices[j].mask.eq(Cat(tc.mask[j] for tc in tap_cells))]
             for t, tc in enumerate(tap_cells):
-                m.d.comb += [slices[j].x[t].eq(tc.values[j]), slices[j].w[t].eq(wreg[t][8 * j:8 * j + 8])]
+                m.d.comb += [slices[j].x[t].eq(tc.values[j]), slices[j].w[t].eq(wcur[t][8 * j:8 * j + 8])]
 
         # the counters: per-tap operand counts registered with the window, summed a cycle later
         tap_ops = [Signal(range(BLOCK + 1), name=f"dwops{t}") for t in range(DW_TAPS)]
@@ -132,8 +166,17 @@ class DwWindow(wiring.Component):
         m.d.sync += [ops_valid.eq(0), self.macs.eq(0), self.skipped.eq(0)]
         with m.If(take):
             with m.If(q.wstart):
-                m.d.sync += [wf_addr.eq(q.wbase), wf_left.eq(khkw), w_have.eq(0), w_full.eq(0),
-                             avail.eq(functools.reduce(operator.add, [Mux(q.chmask[j], khkw, 0) for j in range(BLOCK)]))]
+                m.d.sync += avail.eq(functools.reduce(operator.add, [Mux(q.chmask[j], khkw, 0) for j in range(BLOCK)]))
+                hit = nxt_ok & (nxt_tag == q.wbase)
+                with m.If(hit):                  # the prefetched block: copied in, the next one asked
+                    m.d.sync += [wcur[t].eq(wnxt[t]) for t in range(DW_TAPS)]
+                    m.d.sync += [rq_addr.eq(q.wnext), rq_left.eq(Mux(q.wnext_valid, khkw, 0))]
+                with m.Else():                   # its own words first, then the next block's
+                    m.d.sync += [rq_addr.eq(q.wbase), rq_left.eq(khkw), rq2_addr.eq(q.wnext), rq2_pend.eq(q.wnext_valid),
+                                 cur_left.eq(khkw), cur_i.eq(0), w_full.eq(0), w_idle.eq(0)]
+                m.d.sync += [nxt_tag.eq(q.wnext), nxt_ok.eq(0), nxt_i.eq(0), nxt_left.eq(Mux(q.wnext_valid, khkw, 0))]
+                with m.If(q.wnext_valid):
+                    m.d.sync += w_idle.eq(0)
             with m.Else():
                 for c in range(K_MAX):
                     m.d.sync += [win[c][r].eq(nxt[c][r]) for r in range(K_MAX)]
@@ -145,5 +188,6 @@ class DwWindow(wiring.Component):
         with m.If(ops_valid):
             m.d.sync += [self.macs.eq(total), self.skipped.eq(avail - total)]
         with m.If(self.clear):
-            m.d.sync += [o_valid.eq(0), wf_left.eq(0), w_full.eq(0), w_have.eq(0)]
+            m.d.sync += [o_valid.eq(0), rq_left.eq(0), rq2_pend.eq(0), cur_left.eq(0), nxt_left.eq(0),
+                         nxt_ok.eq(0), w_full.eq(0), w_idle.eq(1)]
         return m

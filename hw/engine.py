@@ -257,7 +257,7 @@ class Engine(wiring.Component):
             stalled = ((self.fm_addr.valid & ~self.fm_addr.ready) | (self.w_addr.valid & ~self.w_addr.ready) |
                        (self.out.valid & ~self.out.ready) |
                        (mac.i.valid & mac.i.payload.mac & ~w_in.valid & run & ~serve) |
-                       ((dww.w.ready & ~dww.w_addr.valid & ~w_in.valid & run & ~serve & walk) if colwalk else 0) |
+                       ((dww.w_wait & ~dww.w_addr.valid & ~w_in.valid & run & ~serve & walk) if colwalk else 0) |
                        (phase_params & params.waiting & ~w_in.valid) | (fill & fill_waiting & ~w_in.valid))
             # counted a cycle later, from a register (the conditions come from every port)
             m.d.sync += stall_q.eq(stalled)

@@ -38,6 +38,8 @@ class Position(data.StructLayout):
         if lanes >= BLOCK:
             fields.update({
                 "wstart": 1,                # column walk: a control position, the block's weights at wbase
+                "wnext": 32,                # column walk, a control position: the next block's weights
+                "wnext_valid": 1,           # ... if there is a next block (not the run's last)
                 "inb_dw": DW_K_MAX - 1,     # column walk: rows 1 .. inside the input (and below k)
                 "words_dw": data.ArrayLayout(Word(), DW_K_MAX - 1),   # column walk: the column's rows 1 ..
             })

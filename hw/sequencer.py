@@ -37,7 +37,7 @@ class Issue(data.StructLayout):
             "group": Group(),               # the group's record (pushed with its last position)
         }
         if lanes >= BLOCK:                  # the depthwise column walk's (as in Position)
-            fields.update({"wstart": 1, "inb_dw": DW_K_MAX - 1,
+            fields.update({"wstart": 1, "wnext": 32, "wnext_valid": 1, "inb_dw": DW_K_MAX - 1,
                            "raddr_dw": data.ArrayLayout(range(linebuf_depth), DW_K_MAX - 1)})
         super().__init__(fields)
 
@@ -98,6 +98,8 @@ class PositionPipe(wiring.Component):
         b_chmask = Signal(8)
         b_dwoff = Signal(3)
         b_wstart = Signal()
+        b_wnext = Signal(32)
+        b_wnext_valid = Signal()
         b_inb_dw = Signal(DW_K_MAX - 1)
         dw = P >= BLOCK
         b_raddr_dw = Signal.like(self.lb_r_addr_dw) if dw else None
@@ -118,7 +120,8 @@ class PositionPipe(wiring.Component):
                      b_entry.inb.eq(b_inb), b_entry.last.eq(b_last),
                      b_entry.wbase.eq(b_wbase), b_entry.chmask.eq(b_chmask), b_entry.dwoff.eq(b_dwoff)]
         if dw:
-            m.d.comb += [b_entry.wstart.eq(b_wstart), b_entry.inb_dw.eq(b_inb_dw), self.lb_r_addr_dw.eq(b_raddr_dw)]
+            m.d.comb += [b_entry.wstart.eq(b_wstart), b_entry.wnext.eq(b_wnext), b_entry.wnext_valid.eq(b_wnext_valid),
+                         b_entry.inb_dw.eq(b_inb_dw), self.lb_r_addr_dw.eq(b_raddr_dw)]
         c_valid = Signal()
         c_entry = Signal(pos_layout)
         d_valid = Signal()
@@ -143,7 +146,8 @@ class PositionPipe(wiring.Component):
                          b_wbase.eq(issue.wbase), b_dwoff.eq(issue.dwoff), b_kleft.eq(issue.kleft),
                          b_raddr.eq(issue.raddr)]
             if dw:
-                m.d.sync += [b_wstart.eq(issue.wstart), b_inb_dw.eq(issue.inb_dw), b_raddr_dw.eq(issue.raddr_dw)]
+                m.d.sync += [b_wstart.eq(issue.wstart), b_wnext.eq(issue.wnext), b_wnext_valid.eq(issue.wnext_valid),
+                             b_inb_dw.eq(issue.inb_dw), b_raddr_dw.eq(issue.raddr_dw)]
         with m.If(self.clear):
             m.d.sync += [b_valid.eq(0), c_valid.eq(0), d_valid.eq(0)]
         return m
@@ -475,7 +479,9 @@ class Sequencer(wiring.Component):
                         m.next = "S_SETTLE"
             if P >= BLOCK:                   # the depthwise column walk
                 with m.State("S_DWCTL"):         # the block's control position: its weights
-                    m.d.comb += [a_valid.eq(1), issue.wstart.eq(1), issue.inb.eq(0), issue.last.eq(0)]
+                    m.d.comb += [a_valid.eq(1), issue.wstart.eq(1), issue.inb.eq(0), issue.last.eq(0),
+                                 issue.wnext.eq(dv.w_origin + Mux(bg_last, 0, bg_off + bg_stride)),
+                                 issue.wnext_valid.eq(~(bg_last & oy_last))]
                     with m.If(a_adv):
                         m.d.sync += [cur_slot.eq(top_slot), cur_base.eq(top_base),
                                      left.eq(-pad), left_cb.eq(st_left_cb), ix_cb.eq(st_left_cb),

@@ -2,8 +2,9 @@
 column walk (the sequencer's order: for each output row and channel block a control position,
 then each input column with its k words, the window ends marked) over random words and masks,
 padding included, stride 1 and 2, k = 1, 2, 3, dense mode; every window's eight slices (values,
-masks, weights of tap ky k + kx) equal the input and the weights at their taps, and the counters
-are exact. Random idle cycles on the positions and the weight words, back-pressure on the
+masks, weights of tap ky k + kx) equal the input and the weights at their taps, each block's weight
+words are asked for once, in order (prefetched for the next block, or, where the walk names none,
+asked for by its own control position), and the counters are exact. Random idle cycles on the positions and the weight words, back-pressure on the
 windows."""
 import random
 
@@ -37,8 +38,12 @@ def run(C, H, W, k, s, pad, dense, idle, stall, seed):
         for cb in range(cb_n):
             chmask = sum(1 << j for j in range(BLOCK) if BLOCK * cb + j < C)
             empty = dict(values=[0] * BLOCK, mask=0)
+            # the next block's weights, as the sequencer names them; now and then none (the
+            # next control position then asks for its own)
+            nxt = (oy + (cb + 1) // cb_n, (cb + 1) % cb_n)
+            has_next = nxt[0] < Ho and rng.random() < 0.8
             positions.append(dict(wstart=1, wbase=base[cb], chmask=chmask, inb=0, last=0, word=empty,
-                                  inb_dw=0, words_dw=[empty] * 2))
+                                  inb_dw=0, words_dw=[empty] * 2, wnext=base[nxt[1]], wnext_valid=int(has_next)))
             ncols = (Wo - 1) * s + k
             for ci in range(ncols):
                 ix = ci - pad
@@ -52,7 +57,7 @@ def run(C, H, W, k, s, pad, dense, idle, stall, seed):
                     cells.append((dict(values=vals_r, mask=mask), int(inb)))
                 positions.append(dict(word=cells[0][0], inb=cells[0][1], chmask=chmask, last=int(ends),
                                       inb_dw=cells[1][1] | cells[2][1] << 1, words_dw=[cells[1][0], cells[2][0]],
-                                      wstart=0, wbase=0))
+                                      wstart=0, wbase=0, wnext=0, wnext_valid=0))
                 if ends:
                     ox = (ci - (k - 1)) // s
                     win = []

@@ -54,12 +54,13 @@ def positions_model(r, dv, lanes, words):
     return out, recs
 
 
-def walk_fields(lanes, wstart=0, rows=(None, None)):
+def walk_fields(lanes, wstart=0, rows=(None, None), wnext=0, wnext_valid=0):
     """The column walk's fields of a position (P >= 8 only): rows 1 and 2 of the column, None
-    outside the input or the kernel."""
+    outside the input or the kernel; a control position's next block's weights."""
     if lanes < BLOCK:
         return {}
-    return dict(wstart=wstart, inb_dw=sum(1 << r for r, wd in enumerate(rows) if wd is not None), words_dw=list(rows))
+    return dict(wstart=wstart, wnext=wnext, wnext_valid=wnext_valid,
+                inb_dw=sum(1 << r for r, wd in enumerate(rows) if wd is not None), words_dw=list(rows))
 
 
 def colwalk_model(r, dv, lanes, words):
@@ -78,7 +79,10 @@ def colwalk_model(r, dv, lanes, words):
             chmask = sum(1 << i for i in range(BLOCK) if bg * BLOCK + i < c)
             nl = max(0, min(kout - k0, lanes))
             common = dict(wbase=wbase, chmask=chmask, dwoff=0, nl=nl)
-            out.append(dict(inb=0, last=0, word=None, **walk_fields(lanes, wstart=1), **common))
+            last_block = bg == n_bg - 1
+            wnext = dv["w_origin"] + (0 if last_block else (bg + 1) * dv["bg_stride"])
+            out.append(dict(inb=0, last=0, word=None, **common,
+                            **walk_fields(lanes, wstart=1, wnext=wnext, wnext_valid=int(not (last_block and oy == ho - 1)))))
             for ci in range((wo - 1) * s + k):
                 ends = ci >= k - 1 and (ci - (k - 1)) % s == 0
                 ix = ci - pad
@@ -184,7 +188,7 @@ def test_sequencer_against_model(case):
         gd = dict(inb=int(g.inb), last=int(g.last), wbase=int(g.wbase), chmask=int(g.chmask), dwoff=int(g.dwoff),
                   nl=int(g.nl), word=word(g.word, g.inb))
         if lanes >= BLOCK:
-            gd.update(wstart=int(g.wstart), inb_dw=int(g.inb_dw),
+            gd.update(wstart=int(g.wstart), wnext=int(g.wnext), wnext_valid=int(g.wnext_valid), inb_dw=int(g.inb_dw),
                       words_dw=[word(g.words_dw[n_], g.inb_dw >> n_ & 1) for n_ in range(2)])
         assert gd == wnt, f"{case}: position {n}: {gd} != model {wnt}"
     assert groups == want_groups, f"{case}: group records {groups[:4]}... != model {want_groups[:4]}..."
