@@ -33,6 +33,7 @@ class SystemConfig:
     out_word_bytes: int = 1
     fm_beat_bytes: int = 1              # the engine's feature-map port (a divisor of fm_word_bytes)
     out_beat_bytes: int = 1             # the engine's output port (a divisor of out_word_bytes)
+    dw_walk: bool = True                # the engine's depthwise column walk (Engine's dw_walk)
 
     @property
     def divisor(self) -> int:
@@ -45,7 +46,8 @@ class SystemConfig:
 
     def engine_args(self) -> dict:
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
-                    wbuf_words=self.wbuf_words, fm_bytes=self.fm_beat_bytes, out_bytes=self.out_beat_bytes)
+                    wbuf_words=self.wbuf_words, fm_bytes=self.fm_beat_bytes, out_bytes=self.out_beat_bytes,
+                    dw_walk=self.dw_walk)
 
 
 class BoardSystem(wiring.Component):

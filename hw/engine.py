@@ -62,10 +62,14 @@ class Engine(wiring.Component):
         Bytes a beat of the feature-map read port: 1, 2, 4, 8 (the default, a 64-bit bus) or 16.
     out_bytes : int
         Bytes a beat of the output write port (1, 2, 4, 8 by default, or 16), with a strobe a byte.
+    dw_walk : bool
+        With P >= 8: the depthwise column walk, window assembler and decoupled lanes, and the line
+        buffer's two copies (the default). Without them depthwise layers take the scanner's path,
+        a tap a cycle for eight channels: about half the LUTs at P = 16 (docs/boards.md).
     """
 
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8,
-                 wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES):
+                 wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES, dw_walk=True):
         check_lanes(lanes)
         check_port_bytes("fm_bytes", fm_bytes)
         check_port_bytes("out_bytes", out_bytes)
@@ -80,6 +84,7 @@ class Engine(wiring.Component):
         self.P = lanes
         self.linebuf_depth, self.max_channels, self.max_blocks = linebuf_depth, max_channels, max_blocks
         self.fifo_depth = fifo_depth
+        self.dw_walk = bool(dw_walk) and lanes >= BLOCK
         super().__init__({
             "csr": In(CSRSignature()),
             "fm_addr": Out(stream.Signature(32)),
@@ -107,21 +112,21 @@ class Engine(wiring.Component):
         # walk a column's rows 1 and 2 in the cycle row 0 is read (a column a cycle; the cost is
         # the line buffer's block RAM three times over)
         lb_copies = []
-        if P >= BLOCK:
+        if self.dw_walk:
             for r in range(1, DW_K_MAX):
                 m.submodules[f"linebuf_dw{r}"] = copy = RegisteredRAM(Word(), self.linebuf_depth)
                 lb_copies.append(copy)
         # the group queue's places: the groups that can be in flight (hw/sequencer.py; with the
         # depthwise column walk also the windows in the assembler's register and in the lanes:
         # hw/dwlanes.py, each lane group's two queues, its slice and its multiplier)
-        colwalk = P >= BLOCK
+        colwalk = self.dw_walk
         group_depth = self.fifo_depth + 11
         if colwalk:
             m.submodules.dwwindow = dww = DwWindow(P)
             m.submodules.dwlanes = dwl = DwLanes(P, DW_QUEUE)
             group_depth = max(group_depth, 12 + dwl.G * (2 * DW_QUEUE + 3))
         m.submodules.sequencer = sequencer = Sequencer(P, linebuf_depth=self.linebuf_depth,
-                                                       group_depth=group_depth)
+                                                       group_depth=group_depth, walk=colwalk)
         m.submodules.scanner = scanner = Scanner(P, self.fifo_depth)
         m.submodules.mac = mac = MACLanes(P)
         m.submodules.output = output = OutputStage(P, self.max_channels)

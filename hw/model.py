@@ -152,12 +152,14 @@ def colwalk_cycles(win: np.ndarray, c: int, ho: int, wo: int, k: int, s: int, la
 
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
             out_layout: str = "compressed", eps_out: int = 0, expected=None, weight_buffer: bool = False,
-            fm_bytes: int = DEFAULT_FM_BYTES, in_base: int = 0, out_bytes: int = DEFAULT_OUT_BYTES) -> dict:
+            fm_bytes: int = DEFAULT_FM_BYTES, in_base: int = 0, out_bytes: int = DEFAULT_OUT_BYTES,
+            dw_walk: bool = True) -> dict:
     """Counters the engine will report for `spec` (a driver.LayerSpec). `expected` (the golden
     output) is needed for OUT_BYTES in the compressed layout. With `weight_buffer` the weights
     are read once, into the weight buffer, before the run (WEIGHT_BUFFER = 1). FM_PORT_BYTES is
     the least the feature-map port (`fm_bytes` a beat, the input at byte `in_base`) delivers,
-    exact in the dense layout; `fm_port_bytes_most` the most (compressed: with the read-ahead)."""
+    exact in the dense layout; `fm_port_bytes_most` the most (compressed: with the read-ahead).
+    `dw_walk`: the engine was generated with the depthwise column walk (Engine's dw_walk)."""
     x = spec.input
     c, h, w = x.shape
     kout, _, k, _ = spec.weight.shape
@@ -181,7 +183,7 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
                 wg = win[:, :, ch]                                         # ho, wo, lanes, k, k
                 macs += int(wg.sum())
                 skipped += int((~wg).sum())
-        if dw_colwalk(P, k):
+        if dw_colwalk(P, k, dw_walk):
             paced = colwalk_cycles(win, c, ho, wo, k, spec.stride, P)
         else:                            # one scanner cycle a tap; the output stage's steps a group
             paced = n_groups * ho * wo * max(k * k, D // R)
@@ -199,7 +201,7 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
         scan_pixel = np.maximum(per_word, 1).sum(axis=(2, 3, 4))          # ho, wo: cycles a window
         paced = int(np.maximum(scan_pixel, P // R).sum()) * real_groups + (n_groups - real_groups) * ho * wo * (P // R)
     fill = traffic.fill_words(kout, c, k, P, spec.depthwise)
-    items = traffic.stream_items(win, kout, P, spec.depthwise)
+    items = traffic.stream_items(win, kout, P, spec.depthwise, dw_walk)
     r.update(MACS=macs, VALUES_SKIPPED=skipped, WEIGHT_BYTES=fill * P if weight_buffer else items * P)
     blocks = cb_out * ho * wo
     if out_layout == "compressed":

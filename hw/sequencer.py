@@ -182,6 +182,8 @@ class Sequencer(wiring.Component):
         The line buffer's words.
     group_depth : int
         The group queue's places (at least the groups that can be in flight: above).
+    walk : bool
+        The engine has the depthwise column walk's stages (Engine's dw_walk; only with P >= 8).
 
     Attributes
     ----------
@@ -211,8 +213,9 @@ class Sequencer(wiring.Component):
         (hw/dwwindow.py) instead of the scanner.
     """
 
-    def __init__(self, lanes, *, linebuf_depth, group_depth):
+    def __init__(self, lanes, *, linebuf_depth, group_depth, walk=True):
         self.P, self.D, self.Q = lanes, dw_lanes(lanes), max(lanes, BLOCK)
+        self.walk = walk and lanes >= BLOCK      # the engine has the column walk's stages
         self.linebuf_depth, self.group_depth = linebuf_depth, group_depth
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "run": In(1), "run_start": In(1),
                           "rows_loaded": In(16), "rows_released": Out(16),
@@ -370,7 +373,7 @@ class Sequencer(wiring.Component):
         # rows 1 and 2 from its copies'); a window ends at columns k - 1, k - 1 + s, ... (d_end:
         # the current column is one, kept as a register)
         colwalk = self.colwalk
-        m.d.sync += colwalk.eq(dw & (k <= DW_K_MAX) if P >= BLOCK else 0)
+        m.d.sync += colwalk.eq(dw & (k <= DW_K_MAX) if self.walk else 0)
         d_to_end = Signal(4)                 # columns until the next window's last
         d_end = Signal()                     # d_to_end == 0
         if P >= BLOCK:

@@ -32,11 +32,13 @@ class SimConfig:
     wbuf_words: int | None = None      # weight-buffer words (None: the engine's default, 256 KiB / P)
     fm_bytes: int = DEFAULT_FM_BYTES   # the feature-map port's beat in bytes
     out_bytes: int = DEFAULT_OUT_BYTES  # the output port's beat in bytes
+    dw_walk: bool = True               # the depthwise column walk's stages (Engine's dw_walk)
     waves: bool = False                # build with waveform tracing (WAVES=1)
 
     def engine_args(self):
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
-                    wbuf_words=self.weight_buffer_words, fm_bytes=self.fm_bytes, out_bytes=self.out_bytes)
+                    wbuf_words=self.weight_buffer_words, fm_bytes=self.fm_bytes, out_bytes=self.out_bytes,
+                    dw_walk=self.dw_walk)
 
     @property
     def weight_buffer_words(self) -> int:

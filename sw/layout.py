@@ -35,11 +35,12 @@ DW_K_MAX = 3                        # depthwise kernels up to 3 x 3 take the col
 DW_TAPS = DW_K_MAX * DW_K_MAX       # the depthwise lanes' taps a window (hw/dwlanes.py)
 
 
-def dw_colwalk(p: int, k: int) -> bool:
+def dw_colwalk(p: int, k: int, walk: bool = True) -> bool:
     """A depthwise layer with kernel k on P lanes runs on the column walk, the window assembler and
     the decoupled lanes (hw/dwwindow.py, hw/dwlanes.py); otherwise on the scanner's path (a tap a
-    cycle for min(P, 8) channels)."""
-    return p >= BLOCK and k <= DW_K_MAX
+    cycle for min(P, 8) channels). `walk`: the engine was generated with that path (Engine's
+    dw_walk; a board may leave it out)."""
+    return walk and p >= BLOCK and k <= DW_K_MAX
 
 
 def requant_lanes(p: int) -> int:

@@ -64,7 +64,7 @@ class Costs:
     """The bytes one tile of `spec` reads, for any channel range (sw/traffic.py's counts)."""
 
     def __init__(self, spec: LayerSpec, lanes: int, wbuf_words: int, *, eps: int = 0, dense_mode: bool = False,
-                 in_layout: str = "compressed"):
+                 in_layout: str = "compressed", dw_walk: bool = True):
         self.spec, self.lanes, self.wbuf_words = spec, lanes, wbuf_words
         self.kout = spec.weight.shape[0]
         self.c, self.k = spec.input.shape[0], spec.weight.shape[-1]
@@ -75,7 +75,7 @@ class Costs:
             nb = fmformat.blocks(self.c)  # and its items are its blocks' items: prefix sums by block
             fm = [fmformat.encode(spec.input[b * BLOCK:(b + 1) * BLOCK], in_layout)[1].total for b in range(nb)]
             items = [traffic.stream_items(self.win[:, :, b * BLOCK:(b + 1) * BLOCK],
-                                          min(BLOCK, self.c - b * BLOCK), lanes, True) for b in range(nb)]
+                                          min(BLOCK, self.c - b * BLOCK), lanes, True, dw_walk) for b in range(nb)]
             self.fm_prefix = np.concatenate([[0], np.cumsum(fm)])
             self.items_prefix = np.concatenate([[0], np.cumsum(items)])
         else:
@@ -113,7 +113,8 @@ class Costs:
 def plan(spec: LayerSpec, lanes: int, wbuf_words: int, **options) -> Plan:
     """The tiling of `spec` that reads the fewest bytes on an engine of `lanes` lanes whose weight
     buffer holds `wbuf_words` words (0: none; every tile then streams its weights). Among plans
-    that read equally few, the one with the fewest runs. options: eps, dense_mode, in_layout."""
+    that read equally few, the one with the fewest runs. options: eps, dense_mode, in_layout,
+    dw_walk (the engine has the depthwise column walk: Engine's generation parameter)."""
     costs = Costs(spec, lanes, wbuf_words, **options)
     u, kout = costs.unit, costs.kout
     n = -(-kout // u)

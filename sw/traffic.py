@@ -80,11 +80,12 @@ def fill_words(kout: int, c: int, k: int, lanes: int, depthwise: bool) -> int:
     return weight_groups(kout, lanes, depthwise) * k * k * (1 if depthwise else c)
 
 
-def stream_items(win: np.ndarray, kout: int, lanes: int, depthwise: bool) -> int:
+def stream_items(win: np.ndarray, kout: int, lanes: int, depthwise: bool, walk: bool = True) -> int:
     """MAC items (one weight word each when streaming) of a run over output channels 0..kout-1 of
     the windows `win` (present_windows; depthwise: of the same channels' input). On the depthwise
-    column walk (layout.dw_colwalk) the weights are a block's k k words, read once per output row."""
-    if depthwise and dw_colwalk(lanes, win.shape[3]):
+    column walk (layout.dw_colwalk; `walk`: the engine has it) the weights are a block's k k words,
+    read once per output row."""
+    if depthwise and dw_colwalk(lanes, win.shape[3], walk):
         return win.shape[0] * -(-min(win.shape[2], kout) // BLOCK) * win.shape[3] * win.shape[4]
     if depthwise:
         d = dw_lanes(lanes)

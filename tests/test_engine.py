@@ -72,7 +72,7 @@ def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_la
     # against the model
     pr = predict(spec, lanes, eps=eps, dense_mode=dense_mode, in_layout=in_layout, out_layout=out_layout,
                  eps_out=eps_out, expected=golden(spec, act, eps), weight_buffer=weight_buffer,
-                 fm_bytes=r["fm_beat_bytes"], in_base=job.regs["IN_BASE"])
+                 fm_bytes=r["fm_beat_bytes"], in_base=job.regs["IN_BASE"], dw_walk=engine_args.get("dw_walk", True))
     for name in ("FM_BITMAP_BYTES", "FM_VALUE_BYTES", "PARAM_BYTES", "MACS", "VALUES_SKIPPED",
                  "WEIGHT_BYTES", "OUT_BYTES"):
         assert cn[name] == pr[name], f"{spec.name} P={lanes}: {name} RTL {cn[name]} != model {pr[name]}"
@@ -339,6 +339,18 @@ def test_illegal_descriptor(case):
     assert cn["CYCLES"] == check_cycles(job.regs, 4, SMALL["linebuf_depth"]), \
         f"{case}: CYCLES {cn['CYCLES']} != model {check_cycles(job.regs, 4, SMALL['linebuf_depth'])}"
     assert all(v == 0 for n, v in cn.items() if n != "CYCLES"), (case, cn)
+
+
+@pytest.mark.parametrize("weight_buffer", [False, True])
+def test_depthwise_without_the_column_walk(weight_buffer):
+    """An engine generated without the depthwise column walk (dw_walk=False, as the ULX3S builds
+    it) runs depthwise layers on the scanner's path, bit-exact, with the counters of that path's
+    model (streamed weights: a word an operand group, not k k words a row and block)."""
+    spec, act = make_spec(77, *KINDS["depthwise"], name="dw_no_walk")
+    r, pr = run_and_check(spec, act, 16, engine_args=dict(SMALL, dw_walk=False), weight_buffer=weight_buffer)
+    walked = predict(spec, 16, expected=golden(spec, act), weight_buffer=weight_buffer)
+    if not weight_buffer:
+        assert pr["WEIGHT_BYTES"] != walked["WEIGHT_BYTES"], "the two paths' weight traffic should differ here"
 
 
 @pytest.mark.parametrize("lanes,shape,zero", [(8, (16, 6, 6, 32, 1, 1, 0), 0.5), (16, (24, 5, 5, 32, 3, 1, 1), 0.5),
