@@ -108,9 +108,9 @@ class Engine(wiring.Component):
                                               fm_bytes=self.fm_bytes)
         # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
         m.submodules.linebuf = linebuf = RegisteredRAM(Word(), self.linebuf_depth)
-        # P >= 8: two copies of it, written with it, whose read ports give the depthwise column
-        # walk a column's rows 1 and 2 in the cycle row 0 is read (a column a cycle; the cost is
-        # the line buffer's block RAM three times over)
+        # with dw_walk (P >= 8): two copies of it, written with it, whose read ports give the
+        # depthwise column walk a column's rows 1 and 2 in the cycle row 0 is read (a column a
+        # cycle; the cost is the line buffer's block RAM three times over)
         lb_copies = []
         if self.dw_walk:
             for r in range(1, DW_K_MAX):

@@ -127,7 +127,7 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
     return out
 
 
-DW_ROW_OVERHEAD = 6       # the column walk: a block's control position, its weights' latency, S_DWCTL
+DW_ROW_OVERHEAD = 6       # the column walk, per output row and block: its control position and the state changes
 
 
 def colwalk_cycles(win: np.ndarray, c: int, ho: int, wo: int, k: int, s: int, lanes: int) -> int:

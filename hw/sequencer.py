@@ -378,9 +378,10 @@ class Sequencer(wiring.Component):
         d_end = Signal()                     # d_to_end == 0
         if P >= BLOCK:
             # rows 1 and 2 of the window: their slots' bases (modulo the R slots) and whether
-            # they are inside the input and the kernel (none outside the column walk), as registers made from top_slot /
-            # top_base / top, which hold from an output row's start (S_SETTLE and S_ROW come
-            # first, so the two steps of base_dw[1] have settled by S_DWCTL)
+            # they are inside the input and the kernel (none outside the column walk), as
+            # registers made from top_slot / top_base / top, which hold from an output row's
+            # start (S_SETTLE and S_ROW come first, so the two steps of base_dw[2] have settled
+            # by S_DWCTL)
             slot_dw = [top_slot] + [Signal(6, name=f"seq_slot_dw{r}") for r in range(1, DW_K_MAX)]
             base_dw = [top_base] + [Signal(LBW, name=f"seq_base_dw{r}") for r in range(1, DW_K_MAX)]
             row_in = [Signal(name=f"seq_row_in{r}") for r in range(1, DW_K_MAX)]
