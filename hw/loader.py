@@ -188,8 +188,12 @@ class Loader(wiring.Component):
         wgt = Signal(CQ)
         n_q = Signal(range(CQ + 1))
         # a beat is taken while the window will have room for it when it leaves Q: a register,
-        # made a cycle ahead from the window's next fill level and the most Q can then hold (B)
+        # made a cycle ahead from the window's next fill level and the most Q can then hold (B).
+        # `held` counts the bytes in the window, P and Q (n_q + P's + Q's), kept by itself so that
+        # the flag is one subtraction and compare from registers, not the fill level's two sums
+        # and then a third (the path that limited the ULX3S at 90.8 MHz)
         room = Signal()
+        held = Signal(range(CQ + 2 * B + 1))
         m.d.comb += self.fm_data.ready.eq(drop_nz | (fetching & room))
         take = Signal()                      # a beat of the segment enters Q
         m.d.comb += take.eq(arrive & ~drop_nz & fetching)
@@ -231,8 +235,7 @@ class Loader(wiring.Component):
         p_win = Signal(8 * CQ)
         p_len = Signal(4 * CQ)
         p_gt = Signal(CQ)
-        grown = Signal(range(CQ + 1))        # the fill level with P's bytes
-        m.d.comb += grown.eq(n_q + Mux(p_valid, p_count, 0))
+        grown = Signal(range(CQ + 1))        # the fill level with P's bytes, n_q + P's: a register
         level = Signal(range(CQ + 1))        # the fill level in the next cycle
         m.d.comb += level.eq(grown - used)
         ext_win = win | p_win
@@ -252,7 +255,9 @@ class Loader(wiring.Component):
                          p_len.eq(Mux(q_valid, q_lens, 0) << Cat(Const(0, 2), level)),
                          p_gt.eq(Mux(q_valid, q_gts, 0) << level)]
             m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next), n_q.eq(level),
-                         room.eq(level + Mux(q_valid, q_count, 0) + 2 * B <= CQ),
+                         held.eq(held - used + Mux(take, B - lo, 0)),
+                         room.eq(Mux(rec, held <= CQ - 2 * B + len0, held <= CQ - 2 * B)),
+                         grown.eq(level + Mux(q_valid, q_count, 0)),
                          full.eq(Mux(rec, grown >= len0 + BLOCK + 1, grown >= BLOCK + 1)),
                          slow.eq(~rec & (n_q >= len0) & (n_q != 0))]
         end = Signal()                       # the segment's last record leaves
@@ -299,7 +304,7 @@ class Loader(wiring.Component):
             # the beats still to arrive are dropped; the pointer is written back
             m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0), p_valid.eq(0),
                          p_win.eq(0), p_len.eq(0), p_gt.eq(0), full.eq(0), slow.eq(0),
-                         room.eq(1),
+                         room.eq(1), held.eq(0), grown.eq(0),
                          drop.eq(pending + accept - arrive),
                          ipw_en.eq(in_cmp), ipw_addr.eq(lcb), ipw_data.eq(seg_ptr + len0)]
         with m.Else():
