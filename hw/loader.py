@@ -153,7 +153,7 @@ class Loader(wiring.Component):
         pending = Signal(range(ahead + 2))   # beats requested, not yet arrived
         drop = Signal(range(ahead + 2))      # of those, beats of a finished segment
         hold = Signal()
-        fetching = Signal()                  # L_SEG
+        fetching = Signal()                  # in L_SEG: a register of its own (it enables most of the window)
         m.d.comb += [self.fm_addr.payload.eq(f_addr),
                      self.fm_addr.valid.eq((fetching & f_any & (pending < ahead)) | hold)]
         accept = Signal()
@@ -222,8 +222,8 @@ class Loader(wiring.Component):
         len0 = wlen[:4]
         full = Signal()
         slow = Signal()
-        rec = Signal()
-        m.d.comb += rec.eq(fetching & (full | slow))
+        rec = Signal()                       # full and slow are 0 outside L_SEG
+        m.d.comb += rec.eq(full | slow)
         used = Signal(range(16))
         m.d.comb += used.eq(Mux(rec, len0, 0))
         # Q's bytes are placed after the window's one cycle ahead, in P (a register as wide as the
@@ -236,8 +236,15 @@ class Loader(wiring.Component):
         p_len = Signal(4 * CQ)
         p_gt = Signal(CQ)
         grown = Signal(range(CQ + 1))        # the fill level with P's bytes, n_q + P's: a register
+        after = Signal(range(CQ + 1))        # the same once the head record has left
         level = Signal(range(CQ + 1))        # the fill level in the next cycle
-        m.d.comb += level.eq(grown - used)
+        m.d.comb += [after.eq(grown - len0), level.eq(Mux(rec, after, grown))]
+        q_in = Signal(range(B + 1))          # the bytes Q passes to P
+        m.d.comb += q_in.eq(Mux(q_valid, q_count, 0))
+        # everything made from the next fill level is made for both decisions, from registers,
+        # and `rec` only chooses (it comes late: the loop's slowest path)
+        def placed(v, unit_bits):            # v's entries (2 ** unit_bits bits each) after the window's
+            return Mux(rec, v << Cat(Const(0, unit_bits), after), v << Cat(Const(0, unit_bits), grown))
         ext_win = win | p_win
         ext_len = wlen | p_len
         ext_gt = wgt | p_gt
@@ -251,13 +258,13 @@ class Loader(wiring.Component):
         ]
         with m.If(fetching):
             m.d.sync += [p_valid.eq(q_valid), p_count.eq(q_count),
-                         p_win.eq(Mux(q_valid, q_bytes, 0) << Cat(Const(0, 3), level)),
-                         p_len.eq(Mux(q_valid, q_lens, 0) << Cat(Const(0, 2), level)),
-                         p_gt.eq(Mux(q_valid, q_gts, 0) << level)]
+                         p_win.eq(placed(Mux(q_valid, q_bytes, 0), 3)),
+                         p_len.eq(placed(Mux(q_valid, q_lens, 0), 2)),
+                         p_gt.eq(placed(Mux(q_valid, q_gts, 0), 0))]
             m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next), n_q.eq(level),
-                         held.eq(held - used + Mux(take, B - lo, 0)),
+                         held.eq(Mux(rec, held - len0, held) + Mux(take, B - lo, 0)),
                          room.eq(Mux(rec, held <= CQ - 2 * B + len0, held <= CQ - 2 * B)),
-                         grown.eq(level + Mux(q_valid, q_count, 0)),
+                         grown.eq(Mux(rec, after + q_in, grown + q_in)),
                          full.eq(Mux(rec, grown >= len0 + BLOCK + 1, grown >= BLOCK + 1)),
                          slow.eq(~rec & (n_q >= len0) & (n_q != 0))]
         end = Signal()                       # the segment's last record leaves
@@ -349,11 +356,11 @@ class Loader(wiring.Component):
                 m.next = "L_GO"
             with m.State("L_GO"):
                 m.d.sync += [f_addr.eq(seg_start >> sh), f_left.eq((seg_end >> sh) - (seg_start >> sh)),
-                             f_any.eq(1), skip.eq(seg_start[:sh] if sh else 0), first.eq(1)]
+                             f_any.eq(1), skip.eq(seg_start[:sh] if sh else 0), first.eq(1), fetching.eq(1)]
                 m.next = "L_SEG"
             with m.State("L_SEG"):
-                m.d.comb += fetching.eq(1)
                 with m.If(end):
+                    m.d.sync += fetching.eq(0)
                     m.next = "L_NEXT"
             with m.State("L_NEXT"):          # the next segment, once no request is held
                 with m.If(~hold):
