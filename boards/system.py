@@ -42,7 +42,8 @@ class SystemConfig:
     def info(self) -> dict:
         return dict(magic=protocol.INFO_MAGIC, lanes=self.lanes, fm_bytes=self.fm_bytes, w_bytes=self.w_bytes,
                     out_bytes=self.out_bytes, clk_hz=self.clk_hz, baud=self.baud, linebuf_words=self.linebuf_depth,
-                    max_channels=self.max_channels, max_blocks=self.max_blocks, wbuf_words=self.wbuf_words)
+                    max_channels=self.max_channels, max_blocks=self.max_blocks, wbuf_words=self.wbuf_words,
+                    fm_beat_bytes=self.fm_beat_bytes, out_beat_bytes=self.out_beat_bytes, dw_walk=int(self.dw_walk))
 
     def engine_args(self) -> dict:
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
