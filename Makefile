@@ -34,8 +34,8 @@ iverilog: ## Icarus Verilog from Debian (installed with apt-get when root)
 		echo "Icarus Verilog (iverilog) is missing. Install it with:  sudo apt-get install -y iverilog"; exit 1; \
 	fi
 
-test: setup ## default test tier (about 15 minutes on 2 cores once set up; the iCEBreaker smoke bitstream build included)
-	$(BIN)/python -m pytest
+test: setup ## default test tier, one pytest worker a core (about 10 minutes on 2 cores; the iCEBreaker smoke bitstream build included)
+	$(BIN)/python -m pytest -n auto
 
 test-slow: setup ## the slow tier: every network's error bounds; MobileNet and SqueezeNet 1.1 through the RTL; the ULX3S smoke build and a two-seed sweep
 	$(BIN)/python -m pytest -m slow

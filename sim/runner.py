@@ -134,23 +134,37 @@ def build(cfg: SimConfig, build_root: Path = ROOT / "build" / "simbuild") -> tup
     if stamp.exists():
         return bdir, 0.0
     t = time.perf_counter()
-    if bdir.exists():
-        shutil.rmtree(bdir)
-    from cocotb_tools.runner import get_runner
-    os.environ.update(_env())
-    src = [engine_verilog(cfg, bdir / "rtl"), RTL / "fmprune_readmem.v", RTL / "fmprune_writemem.v", RTL / "sim_top.v"]
-    runner = get_runner(cfg.simulator)
-    params = dict(LANES=cfg.lanes, FM_BYTES=cfg.fm_bytes, FM_DEPTH=cfg.fm_depth, OUT_BYTES=cfg.out_bytes,
-                  W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
-    kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True, waves=cfg.waves)
-    if cfg.simulator == "verilator":
-        # waves: VCD (Verilator's FST writer needs the lz4 headers, which are not installed here)
-        kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--timing"]
-    else:
-        kw["timescale"] = ("1ns", "1ps")
-    runner.build(**kw)
-    stamp.write_text("ok\n")
+    with build_lock(bdir):
+        if stamp.exists():                   # another process built it while this one waited
+            return bdir, time.perf_counter() - t
+        if bdir.exists():
+            shutil.rmtree(bdir)
+        from cocotb_tools.runner import get_runner
+        os.environ.update(_env())
+        src = [engine_verilog(cfg, bdir / "rtl"), RTL / "fmprune_readmem.v", RTL / "fmprune_writemem.v",
+               RTL / "sim_top.v"]
+        runner = get_runner(cfg.simulator)
+        params = dict(LANES=cfg.lanes, FM_BYTES=cfg.fm_bytes, FM_DEPTH=cfg.fm_depth, OUT_BYTES=cfg.out_bytes,
+                      W_DEPTH=cfg.w_depth, OUT_DEPTH=cfg.out_depth)
+        kw = dict(sources=src, hdl_toplevel="sim_top", parameters=params, build_dir=bdir, always=True,
+                  waves=cfg.waves)
+        if cfg.simulator == "verilator":
+            # waves: VCD (Verilator's FST writer needs the lz4 headers, which are not installed here)
+            kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--timing"]
+        else:
+            kw["timescale"] = ("1ns", "1ps")
+        runner.build(**kw)
+        stamp.write_text("ok\n")
     return bdir, time.perf_counter() - t
+
+
+def build_lock(bdir: Path):
+    """An exclusive lock on the build folder `bdir` (a file beside it), so that processes that
+    need the same build (parallel test workers, sweeps) make it once: the others wait, then find
+    it built. filelock's lock is released if its holder dies."""
+    from filelock import FileLock
+    bdir.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(bdir) + ".lock")
 
 
 def fm_beats(image: bytes, fm_bytes: int) -> list[int]:

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .runner import ROOT, _env, icarus_time_zero
+from .runner import ROOT, _env, build_lock, icarus_time_zero
 
 PERIOD_NS = 10
 
@@ -40,18 +40,21 @@ def build(cfg, simulator: str, build_root: Path = ROOT / "build" / "simbuild") -
     bdir = build_root / f"uart-{simulator}-P{cfg.lanes}-{_hash(cfg, simulator)}"
     if (bdir / ".built").exists():
         return bdir
-    if bdir.exists():
-        shutil.rmtree(bdir)
-    from cocotb_tools.runner import get_runner
-    os.environ.update(_env())
-    src = [system_verilog(cfg, bdir / "rtl", simulator)]
-    kw = dict(sources=src, hdl_toplevel="board_system", build_dir=bdir, always=True)
-    if simulator == "verilator":
-        kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
-    else:
-        kw["timescale"] = ("1ns", "1ps")
-    get_runner(simulator).build(**kw)
-    (bdir / ".built").write_text("ok\n")
+    with build_lock(bdir):
+        if (bdir / ".built").exists():       # built by another process while this one waited
+            return bdir
+        if bdir.exists():
+            shutil.rmtree(bdir)
+        from cocotb_tools.runner import get_runner
+        os.environ.update(_env())
+        src = [system_verilog(cfg, bdir / "rtl", simulator)]
+        kw = dict(sources=src, hdl_toplevel="board_system", build_dir=bdir, always=True)
+        if simulator == "verilator":
+            kw["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+        else:
+            kw["timescale"] = ("1ns", "1ps")
+        get_runner(simulator).build(**kw)
+        (bdir / ".built").write_text("ok\n")
     return bdir
 
 

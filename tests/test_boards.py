@@ -252,8 +252,12 @@ def test_tiled_layer(shape, tmp_path):
     kt, th, tw = tiling.plan(spec, TILE_LIMITS)
     n_tiles = len(list(tiling.tiles(spec, TILE_LIMITS)))
     assert n_tiles > 2, (kt, th, tw)
-    cfg = SimConfig(lanes=8, fm_depth=1 << 12, w_depth=1 << 10, out_depth=1 << 12, linebuf_depth=256,
-                    max_channels=16, max_blocks=8)
+    # the engine of tests/test_cosim.py (one simulator build for both): the tiles must fit
+    # TILE_LIMITS, which are smaller than its memories and buffers
+    from test_cosim import CFG
+    assert all(getattr(TILE_LIMITS, f) <= CFG[f] for f in ("max_channels", "max_blocks")) and \
+        TILE_LIMITS.linebuf_words <= CFG["linebuf_depth"] and TILE_LIMITS.fm_bytes <= CFG["fm_depth"]
+    cfg = SimConfig(**CFG)
     y, info = tiling.run_tiled(spec, SimTransport(cfg, tmp_path), TILE_LIMITS)
     assert info["tiles"] == n_tiles
     assert_layer_equal(spec.name, y, golden(spec, act))
