@@ -106,9 +106,8 @@ class Loader(wiring.Component):
         cb_in, row_words, in_stride, rows, neg_eps_in = dv.cb_in, dv.row_words, dv.in_stride, dv.rows, dv.neg_eps_in
         run, run_start = self.run, self.run_start
 
-        # the block-pointer table: read at lcb (a segment's start reads it two cycles after lcb
-        # has moved), written back at a segment's end from registers; the control stage's writes
-        # (before the run) directly
+        # the block-pointer table: read for the next segment's block (below), written back at a
+        # segment's end from registers; the control stage's writes (before the run) directly
         m.submodules.in_ptr = in_ptr = Memory(shape=32, depth=self.max_blocks, init=[])
         ip_w = in_ptr.write_port()
         ip_r = in_ptr.read_port()
@@ -324,9 +323,16 @@ class Loader(wiring.Component):
         l_rows_done = Signal()               # ly == H
         l_row_free = Signal()                # ly < row_limit
         m.d.sync += [l_rows_done.eq(ly == H), l_row_free.eq(ly < row_limit)]
-        m.d.comb += ip_r.addr.eq(lcb)
+        # the table is read a cycle ahead, so that its entry is registered (ptr_q) before it is
+        # used: from the block RAM's output straight into the segment's pointers it was the
+        # ULX3S's critical path (10.2 ns, 5.8 of them the RAM's clock-to-output). L_NEXT reads
+        # the next block's entry (the block written back in L_NEXT is the one before it); the
+        # other ways into L_PTR (L_ROW) hold lcb, so the entry in L_PTR is lcb's either way
+        in_next = Signal()                   # in L_NEXT
+        m.d.comb += ip_r.addr.eq(Mux(in_next, lcb + 1, lcb))
+        ptr_q = Signal(32)
         start_sum = Signal(32)
-        m.d.comb += start_sum.eq(Mux(in_cmp, ip_r.data, d.IN_BASE + l_cboff + l_row8))
+        m.d.comb += start_sum.eq(Mux(in_cmp, ptr_q, d.IN_BASE + l_cboff + l_row8))
         seg_end = Signal(33)
         m.d.comb += seg_end.eq(seg_start + seg_max + (B - 1))
 
@@ -348,7 +354,8 @@ class Loader(wiring.Component):
                     pass
                 with m.Elif(l_row_free):
                     m.next = "L_PTR"
-            with m.State("L_PTR"):           # the table is read at lcb
+            with m.State("L_PTR"):           # lcb's table entry, read in the cycle before
+                m.d.sync += ptr_q.eq(ip_r.data)
                 m.next = "L_START"
             with m.State("L_START"):
                 m.d.sync += [seg_start.eq(start_sum), seg_ptr.eq(start_sum), l_word.eq(lcb),
@@ -363,6 +370,7 @@ class Loader(wiring.Component):
                     m.d.sync += fetching.eq(0)
                     m.next = "L_NEXT"
             with m.State("L_NEXT"):          # the next segment, once no request is held
+                m.d.comb += in_next.eq(1)
                 with m.If(~hold):
                     with m.If(~lcb_last):
                         m.d.sync += [lcb.eq(lcb + 1), lcb_last.eq(lcb + 2 >= cb_in), l_cboff.eq(l_cboff + in_stride)]
