@@ -223,14 +223,10 @@ class Loader(wiring.Component):
         slow = Signal()
         rec = Signal()                       # full and slow are 0 outside L_SEG
         m.d.comb += rec.eq(full | slow)
-        used = Signal(range(16))
-        m.d.comb += used.eq(Mux(rec, len0, 0))
         # Q's bytes are placed after the window's one cycle ahead, in P (a register as wide as the
         # window: Q shifted to the fill level the window will have), so that the window's loop is
         # an OR and one shift by the head record's length, never a shift by the fill level and then
         # one by the record
-        p_valid = Signal()
-        p_count = Signal(range(B + 1))
         p_win = Signal(8 * CQ)
         p_len = Signal(4 * CQ)
         p_gt = Signal(CQ)
@@ -256,8 +252,7 @@ class Loader(wiring.Component):
             wgt_next.eq(Mux(rec, ext_gt >> len0, ext_gt)),
         ]
         with m.If(fetching):
-            m.d.sync += [p_valid.eq(q_valid), p_count.eq(q_count),
-                         p_win.eq(placed(Mux(q_valid, q_bytes, 0), 3)),
+            m.d.sync += [p_win.eq(placed(Mux(q_valid, q_bytes, 0), 3)),
                          p_len.eq(placed(Mux(q_valid, q_lens, 0), 2)),
                          p_gt.eq(placed(Mux(q_valid, q_gts, 0), 0))]
             m.d.sync += [win.eq(win_next), wlen.eq(wlen_next), wgt.eq(wgt_next), n_q.eq(level),
@@ -308,7 +303,7 @@ class Loader(wiring.Component):
                          seg_ptr.eq(seg_ptr + len0)]
         with m.If(end):
             # the beats still to arrive are dropped; the pointer is written back
-            m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0), p_valid.eq(0),
+            m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0),
                          p_win.eq(0), p_len.eq(0), p_gt.eq(0), full.eq(0), slow.eq(0),
                          room.eq(1), held.eq(0), grown.eq(0),
                          drop.eq(pending + accept - arrive),
