@@ -27,13 +27,16 @@ class OutputStage(wiring.Component):
     a cycle from P = 8 on), in channel order.
 
     The parameter buffer is R banks (channel mod R), so that one read gives the R channels of a
-    step. O1 reads a step's parameters; O2 is the block RAMs' read, O3 their output registers,
-    which present them to R requantisers (in lockstep) with the step's sums (carried along). The
-    requantisers never stall: their results go into a queue for the packer, and O1 issues only
-    with a credit for a place in that queue, so no back-pressure runs from the packer through the
-    requantisers into this stage within a cycle. The queue's places: O2, O3, the requantiser's
-    stages, the queue's own two cycles, the credit's return and the claim counted a cycle late
-    (O2's valid), so that credits never run out while the packer keeps up (20 at LATENCY 13).
+    step. O1 reads a step's parameters; O2 is the block RAMs' read, O3 their output registers and
+    O4 a second register, which presents them to R requantisers (in lockstep) with the step's sums
+    (carried along). The requantisers never stall: their results go into a queue for the packer,
+    and O1 issues only with a credit for a place in that queue, so no back-pressure runs from the
+    packer through the requantisers into this stage within a cycle. The queue has a place for each
+    step in flight between a claim and its credit's return (O2, O3, O4, the requantiser's stages,
+    the queue's own cycles, the claim counted a cycle late from O2's valid), so that credits never
+    run out while the packer keeps up: LATENCY + 6 places are the fewest that give a step every
+    cycle (tests/test_output_stage.py's unstalled cases find gaps with LATENCY + 5); it has one
+    more (20 at LATENCY 13).
 
     It keeps no loop counters: each group's first channel and pixel come with it, as the
     sequencer's ``Group`` record (taken with the group's accumulators), and each block's record goes
@@ -88,7 +91,10 @@ class OutputStage(wiring.Component):
         # start at a multiple of R). With R banks each is shallow (max_channels / R), so they are
         # left to Yosys's block-RAM mapping (512 x 36 modes: the ULX3S's 1,024 channels in 16 block
         # RAMs; the DP16KD output-register wiring, at most 9 bits wide, would take 64), with the
-        # register in the fabric next to the block RAM's output
+        # register in the fabric. That register then takes the block RAM's 5.8 ns clock-to-output
+        # and the route to it: when it sat at the requantisers' inputs, that was the ULX3S's
+        # critical path (11.2 ns at 83da099, 5 ns of it the route), so O4 registers it once more
+        # (the first register between the block RAM and the requantisers)
         banks = []
         for j in range(R):
             bank = RegisteredRAM(Params(), -(-self.max_channels // R), outreg=R == 1)
@@ -142,6 +148,10 @@ class OutputStage(wiring.Component):
         o3_valid = Signal()
         o3_acc = [Signal(signed(32), name=f"o3_acc{j}") for j in range(R)]
         o3_real = Signal(R)
+        o4_valid = Signal()
+        o4_acc = [Signal(signed(32), name=f"o4_acc{j}") for j in range(R)]
+        o4_real = Signal(R)
+        o4_par = [Signal(Params(), name=f"o4_par{j}") for j in range(R)]
         m.d.comb += [o_adv.eq(credits(m, RQ_QUEUE, "rq", o2_valid, rq_queue.r_en & rq_queue.r_rdy, late=True)),
                      rq_queue.w_en.eq(rqs[0].o.valid),
                      rq_queue.w_data.eq(Cat(Cat(rq.o.payload, (rq.o.payload > d.EPS_OUT) | (rq.o.payload < dv.neg_eps_out))
@@ -149,6 +159,9 @@ class OutputStage(wiring.Component):
         m.d.comb += [bank.r_addr.eq(o_ch >> rb) for bank in banks]
         m.d.sync += [o2_valid.eq(o_adv & o_busy), o3_valid.eq(o2_valid), o3_real.eq(o2_real)]
         m.d.sync += [o3_acc[j].eq(o2_acc[j]) for j in range(R)]
+        m.d.sync += [o4_valid.eq(o3_valid), o4_real.eq(o3_real)]
+        m.d.sync += [o4_acc[j].eq(o3_acc[j]) for j in range(R)]
+        m.d.sync += [o4_par[j].eq(banks[j].r_data) for j in range(R)]
         step_acc = [Signal(signed(32), name=f"step_acc{j}") for j in range(R)]
         with m.Switch(o_lane >> rb):
             for s in range(P // R):
@@ -175,17 +188,17 @@ class OutputStage(wiring.Component):
                      bq.w_data.eq(rec), bq.w_en.eq(o_adv & o_busy & (o_ch[:3] == 0)),
                      self.blocks.valid.eq(bq.r_rdy), self.blocks.payload.eq(bq.r_data),
                      bq.r_en.eq(self.blocks.valid & self.blocks.ready)]
-        for j, (rq, bank) in enumerate(zip(rqs, banks)):
+        for j, (rq, par) in enumerate(zip(rqs, o4_par)):
             m.d.comb += [
-                rq.i.valid.eq(o3_valid),
-                # the parameters go straight from the block RAM's output register into the
-                # requantiser's input register; a lane past K is zeroed there
-                rq.i.payload.acc.eq(o3_acc[j]),
-                rq.i.payload.bias.eq(bank.r_data.bias),
-                rq.i.payload.multiplier.eq(bank.r_data.mult),
-                rq.i.payload.shift.eq(bank.r_data.shift),
-                rq.i.payload.zero.eq(~o3_real[j]),
+                rq.i.valid.eq(o4_valid),
+                # the parameters go from O4's register into the requantiser's input register; a
+                # lane past K is zeroed there
+                rq.i.payload.acc.eq(o4_acc[j]),
+                rq.i.payload.bias.eq(par.bias),
+                rq.i.payload.multiplier.eq(par.mult),
+                rq.i.payload.shift.eq(par.shift),
+                rq.i.payload.zero.eq(~o4_real[j]),
             ]
         with m.If(self.clear):
-            m.d.sync += [o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0)]
+            m.d.sync += [o_busy.eq(0), o2_valid.eq(0), o3_valid.eq(0), o4_valid.eq(0)]
         return m
