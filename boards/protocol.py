@@ -31,16 +31,18 @@ COMMANDS = [
             "then `count` data bytes, stored from byte `addr` of memory `mem`; waits while the engine is busy"),
     Command(0x04, "READ_MEM", (("mem", 1), ("addr", 4), ("count", 4)), "`count` bytes",
             "bytes from byte `addr` of memory `mem`; waits while the engine is busy"),
-    Command(0x05, "INFO", (), "14 words (56 bytes)",
+    Command(0x05, "INFO", (), "15 words (60 bytes)",
             "magic 0xF9B0B0A7, lanes P, feature-map bytes, weight bytes, output bytes, clock Hz, baud, "
             "line-buffer words, parameter-buffer channels, block-pointer entries, weight-buffer words, "
-            "the engine's feature-map and output port beats (bytes), its depthwise column walk (1 or 0)"),
+            "the engine's feature-map and output port beats (bytes), its depthwise column walk (1 or 0), "
+            "its loader ways"),
 ]
 CMD = {c.name: c for c in COMMANDS}
 # the generation parameters the driver and the engine's model need: the memories and buffers it
 # tiles for, and the ports and stages the cycle estimate depends on (hw/model.predict)
 INFO_FIELDS = ("magic", "lanes", "fm_bytes", "w_bytes", "out_bytes", "clk_hz", "baud", "linebuf_words",
-               "max_channels", "max_blocks", "wbuf_words", "fm_beat_bytes", "out_beat_bytes", "dw_walk")
+               "max_channels", "max_blocks", "wbuf_words", "fm_beat_bytes", "out_beat_bytes", "dw_walk",
+               "fm_ways")
 INFO_BYTES = 4 * len(INFO_FIELDS)
 
 MEMORIES = {0: ("FM", "feature-map memory, byte addresses (the engine's IN_BASE space)"),

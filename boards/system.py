@@ -34,6 +34,8 @@ class SystemConfig:
     fm_beat_bytes: int = 1              # the engine's feature-map port (a divisor of fm_word_bytes)
     out_beat_bytes: int = 1             # the engine's output port (a divisor of out_word_bytes)
     dw_walk: bool = True                # the engine's depthwise column walk (Engine's dw_walk)
+    fm_ways: int = 1                    # the engine's loader ways (Engine's fm_ways): a second way
+                                        # pays off when a beat holds more than a record
 
     @property
     def divisor(self) -> int:
@@ -43,12 +45,13 @@ class SystemConfig:
         return dict(magic=protocol.INFO_MAGIC, lanes=self.lanes, fm_bytes=self.fm_bytes, w_bytes=self.w_bytes,
                     out_bytes=self.out_bytes, clk_hz=self.clk_hz, baud=self.baud, linebuf_words=self.linebuf_depth,
                     max_channels=self.max_channels, max_blocks=self.max_blocks, wbuf_words=self.wbuf_words,
-                    fm_beat_bytes=self.fm_beat_bytes, out_beat_bytes=self.out_beat_bytes, dw_walk=int(self.dw_walk))
+                    fm_beat_bytes=self.fm_beat_bytes, out_beat_bytes=self.out_beat_bytes, dw_walk=int(self.dw_walk),
+                    fm_ways=self.fm_ways)
 
     def engine_args(self) -> dict:
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
                     wbuf_words=self.wbuf_words, fm_bytes=self.fm_beat_bytes, out_bytes=self.out_beat_bytes,
-                    dw_walk=self.dw_walk)
+                    dw_walk=self.dw_walk, fm_ways=self.fm_ways)
 
 
 class BoardSystem(wiring.Component):

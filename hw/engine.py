@@ -19,19 +19,20 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DW_K_MAX, DEFAULT_OUT_BYTES, check_lanes, check_port_bytes, default_wbuf_words
+from ..sw.layout import (BLOCK, DEFAULT_FM_BYTES, DEFAULT_FM_WAYS, DEFAULT_OUT_BYTES, DW_K_MAX, check_lanes,
+                         check_port_bytes, check_ways, default_wbuf_words)
 from .control import Control
 from .dwlanes import DwLanes
 from .dwwindow import DwWindow
+from .linebuf import LineBuffer
 from .loader import Loader
 from .mac import MACLanes
 from .output import OutputStage
 from .params import ParamLoader
 from .ports import CSRSignature, WriteReq
 from .queues import PipeRegister, TwoPlaceQueue
-from .ram import RegisteredRAM
 from .regfile import Registers
-from .scanner import Scanner, Word
+from .scanner import Scanner
 from .sequencer import Sequencer
 from .setup import Setup
 from .wbuf import WeightBuffer
@@ -66,10 +67,14 @@ class Engine(wiring.Component):
         With P >= 8: the depthwise column walk, window assembler and decoupled lanes, and the line
         buffer's two copies (the default). Without them depthwise layers take the scanner's path,
         a tap a cycle for eight channels: about half the LUTs at P = 16 (docs/boards.md).
+    fm_ways : int
+        The loader's segment parsers, each writing its own line-buffer bank: 2 (the default) loads
+        two line-buffer words a cycle while the port keeps up (hw/loader.py), 1 one.
     """
 
     def __init__(self, lanes=16, *, linebuf_depth=8192, max_channels=4096, max_blocks=4096, fifo_depth=8,
-                 wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES, dw_walk=True):
+                 wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES, dw_walk=True,
+                 fm_ways=DEFAULT_FM_WAYS):
         check_lanes(lanes)
         check_port_bytes("fm_bytes", fm_bytes)
         check_port_bytes("out_bytes", out_bytes)
@@ -85,6 +90,8 @@ class Engine(wiring.Component):
         self.linebuf_depth, self.max_channels, self.max_blocks = linebuf_depth, max_channels, max_blocks
         self.fifo_depth = fifo_depth
         self.dw_walk = bool(dw_walk) and lanes >= BLOCK
+        check_ways(fm_ways)
+        self.fm_ways = fm_ways
         super().__init__({
             "csr": In(CSRSignature()),
             "fm_addr": Out(stream.Signature(32)),
@@ -100,22 +107,19 @@ class Engine(wiring.Component):
         m = Module()
         P = self.P
         m.submodules.regs = regs = Registers(P, self.wbuf_words, self.fm_bytes, self.out_bytes)
+        N = self.fm_ways
         m.submodules.setup = setup = Setup(P, linebuf_depth=self.linebuf_depth, max_channels=self.max_channels,
-                                           max_blocks=self.max_blocks, wbuf_words=self.wbuf_words)
+                                           max_blocks=self.max_blocks, wbuf_words=self.wbuf_words, ways=N)
         m.submodules.control = control = Control(P, self.max_blocks)
         m.submodules.params = params = ParamLoader(P, self.max_channels)
         m.submodules.loader = loader = Loader(P, linebuf_depth=self.linebuf_depth, max_blocks=self.max_blocks,
-                                              fm_bytes=self.fm_bytes)
-        # the line buffer's read data is registered (hw/ram.py; on the ECP5 inside the block RAM)
-        m.submodules.linebuf = linebuf = RegisteredRAM(Word(), self.linebuf_depth)
-        # with dw_walk (P >= 8): two copies of it, written with it, whose read ports give the
-        # depthwise column walk a column's rows 1 and 2 in the cycle row 0 is read (a column a
-        # cycle; the cost is the line buffer's block RAM three times over)
-        lb_copies = []
-        if self.dw_walk:
-            for r in range(1, DW_K_MAX):
-                m.submodules[f"linebuf_dw{r}"] = copy = RegisteredRAM(Word(), self.linebuf_depth)
-                lb_copies.append(copy)
+                                              fm_bytes=self.fm_bytes, ways=N)
+        # the line buffer, a bank a way (hw/linebuf.py; its read data is registered, on the ECP5
+        # inside the block RAM). With dw_walk (P >= 8) it has two more read ports, each a copy of
+        # it written with it, which give the depthwise column walk a column's rows 1 and 2 in the
+        # cycle row 0 is read (a column a cycle; the cost is its block RAM three times over)
+        m.submodules.linebuf = linebuf = LineBuffer(self.linebuf_depth, ways=N,
+                                                    reads=DW_K_MAX if self.dw_walk else 1)
         # the group queue's places: the groups that can be in flight (hw/sequencer.py; with the
         # depthwise column walk also the windows in the assembler's register and in the lanes:
         # hw/dwlanes.py, each lane group's two queues, its slice and its multiplier)
@@ -125,8 +129,8 @@ class Engine(wiring.Component):
             m.submodules.dwwindow = dww = DwWindow(P)
             m.submodules.dwlanes = dwl = DwLanes(P, DW_QUEUE)
             group_depth = max(group_depth, 12 + dwl.G * (2 * DW_QUEUE + 3))
-        m.submodules.sequencer = sequencer = Sequencer(P, linebuf_depth=self.linebuf_depth,
-                                                       group_depth=group_depth, walk=colwalk)
+        m.submodules.sequencer = sequencer = Sequencer(P, linebuf_depth=linebuf.bank_depth,
+                                                       group_depth=group_depth, walk=colwalk, ways=N)
         m.submodules.scanner = scanner = Scanner(P, self.fifo_depth)
         m.submodules.mac = mac = MACLanes(P)
         m.submodules.output = output = OutputStage(P, self.max_channels)
@@ -216,16 +220,18 @@ class Engine(wiring.Component):
         m.d.comb += [loader.run.eq(run), loader.run_start.eq(run_start),
                      linebuf.w_en.eq(loader.lb_w_en), linebuf.w_addr.eq(loader.lb_w_addr),
                      linebuf.w_data.eq(loader.lb_w_data),
+                     linebuf.r_bank[0].eq(sequencer.lb_r_bank),
                      sequencer.run.eq(run), sequencer.run_start.eq(run_start),
                      sequencer.rows_loaded.eq(loader.rows_loaded), loader.rows_released.eq(sequencer.rows_released),
-                     linebuf.r_addr.eq(sequencer.lb_r_addr), sequencer.lb_r_data.eq(linebuf.r_data),
+                     linebuf.r_addr[0].eq(sequencer.lb_r_addr), sequencer.lb_r_data.eq(linebuf.r_data[0]),
                      scanner.run.eq(run), scanner.clear.eq(run_start),
                      mac.depthwise.eq(desc.DEPTHWISE), mac.clear.eq(run_start),
                      output.clear.eq(run_start), packer.clear.eq(run_start),
                      writer.compressed.eq(desc.OUT_LAYOUT), writer.clear.eq(run_start)]
-        for r, copy in enumerate(lb_copies):
-            m.d.comb += [copy.w_en.eq(loader.lb_w_en), copy.w_addr.eq(loader.lb_w_addr), copy.w_data.eq(loader.lb_w_data),
-                         copy.r_addr.eq(sequencer.lb_r_addr_dw[r]), sequencer.lb_r_data_dw[r].eq(copy.r_data)]
+        if self.dw_walk:
+            for r in range(1, DW_K_MAX):
+                m.d.comb += [linebuf.r_addr[r].eq(sequencer.lb_r_addr_dw[r - 1]), linebuf.r_bank[r].eq(sequencer.lb_r_bank),
+                             sequencer.lb_r_data_dw[r - 1].eq(linebuf.r_data[r])]
         wiring.connect(m, loader.fm_addr, wiring.flipped(self.fm_addr))
         wiring.connect(m, wiring.flipped(self.fm_data), loader.fm_data)
         wiring.connect(m, scanner.o, mac.i)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..sw import fmformat, regs, traffic
-from ..sw.layout import BLOCK, DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, dw_colwalk, dw_lanes, param_words, requant_lanes
+from ..sw.layout import (BLOCK, DEFAULT_FM_BYTES, DEFAULT_FM_WAYS, DEFAULT_OUT_BYTES, dw_colwalk, dw_lanes, linebuf_cb,
+                         linebuf_rows, param_words, requant_lanes)
 from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
@@ -15,7 +16,7 @@ SEGMENT_OVERHEAD = 9      # L_NEXT, L_PTR, L_START, L_GO and the first beat's la
 ROW_OVERHEAD = 5          # S_SETTLE, S_ROW and the refill of the line-buffer read, its register and the scanner
 
 
-def _derive_operands(r: dict, P: int) -> list[int]:
+def _derive_operands(r: dict, P: int, ways: int = DEFAULT_FM_WAYS) -> list[int]:
     """The narrower operands of the engine's descriptor products (hw/engine.py, DERIVE's `steps`),
     in its order, from the descriptor's register values."""
     c, w, wo, ko, k, s, pad = (r[n] for n in ("IN_C", "IN_W", "OUT_W", "OUT_K", "KERNEL", "STRIDE", "PAD"))
@@ -23,38 +24,37 @@ def _derive_operands(r: dict, P: int) -> list[int]:
     n_sg = BLOCK // d if r["DEPTHWISE"] else q // P
     n_bg = -(-ko // BLOCK) if r["DEPTHWISE"] else -(-ko // q)
     cb_in, cb_out = -(-c // BLOCK), -(-ko // BLOCK)
-    return [w, wo, cb_in, k * k, cb_in, cb_out, n_sg, n_bg,
+    return [w, wo, linebuf_cb(c, ways), k * k, cb_in, cb_out, n_sg, n_bg,
             traffic.weight_groups(ko, P, r["DEPTHWISE"]), pad, s, pad, s, s, s]
 
 
 
-def derive_cycles_regs(r: dict, P: int) -> int:
+def derive_cycles_regs(r: dict, P: int, ways: int = DEFAULT_FM_WAYS) -> int:
     """Cycles of the descriptor products (the MUL and MUL_WAIT states): two each plus one per bit
     of the narrower operand (the shift-and-add multiplier, hw/arith.SeqMul)."""
-    return sum(2 + int(b).bit_length() for b in _derive_operands(r, P))
+    return sum(2 + int(b).bit_length() for b in _derive_operands(r, P, ways))
 
 
-def derive_cycles(spec, P: int) -> int:
+def derive_cycles(spec, P: int, ways: int = DEFAULT_FM_WAYS) -> int:
     """derive_cycles_regs for a driver.LayerSpec."""
     c, h, w = spec.input.shape
     ko, ho, wo = spec.out_shape
     r = dict(IN_C=c, IN_W=w, OUT_W=wo, OUT_K=ko, KERNEL=spec.weight.shape[-1], STRIDE=spec.stride,
              PAD=spec.padding, DEPTHWISE=int(spec.depthwise))
-    return derive_cycles_regs(r, P)
+    return derive_cycles_regs(r, P, ways)
 
 
-def line_buffer_rows(r: dict, linebuf_depth: int) -> int:
-    """R: the input rows (IN_W x ceil(IN_C / 8) words each) that fit the line buffer, at most 16."""
-    row_words = r["IN_W"] * -(-r["IN_C"] // BLOCK)
-    return 0 if row_words == 0 else min(16, linebuf_depth // row_words)
+def line_buffer_rows(r: dict, linebuf_depth: int, ways: int = DEFAULT_FM_WAYS) -> int:
+    """R: the input rows (IN_W x linebuf_cb(IN_C) words a bank) that fit the line buffer, at most 16."""
+    return linebuf_rows(r["IN_C"], r["IN_W"], linebuf_depth, ways)
 
 
-def check_cycles(r: dict, P: int, linebuf_depth: int) -> int:
+def check_cycles(r: dict, P: int, linebuf_depth: int, ways: int = DEFAULT_FM_WAYS) -> int:
     """Busy cycles from START to the end of the descriptor's checks (the CHECK_END state): what
     CYCLES reads for a refused descriptor, exactly. START's cycle in IDLE, DERIVE, the products,
     ENDS, two cycles for each row tried (R that fit and the one that does not), CHECK,
     CHECK_CODE, CHECK_END."""
-    return 1 + 1 + derive_cycles_regs(r, P) + 1 + 2 * (line_buffer_rows(r, linebuf_depth) + 1) + 3
+    return 1 + 1 + derive_cycles_regs(r, P, ways) + 1 + 2 * (line_buffer_rows(r, linebuf_depth, ways) + 1) + 3
 
 
 def groups(r: dict, P: int):
@@ -79,7 +79,8 @@ def _signed8(v: int) -> int:
     return v - 256 if v & 0x80 else v
 
 
-def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks: int, wbuf_words: int = 0) -> dict:
+def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks: int, wbuf_words: int = 0,
+          ways: int = DEFAULT_FM_WAYS) -> dict:
     """The descriptor set-up's model (hw/setup.py): its derived values at their register widths,
     the error code it ends with (0, or the lowest code of the rules the descriptor breaks) and its
     cycles (check_cycles). `r` holds the descriptor's register values (driver.Job.regs)."""
@@ -89,19 +90,20 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
     k, s, pad, dw = r["KERNEL"], r["STRIDE"], r["PAD"], r["DEPTHWISE"]
     d, q = min(P, BLOCK), max(P, BLOCK)
     cb_in, cb_out, khkw = wrap((c + 7) >> 3, 14), wrap((ko + 7) >> 3, 14), wrap(k * k, 8)
-    row_words = wrap(w * cb_in, 32)
+    cb_lb = linebuf_cb(c, ways)
+    row_words = wrap(w * cb_lb, 32)
     in_stride = wrap(h * w * (9 if r["IN_LAYOUT"] else 8), 40)
     out_stride = wrap(ho * wo * (9 if r["OUT_LAYOUT"] else 8), 40)
     c_khkw = wrap(c * khkw, 32)
     n_bg = wrap((ko + 7) >> 3 if dw else (ko + q - 1) // q, 16)
     n_sg = BLOCK // d if dw else q // P
     bg_stride = wrap((khkw if dw else c_khkw) * n_sg, 36)
-    rows = line_buffer_rows(r, linebuf_depth)
-    out = dict(cb_in=cb_in, cb_out=cb_out, khkw=khkw, row_words=row_words, in_stride=in_stride,
+    rows = line_buffer_rows(r, linebuf_depth, ways)
+    out = dict(cb_in=cb_in, cb_lb=cb_lb, cb_out=cb_out, khkw=khkw, row_words=row_words, in_stride=in_stride,
                out_stride=out_stride, c_khkw=c_khkw, n_bg=n_bg, n_sg=n_sg, n_lanes=d if dw else P,
                bg_stride=bg_stride, w_fill=wrap((khkw if dw else c_khkw) * traffic.weight_groups(ko, P, dw), 36),
                w_origin=0 if r.get("WEIGHT_BUFFER") else r["W_BASE"], rows=rows, rows_acc=rows * row_words, pad_words=wrap(row_words * pad, 40),
-               s_words=wrap(row_words * s, 40), pad_cb=wrap(cb_in * pad, 20), s_cb=wrap(cb_in * s, 20),
+               s_words=wrap(row_words * s, 40), pad_cb=wrap(cb_lb * pad, 20), s_cb=wrap(cb_lb * s, 20),
                khkw_x=[wrap(i * khkw, 11) for i in range(BLOCK)], neg_eps_in=-r["EPS_IN"],
                neg_eps_out=-r["EPS_OUT"])
     # the checks, in code order
@@ -123,7 +125,7 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
         "WEIGHT_BUFFER": bool(r.get("WEIGHT_BUFFER")) and traffic.fill_words(ko, c, k, P, dw) > wbuf_words,
     }
     codes = [regs.ERROR_CODE[n] for n, f in fails.items() if f]
-    out.update(error=min(codes) if codes else 0, cycles=check_cycles(r, P, linebuf_depth))
+    out.update(error=min(codes) if codes else 0, cycles=check_cycles(r, P, linebuf_depth, ways))
     return out
 
 
@@ -153,13 +155,14 @@ def colwalk_cycles(win: np.ndarray, c: int, ho: int, wo: int, k: int, s: int, la
 def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layout: str = "compressed",
             out_layout: str = "compressed", eps_out: int = 0, expected=None, weight_buffer: bool = False,
             fm_bytes: int = DEFAULT_FM_BYTES, in_base: int = 0, out_bytes: int = DEFAULT_OUT_BYTES,
-            dw_walk: bool = True) -> dict:
+            dw_walk: bool = True, fm_ways: int = DEFAULT_FM_WAYS) -> dict:
     """Counters the engine will report for `spec` (a driver.LayerSpec). `expected` (the golden
     output) is needed for OUT_BYTES in the compressed layout. With `weight_buffer` the weights
     are read once, into the weight buffer, before the run (WEIGHT_BUFFER = 1). FM_PORT_BYTES is
     the least the feature-map port (`fm_bytes` a beat, the input at byte `in_base`) delivers,
     exact in the dense layout; `fm_port_bytes_most` the most (compressed: with the read-ahead).
-    `dw_walk`: the engine was generated with the depthwise column walk (Engine's dw_walk)."""
+    `dw_walk`: the engine was generated with the depthwise column walk (Engine's dw_walk);
+    `fm_ways`: with that many loader ways (Engine's fm_ways)."""
     x = spec.input
     c, h, w = x.shape
     kout, _, k, _ = spec.weight.shape
@@ -212,11 +215,13 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     else:
         r["OUT_BYTES"] = blocks * BLOCK
     # cycle estimate: the slowest of the concurrent stages, plus set-up and pipeline fill
-    # the loader: a record a cycle or a beat a cycle, whichever is slower, and a few cycles a
-    # segment (its pointer, the first beat's latency)
-    loader = max(cb_in * h * w, beats) + cb_in * h * SEGMENT_OVERHEAD
+    # the loader: a record a cycle in each way (the busiest way's blocks: ceil(cb_in / ways) a row)
+    # or a beat a cycle, whichever is slower, and a few cycles a segment (its pointer, the first
+    # beat's latency), which the ways overlap
+    cb_way = linebuf_cb(c, fm_ways)
+    loader = max(cb_way * h * w, beats) + cb_way * h * SEGMENT_OVERHEAD
     writer = max(blocks, -(-r["OUT_BYTES"] // out_bytes))   # a block a cycle, a beat a cycle
-    setup = SETUP + 17 + derive_cycles(spec, P) + max(cb_in, cb_out) + kout * param_words(P) + 4
+    setup = SETUP + 17 + derive_cycles(spec, P, fm_ways) + max(cb_in, cb_out) + kout * param_words(P) + 4
     if weight_buffer:                    # FILL: a word a cycle, and the last write
         setup += fill + 3
     r["cycles_estimate"] = int(max(paced, writer, loader) + setup + ROW_OVERHEAD * ho + Requantizer.LATENCY)

@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw import regs
-from ..sw.layout import BLOCK, DW_TAPS
+from ..sw.layout import BLOCK, DW_TAPS, LOADER_WAYS
 from .ports import CSRSignature, Descriptor
 
 
@@ -15,8 +15,8 @@ class Increments(data.StructLayout):
     def __init__(self, lanes):
         super().__init__({
             "STALL_CYCLES": 1,
-            "FM_VALUE_BYTES": range(BLOCK + 1),     # 0..8 values a record
-            "FM_BITMAP_BYTES": 1,
+            "FM_VALUE_BYTES": range(BLOCK * LOADER_WAYS[-1] + 1),   # 0..8 values a record, a record a way
+            "FM_BITMAP_BYTES": range(LOADER_WAYS[-1] + 1),          # a bitmap byte a way
             "FM_PORT_BYTES": range(17),     # a beat: 1..16 bytes
             "VALUES_SKIPPED": range(BLOCK * DW_TAPS + 1),   # 0..8 operands a word, 0..72 a depthwise window
             "WEIGHT_BYTES": 1,              # a weight word: P bytes

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..sw.layout import BLOCK, DW_K_MAX, dw_lanes
+from ..sw.layout import BLOCK, DEFAULT_FM_WAYS, DW_K_MAX, check_ways, dw_lanes
 from .arith import near
 from .ports import Descriptor
 from .queues import credits
@@ -33,7 +33,8 @@ class Issue(data.StructLayout):
         fields = {
             "inb": 1, "last": 1, "chmask": 8, "wbase": 32, "dwoff": 3,   # as in Position
             "kleft": signed(18),            # K - k0: the group's output channels from its first
-            "raddr": range(linebuf_depth),  # the line-buffer word
+            "raddr": range(linebuf_depth),  # the line-buffer word (in its bank)
+            "rbank": 1,                     # the line-buffer bank (the block's way, with two ways)
             "group": Group(),               # the group's record (pushed with its last position)
         }
         if lanes >= BLOCK:                  # the depthwise column walk's (as in Position)
@@ -68,8 +69,8 @@ class PositionPipe(wiring.Component):
         The issued positions; ``i.ready`` is a register.
     clear : In(1)
         The run's first cycle: empty stages B to D.
-    lb_r_addr, lb_r_data : Out(range(linebuf_depth)), In(Word())
-        The line buffer's read port.
+    lb_r_addr, lb_r_bank, lb_r_data : Out(range(linebuf_depth)), Out(1), In(Word())
+        The line buffer's read port (the address within a bank, the bank: hw/linebuf.py).
     o, groups : Out(stream.Signature(Position(lanes))), Out(stream.Signature(Group()))
         As the Sequencer's.
     """
@@ -77,7 +78,7 @@ class PositionPipe(wiring.Component):
     def __init__(self, lanes, *, linebuf_depth, group_depth):
         self.P, self.linebuf_depth, self.group_depth = lanes, linebuf_depth, group_depth
         super().__init__({"i": In(stream.Signature(Issue(lanes, linebuf_depth))), "clear": In(1),
-                          "lb_r_addr": Out(range(linebuf_depth)), "lb_r_data": In(Word()),
+                          "lb_r_addr": Out(range(linebuf_depth)), "lb_r_bank": Out(1), "lb_r_data": In(Word()),
                           "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group())),
                           **dw_read_ports(lanes, linebuf_depth)})
 
@@ -104,7 +105,8 @@ class PositionPipe(wiring.Component):
         dw = P >= BLOCK
         b_raddr_dw = Signal.like(self.lb_r_addr_dw) if dw else None
         b_kleft = Signal(signed(18))         # K - k0: the group's output channels from its first
-        b_raddr = Signal.like(self.lb_r_addr)  # cur_base + ix_cb + pos_cb
+        b_raddr = Signal.like(self.lb_r_addr)  # cur_base + ix_cb + pos_cb // ways
+        b_rbank = self.lb_r_bank             # pos_cb % ways: every read port's (they read one block)
         # nl: the group's real output channels, min(max(K - k0, 0), P) (standard layers' MACs an item)
         pos_layout = Position(P)
         BQ = 7
@@ -144,7 +146,7 @@ class PositionPipe(wiring.Component):
         with m.If(a_adv):
             m.d.sync += [b_inb.eq(issue.inb), b_last.eq(issue.last), b_chmask.eq(issue.chmask),
                          b_wbase.eq(issue.wbase), b_dwoff.eq(issue.dwoff), b_kleft.eq(issue.kleft),
-                         b_raddr.eq(issue.raddr)]
+                         b_raddr.eq(issue.raddr), b_rbank.eq(issue.rbank)]
             if dw:
                 m.d.sync += [b_wstart.eq(issue.wstart), b_wnext.eq(issue.wnext), b_wnext_valid.eq(issue.wnext_valid),
                              b_inb_dw.eq(issue.inb_dw), b_raddr_dw.eq(issue.raddr_dw)]
@@ -179,11 +181,14 @@ class Sequencer(wiring.Component):
     lanes : int
         P.
     linebuf_depth : int
-        The line buffer's words.
+        The words of a line-buffer bank (hw/linebuf.py).
     group_depth : int
         The group queue's places (at least the groups that can be in flight: above).
     walk : bool
         The engine has the depthwise column walk's stages (Engine's dw_walk; only with P >= 8).
+    ways : int
+        The line buffer's banks (the loader's ways): block cb of a pixel is word cb // ways of
+        it in bank cb % ways.
 
     Attributes
     ----------
@@ -195,8 +200,9 @@ class Sequencer(wiring.Component):
         Input rows in the line buffer (the loader's).
     rows_released : Out(16)
         Input rows no output row still to come needs.
-    lb_r_addr : Out(range(linebuf_depth))
-        The line buffer's read address (a register).
+    lb_r_addr, lb_r_bank : Out(range(linebuf_depth)), Out(1)
+        The line buffer's read address within a bank, and the bank (registers; the column walk's
+        ports read the same bank).
     lb_r_data : In(Word())
         The line buffer's read data, two cycles after the address.
     lb_r_addr_dw, lb_r_data_dw : Out(ArrayLayout(range(linebuf_depth), 2)), In(ArrayLayout(Word(), 2))
@@ -213,13 +219,15 @@ class Sequencer(wiring.Component):
         (hw/dwwindow.py) instead of the scanner.
     """
 
-    def __init__(self, lanes, *, linebuf_depth, group_depth, walk=True):
+    def __init__(self, lanes, *, linebuf_depth, group_depth, walk=True, ways=DEFAULT_FM_WAYS):
+        check_ways(ways)
         self.P, self.D, self.Q = lanes, dw_lanes(lanes), max(lanes, BLOCK)
+        self.ways = ways
         self.walk = walk and lanes >= BLOCK      # the engine has the column walk's stages
         self.linebuf_depth, self.group_depth = linebuf_depth, group_depth
         super().__init__({"desc": In(Descriptor()), "derived": In(Derived(lanes)), "run": In(1), "run_start": In(1),
                           "rows_loaded": In(16), "rows_released": Out(16),
-                          "lb_r_addr": Out(range(linebuf_depth)), "lb_r_data": In(Word()),
+                          "lb_r_addr": Out(range(linebuf_depth)), "lb_r_bank": Out(1), "lb_r_data": In(Word()),
                           "o": Out(stream.Signature(Position(lanes))), "groups": Out(stream.Signature(Group())),
                           "colwalk": Out(1), **dw_read_ports(lanes, linebuf_depth)})
 
@@ -229,7 +237,7 @@ class Sequencer(wiring.Component):
         d, dv = self.desc, self.derived
         k, s, pad, dw = d.KERNEL, d.STRIDE, d.PAD, d.DEPTHWISE
         C, H, W, K, Ho, Wo = d.IN_C, d.IN_H, d.IN_W, d.OUT_K, d.OUT_H, d.OUT_W
-        cb_in, khkw, c_khkw, row_words = dv.cb_in, dv.khkw, dv.c_khkw, dv.row_words
+        cb_in, cb_lb, khkw, c_khkw, row_words = dv.cb_in, dv.cb_lb, dv.khkw, dv.c_khkw, dv.row_words
         n_bg, n_sg, bg_stride, rows, rows_acc = dv.n_bg, dv.n_sg, dv.bg_stride, dv.rows, dv.rows_acc
         pad_words, s_words, pad_cb, s_cb = dv.pad_words, dv.s_words, dv.pad_cb, dv.s_cb
         run, run_start = self.run, self.run_start
@@ -259,13 +267,13 @@ class Sequencer(wiring.Component):
         sg_last = Signal()
         ox_last = Signal()
         bg_last = Signal()
-        # the line-buffer address cur_slot * row_words + ix * cb_in + cb, kept as running sums
-        # (modulo the buffer's address width: only in-bounds positions are read)
+        # the line-buffer address cur_slot * row_words + ix * cb_lb + cb // ways (in bank cb % ways),
+        # kept as running sums (modulo the buffer's address width: only in-bounds positions are read)
         LBW = len(self.lb_r_addr)
         cur_base = Signal(LBW)               # cur_slot * row_words
         top_base = Signal(LBW)               # top_slot * row_words
-        left_cb = Signal(LBW)                # left * cb_in
-        ix_cb = Signal(LBW)                  # (left + kx) * cb_in
+        left_cb = Signal(LBW)                # left * cb_lb
+        ix_cb = Signal(LBW)                  # (left + kx) * cb_lb
         need_rows = Signal(signed(18))       # min(top + k, H): input rows the output row needs, kept in step with top
 
         a_adv = Signal()
@@ -274,7 +282,8 @@ class Sequencer(wiring.Component):
         ix = Signal(signed(18))
         m.d.comb += [iy.eq(top + ky), ix.eq(left + kx)]
         inb = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
-        pos_cb = Mux(dw, bg, cb)
+        pos_cb = Mux(dw, bg, cb)             # the position's channel block
+        pos_word = pos_cb >> (self.ways - 1)     # its word in the pixel, in bank pos_cb % ways
         group_empty = Signal()               # every channel of this group is past K: k0 >= K, kept in step with k0
         # the loop nest's levels as registers: z[1] kx at its last (or the group empty), z[2] also
         # ky, z[3] also cb (standard layers): the group's last position; z[4] also sg, z[5] also
@@ -331,7 +340,8 @@ class Sequencer(wiring.Component):
         m.submodules.pipe = pipe = PositionPipe(P, linebuf_depth=self.linebuf_depth, group_depth=self.group_depth)
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         wiring.connect(m, pipe.groups, wiring.flipped(self.groups))
-        m.d.comb += [self.lb_r_addr.eq(pipe.lb_r_addr), pipe.lb_r_data.eq(self.lb_r_data), pipe.clear.eq(run_start)]
+        m.d.comb += [self.lb_r_addr.eq(pipe.lb_r_addr), self.lb_r_bank.eq(pipe.lb_r_bank),
+                     pipe.lb_r_data.eq(self.lb_r_data), pipe.clear.eq(run_start)]
         if P >= BLOCK:
             m.d.comb += [self.lb_r_addr_dw.eq(pipe.lb_r_addr_dw), pipe.lb_r_data_dw.eq(self.lb_r_data_dw)]
         row_pix = Signal(32)                 # oy * Wo
@@ -342,7 +352,8 @@ class Sequencer(wiring.Component):
                      issue.inb.eq(inb & ~group_empty), issue.last.eq(z[3]),
                      issue.chmask.eq(Mux(group_empty, 0, chmask)),
                      issue.wbase.eq(dv.w_origin + g_off + cb_woff + kpos), issue.dwoff.eq((sg * D)[:3]),
-                     issue.kleft.eq(K - k0), issue.raddr.eq(cur_base + ix_cb + pos_cb),
+                     issue.kleft.eq(K - k0), issue.raddr.eq(cur_base + ix_cb + pos_word),
+                     issue.rbank.eq(pos_cb[0] if self.ways > 1 else 0),
                      issue.group.k0.eq(k0), issue.group.pix.eq(g_pix),
                      issue.group.lastpix.eq(oy_last & bg_last & ox_last)]
 
@@ -392,7 +403,7 @@ class Sequencer(wiring.Component):
                              row_in[r - 1].eq((top + r >= 0) & (top + r < H) & (k > r) & colwalk)]
             col_in = (ix >= 0) & (ix < W)
             m.d.comb += [issue.inb_dw[r - 1].eq(row_in[r - 1] & col_in) for r in range(1, DW_K_MAX)]
-            m.d.comb += [issue.raddr_dw[r - 1].eq(base_dw[r] + ix_cb + pos_cb) for r in range(1, DW_K_MAX)]
+            m.d.comb += [issue.raddr_dw[r - 1].eq(base_dw[r] + ix_cb + pos_word) for r in range(1, DW_K_MAX)]
         row_advance = [bg.eq(0), bg_off.eq(0), g_off.eq(0), oy.eq(oy + 1), bg_near_restart,
                        row_pix.eq(row_pix + Wo), g_pix.eq(row_pix + Wo), oy_last.eq(oy + 2 == Ho),
                        bg_k0.eq(0), k0.eq(0),
@@ -436,7 +447,7 @@ class Sequencer(wiring.Component):
                     # level n steps when z[n-1] and not z[n], and restarts when z[n]: kx, ky, cb,
                     # then sg, ox, bg, and at z[6] the output row (oy). Later statements win.
                     with m.If(~z[1]):
-                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_in)]
+                        m.d.sync += [kx.eq(kx + 1), kpos.eq(kpos + 1), ix_cb.eq(ix_cb + cb_lb)]
                         m.d.comb += nxt["kx"].eq(kx + 2 >= k)
                     with m.Else():
                         m.d.sync += [kx.eq(0), ix_cb.eq(left_cb)]
@@ -496,7 +507,7 @@ class Sequencer(wiring.Component):
                 with m.State("S_DWCOL"):         # a column; a window ends where d_end
                     m.d.comb += [a_valid.eq(1), issue.last.eq(d_end)]
                     with m.If(a_adv):
-                        m.d.sync += [left.eq(left + 1), ix_cb.eq(ix_cb + cb_in),
+                        m.d.sync += [left.eq(left + 1), ix_cb.eq(ix_cb + cb_lb),
                                      d_to_end.eq(Mux(d_end, s - 1, d_to_end - 1)),
                                      d_end.eq(Mux(d_end, s == 1, d_to_end == 1))]
                         with m.If(d_end & ~ox_last):

@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw import regs
-from ..sw.layout import BLOCK, dw_lanes, param_words
+from ..sw.layout import BLOCK, DEFAULT_FM_WAYS, check_ways, dw_lanes, param_words
 from .arith import SeqMul, times_const
 from .ports import Descriptor
 
@@ -22,7 +22,8 @@ class Derived(data.StructLayout):
             "cb_in": 14,                    # ceil(C / 8): input channel blocks
             "cb_out": 14,                   # ceil(K / 8): output channel blocks
             "khkw": 8,                      # k * k
-            "row_words": 32,                # W * cb_in: line-buffer words of one input row
+            "cb_lb": 14,                    # ceil(cb_in / ways): line-buffer words of one pixel in a bank
+            "row_words": 32,                # W * cb_lb: line-buffer words of one input row in a bank
             "in_stride": 40,                # bytes of one input block's region (fmformat.block_stride)
             "out_stride": 40,               # bytes of one output block's region
             "c_khkw": 32,                   # C * k * k: weight words per standard group
@@ -37,8 +38,8 @@ class Derived(data.StructLayout):
             "rows_acc": 32,                 # R * row_words
             "pad_words": 40,                # pad * row_words: line-buffer words of the top padding rows
             "s_words": 40,                  # stride * row_words
-            "pad_cb": 20,                   # pad * cb_in: line-buffer words of the left padding columns
-            "s_cb": 20,                     # stride * cb_in
+            "pad_cb": 20,                   # pad * cb_lb: line-buffer words of the left padding columns
+            "s_cb": 20,                     # stride * cb_lb
             "khkw_x": data.ArrayLayout(11, BLOCK),      # i * k * k, the weight offset of channel i
             "neg_eps_in": signed(8),        # -EPS_IN
             "neg_eps_out": signed(8),       # -EPS_OUT
@@ -61,6 +62,8 @@ class Setup(wiring.Component):
         P.
     linebuf_depth, max_channels, max_blocks, wbuf_words : int
         The engine's buffer sizes (its generation parameters), which the checks hold the layer to.
+    ways : int
+        The loader's ways, the line buffer's banks (sw/layout.linebuf_cb).
 
     Attributes
     ----------
@@ -76,8 +79,10 @@ class Setup(wiring.Component):
         The derived values, valid from ``done`` on.
     """
 
-    def __init__(self, lanes, *, linebuf_depth, max_channels, max_blocks, wbuf_words=0):
+    def __init__(self, lanes, *, linebuf_depth, max_channels, max_blocks, wbuf_words=0, ways=DEFAULT_FM_WAYS):
+        check_ways(ways)
         self.P, self.D, self.Q = lanes, dw_lanes(lanes), max(lanes, BLOCK)
+        self.ways = ways
         self.linebuf_depth, self.max_channels, self.max_blocks = linebuf_depth, max_channels, max_blocks
         self.wbuf_words = wbuf_words
         super().__init__({"desc": In(Descriptor()), "start": In(1), "done": Out(1), "error": Out(8),
@@ -94,13 +99,13 @@ class Setup(wiring.Component):
 
         # the derived values the other stages read (self.derived mirrors them)
         out = {name: Signal(self.derived.shape()[name].shape, name=name)
-               for name in ("cb_in", "cb_out", "khkw", "row_words", "in_stride", "out_stride", "c_khkw", "n_bg",
+               for name in ("cb_in", "cb_lb", "cb_out", "khkw", "row_words", "in_stride", "out_stride", "c_khkw", "n_bg",
                             "n_sg", "n_lanes", "bg_stride", "w_fill", "w_origin", "rows", "rows_acc", "pad_words", "s_words", "pad_cb",
                             "s_cb", "neg_eps_in", "neg_eps_out")}
         khkw_x = [Signal(11, name=f"khkw_x{i}") for i in range(BLOCK)]
         m.d.comb += [self.derived[n].eq(v) for n, v in out.items()]
         m.d.comb += [self.derived.khkw_x[i].eq(khkw_x[i]) for i in range(BLOCK)]
-        cb_in, cb_out, khkw, row_words = out["cb_in"], out["cb_out"], out["khkw"], out["row_words"]
+        cb_in, cb_lb, cb_out, khkw, row_words = out["cb_in"], out["cb_lb"], out["cb_out"], out["khkw"], out["row_words"]
         in_stride, out_stride, c_khkw = out["in_stride"], out["out_stride"], out["c_khkw"]
         n_bg, n_sg, n_lanes, bg_stride = out["n_bg"], out["n_sg"], out["n_lanes"], out["bg_stride"]
         rows, rows_acc = out["rows"], out["rows_acc"]
@@ -129,12 +134,12 @@ class Setup(wiring.Component):
         # every product is a shift-and-add over the narrower operand's bits (the second):
         # hw/model._derive_operands lists them in this order
         steps = [
-            (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_in), (c_khkw, C, khkw),
+            (hw_, H, W), (howo, Ho, Wo), (row_words, W, cb_lb), (c_khkw, C, khkw),
             (in_size, in_stride, cb_in), (out_size, out_stride, cb_out),
             (bg_stride, Mux(dw, khkw, c_khkw), n_sg), (w_size, bg_stride, n_bg),
             (out["w_fill"], Mux(dw, khkw, c_khkw), w_groups),
-            (out["pad_words"], row_words, pad), (out["s_words"], row_words, s), (out["pad_cb"], cb_in, pad),
-            (out["s_cb"], cb_in, s), (span_h, Ho - 1, s), (span_w, Wo - 1, s),
+            (out["pad_words"], row_words, pad), (out["s_words"], row_words, s), (out["pad_cb"], cb_lb, pad),
+            (out["s_cb"], cb_lb, s), (span_h, Ho - 1, s), (span_w, Wo - 1, s),
         ]
         failed = Signal(len(regs.ERRORS) - 1)           # bit i: error code i + 1
         code = Signal(8)
@@ -145,7 +150,8 @@ class Setup(wiring.Component):
                     m.next = "DERIVE"
             with m.State("DERIVE"):          # cheap terms; the products follow, one at a time
                 m.d.sync += [
-                    cb_in.eq((C + 7) >> 3), cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
+                    cb_in.eq((C + 7) >> 3), cb_lb.eq((C + 8 * self.ways - 1) >> (2 + self.ways)),
+                    cb_out.eq((K + 7) >> 3), khkw.eq(k * k),
                     out["neg_eps_in"].eq(-d.EPS_IN), out["neg_eps_out"].eq(-d.EPS_OUT),
                     rows.eq(0), rows_acc.eq(0), p_end.eq(d.P_BASE + K * PW),
                     out["w_origin"].eq(Mux(d.WEIGHT_BUFFER, 0, d.W_BASE)),
@@ -194,7 +200,7 @@ class Setup(wiring.Component):
                                          (span_w <= in_w) & (span_w + s > in_w))]
                 m.next = "ROWS"
             with m.State("ROWS"):            # R = rows that fit the line buffer, at most 16
-                m.d.sync += rows_fit.eq((rows < 16) & (rows_acc + row_words <= self.linebuf_depth) &
+                m.d.sync += rows_fit.eq((rows < 16) & (rows_acc + row_words <= self.linebuf_depth // self.ways) &
                                         (row_words != 0))
                 m.next = "ROWS_ADD"
             with m.State("ROWS_ADD"):        # the compare above, registered, decides

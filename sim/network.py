@@ -11,13 +11,13 @@ import numpy as np
 from ..sw import driver, fmformat, plan, quant, tiling
 from ..sw.data import load_image, preprocess
 from ..sw.golden import QuantizedNetwork
-from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_FM_WAYS, DEFAULT_OUT_BYTES
 from ..sw.zoo import INPUT_SIZE
 from .runner import SimConfig, SimTransport
 
 
 def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wall_s, fm_bytes=DEFAULT_FM_BYTES,
-              out_bytes=DEFAULT_OUT_BYTES, dw_walk=True) -> dict:
+              out_bytes=DEFAULT_OUT_BYTES, dw_walk=True, fm_ways=DEFAULT_FM_WAYS) -> dict:
     """One layer's figures (build/run/NET.json's `layers`): the engine's counters summed over its
     runs, the bound ceil(non-zero MACs / P), and the bytes read beside the ideal (the weight
     tensor, the parameters once, the compressed input and output). `bytes_read` counts what the
@@ -40,7 +40,7 @@ def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wa
     runs = [(plan.sub_spec(spec, t), t.weight_buffer, expected[t.k0:t.k1]) for t in tiles] if tiles else \
         [(spec, False, expected)]
     models = [predict(sub, lanes, eps=eps, expected=e, weight_buffer=wb, fm_bytes=fm_bytes, out_bytes=out_bytes,
-                      dw_walk=dw_walk) for sub, wb, e in runs]
+                      dw_walk=dw_walk, fm_ways=fm_ways) for sub, wb, e in runs]
     model = {n: sum(mo[n] for mo in models) for n in ("FM_VALUE_BYTES", "FM_BITMAP_BYTES", "MACS", "cycles_estimate")}
     return dict(layer=name, kind=layer.kind, stride=spec.stride, cycles=int(c["CYCLES"]), bound=bound,
                 macs=layer.macs, nonzero_macs=nz, utilisation=round(bound / max(1, c["CYCLES"]), 4),
@@ -57,14 +57,16 @@ def layer_row(name, layer, spec, c, lanes, *, eps, want, got, tiles, chained, wa
 
 
 def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo=print, t0=None, board=None,
-           wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES, dw_walk=True):
+           wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES, dw_walk=True,
+           fm_ways=DEFAULT_FM_WAYS):
     """Run the quantised network `q` on int8 input `xq` (1 x C x H x W) with every conv / fc layer
     on the simulated engine, or, with `board` = (transport, tiling.Limits), on that engine tile by
     tile (a board's memories hold one tile, not one layer). Returns (logits, per-layer rows).
-    `fm_bytes`, `out_bytes`, `dw_walk`: the engine's generation parameters (a board's INFO reply)."""
+    `fm_bytes`, `out_bytes`, `dw_walk`, `fm_ways`: the engine's generation parameters (a board's INFO
+    reply)."""
     t0 = time.perf_counter() if t0 is None else t0
     cfg = SimConfig(lanes=lanes, simulator=simulator, wbuf_words=wbuf_words, fm_bytes=fm_bytes, out_bytes=out_bytes,
-                    dw_walk=dw_walk)
+                    dw_walk=dw_walk, fm_ways=fm_ways)
     run_root = Path(run_root) if run_root else Path("build") / "run" / q.net
     net = q.net
     engine_images: dict[int, tuple] = {}         # id of an engine output array -> (array, compressed image)
@@ -92,7 +94,7 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
         c = r["counters"]
         rows.append(layer_row(full, layer, spec, c, lanes, eps=eps_, want=want, got=y, tiles=tiles, chained=chained,
                               wall_s=time.perf_counter() - t_layer, fm_bytes=cfg.fm_bytes, out_bytes=cfg.out_bytes,
-                              dw_walk=cfg.dw_walk))
+                              dw_walk=cfg.dw_walk, fm_ways=cfg.fm_ways))
         row = rows[-1]
         total = sum(rw["cycles"] for rw in rows)
         echo(f"[{len(rows):3d}/{n_layers}] {full:22s} {row['kind']:9s} cycles {row['cycles']:>11,}  "
@@ -115,7 +117,7 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
     """`port`: run on the board on that serial port instead of the simulator."""
     t0 = time.perf_counter()
     board = None
-    dw_walk = True
+    dw_walk, fm_ways = True, DEFAULT_FM_WAYS
     if port:
         from ..boards.host import SerialTransport
         transport = SerialTransport(port, lanes, baud=baud or 1_000_000)
@@ -128,12 +130,14 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
         board = (transport, tiling.Limits.from_info(info))
         # the cycle estimates are for the board's engine
         fm_bytes, out_bytes, dw_walk = info["fm_beat_bytes"], info["out_beat_bytes"], bool(info["dw_walk"])
+        fm_ways = info["fm_ways"]
         simulator = f"board on {port} ({info['clk_hz'] / 1e6:g} MHz, {info['baud']:,} baud)"
     q = QuantizedNetwork(net, weights)
     xq = q.quantize_input(preprocess(load_image(image), INPUT_SIZE)[None])
     golden_logits, _ = q.run_int(xq, eps)
     rtl_logits, rows = stream(q, xq, eps=eps, lanes=lanes, simulator=simulator, echo=echo, t0=t0, board=board,
-                              wbuf_words=wbuf_words, fm_bytes=fm_bytes, out_bytes=out_bytes, dw_walk=dw_walk)
+                              wbuf_words=wbuf_words, fm_bytes=fm_bytes, out_bytes=out_bytes, dw_walk=dw_walk,
+                              fm_ways=fm_ways)
     top_rtl = np.argsort(-rtl_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     top_gold = np.argsort(-golden_logits[0].astype(np.int16), kind="stable")[:5].tolist()
     result = dict(network=net, image=image, eps=eps, lanes=lanes, simulator=simulator, weights=q.weights_desc,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_FM_WAYS, DEFAULT_OUT_BYTES
 
 RTL = Path(__file__).parent / "rtl"
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +33,13 @@ class SimConfig:
     fm_bytes: int = DEFAULT_FM_BYTES   # the feature-map port's beat in bytes
     out_bytes: int = DEFAULT_OUT_BYTES  # the output port's beat in bytes
     dw_walk: bool = True               # the depthwise column walk's stages (Engine's dw_walk)
+    fm_ways: int = DEFAULT_FM_WAYS     # the loader's ways (Engine's fm_ways)
     waves: bool = False                # build with waveform tracing (WAVES=1)
 
     def engine_args(self):
         return dict(linebuf_depth=self.linebuf_depth, max_channels=self.max_channels, max_blocks=self.max_blocks,
                     wbuf_words=self.weight_buffer_words, fm_bytes=self.fm_bytes, out_bytes=self.out_bytes,
-                    dw_walk=self.dw_walk)
+                    dw_walk=self.dw_walk, fm_ways=self.fm_ways)
 
     @property
     def weight_buffer_words(self) -> int:

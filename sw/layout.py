@@ -60,6 +60,34 @@ FM_AHEAD = 4                        # the loader's beats in flight at most (hw/l
 FM_REGISTERS = 2                    # the loader's beat registers before its window, Q and P (hw/loader.py)
 
 
+LOADER_WAYS = (1, 2)                # the loader's segment parsers (hw/loader.py), and the line buffer's banks
+DEFAULT_FM_WAYS = 2
+
+
+def check_ways(ways: int) -> None:
+    if ways not in LOADER_WAYS:
+        raise ValueError(f"fm_ways={ways}: the loader has {' or '.join(map(str, LOADER_WAYS))} segment parsers")
+
+
+def linebuf_cb(c: int, ways: int) -> int:
+    """Line-buffer words of one pixel in one bank: the line buffer has a bank per loader way, and
+    channel block cb of a pixel is word cb // ways of that pixel in bank cb % ways (hw/linebuf.py),
+    so each way's parser writes its own bank. ceil(ceil(C / 8) / ways)."""
+    return -(-(-(-c // BLOCK)) // ways)
+
+
+def linebuf_row_words(c: int, w: int, ways: int) -> int:
+    """Words of one input row in each line-buffer bank."""
+    return w * linebuf_cb(c, ways)
+
+
+def linebuf_rows(c: int, w: int, depth: int, ways: int) -> int:
+    """R: the input rows that fit a line buffer of `depth` words (depth // ways a bank), at most 16
+    (hw/setup.py counts them)."""
+    row = linebuf_row_words(c, w, ways)
+    return 0 if row == 0 else min(16, (depth // ways) // row)
+
+
 def fm_window_bytes(b: int) -> int:
     """The loader's byte window for beats of `b` bytes: a record (9 bytes at most) and four beats
     (it takes a beat on a flag made a cycle ahead, while the window may still grow by the beats in

@@ -26,11 +26,12 @@ class Limits:
     max_channels: int
     max_blocks: int
     wbuf_words: int = 0
+    fm_ways: int = 1                   # the loader's ways: the line buffer's banks
 
     @classmethod
     def from_info(cls, info: dict) -> "Limits":
         return cls(info["lanes"], info["fm_bytes"], info["w_bytes"], info["out_bytes"], info["linebuf_words"],
-                   info["max_channels"], info["max_blocks"], info.get("wbuf_words", 0))
+                   info["max_channels"], info["max_blocks"], info.get("wbuf_words", 0), info.get("fm_ways", 1))
 
 
 def _weight_bytes(spec: LayerSpec, k0: int, k1: int, lanes: int) -> int:
@@ -40,10 +41,9 @@ def _weight_bytes(spec: LayerSpec, k0: int, k1: int, lanes: int) -> int:
 
 def _fits(c, h, w, kt, k, s, lim: Limits) -> bool:
     ho, wo = (h - k) // s + 1, (w - k) // s + 1
-    row_words = w * fmformat.blocks(c)
     return (fmformat.region_bytes(c, h, w, "compressed") <= lim.fm_bytes and
             fmformat.region_bytes(kt, ho, wo, "compressed") <= lim.out_bytes and
-            max(k, s) * row_words <= lim.linebuf_words and kt <= lim.max_channels and
+            layout.linebuf_rows(c, w, lim.linebuf_words, lim.fm_ways) >= max(k, s) and kt <= lim.max_channels and
             max(fmformat.blocks(c), fmformat.blocks(kt)) <= lim.max_blocks)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from enginetb import check_output, run_job, run_jobs
 from fmprune.sw import regs
+from fmprune.sw.layout import DEFAULT_FM_WAYS
 from fmprune.hw.model import check_cycles, predict
 from fmprune.sw import driver, fmformat, quant
 from fmprune.sw.golden import QLayer
@@ -72,7 +73,8 @@ def run_and_check(spec, act, lanes, *, eps=0, eps_out=0, dense_mode=False, in_la
     # against the model
     pr = predict(spec, lanes, eps=eps, dense_mode=dense_mode, in_layout=in_layout, out_layout=out_layout,
                  eps_out=eps_out, expected=golden(spec, act, eps), weight_buffer=weight_buffer,
-                 fm_bytes=r["fm_beat_bytes"], in_base=job.regs["IN_BASE"], dw_walk=engine_args.get("dw_walk", True))
+                 fm_bytes=r["fm_beat_bytes"], in_base=job.regs["IN_BASE"], dw_walk=engine_args.get("dw_walk", True),
+                 fm_ways=engine_args.get("fm_ways", DEFAULT_FM_WAYS))
     for name in ("FM_BITMAP_BYTES", "FM_VALUE_BYTES", "PARAM_BYTES", "MACS", "VALUES_SKIPPED",
                  "WEIGHT_BYTES", "OUT_BYTES"):
         assert cn[name] == pr[name], f"{spec.name} P={lanes}: {name} RTL {cn[name]} != model {pr[name]}"

@@ -13,18 +13,21 @@ import pytest
 from fmprune.hw import model as hw_model
 from fmprune.hw.loader import Loader
 from fmprune.sw import driver, fmformat, traffic
-from fmprune.sw.layout import BLOCK
+from fmprune.sw.layout import BLOCK, LOADER_WAYS, linebuf_cb
 from streamtb import simulate
 from test_engine import make_spec
 
 MAX_BLOCKS = 8
 
 
-def words_model(x, eps, dense_mode, rows, row_words):
-    """(address, values, mask) of every line-buffer write, in the loader's order."""
+def words_model(x, eps, dense_mode, rows, row_words, ways):
+    """Each bank's line-buffer writes, (address, values, mask, row) in the loader's order: way j
+    (bank j) loads blocks j, j + ways, ... of each row, block cb of pixel xx at word
+    xx cb_lb + cb // ways of the row's slot."""
     c, h, w = x.shape
     nb = -(-c // BLOCK)
-    out = []
+    cb_lb = linebuf_cb(c, ways)
+    out = [[] for _ in range(ways)]
     for y in range(h):
         for cb in range(nb):
             for xx in range(w):
@@ -32,7 +35,7 @@ def words_model(x, eps, dense_mode, rows, row_words):
                 valid = sum(1 << i for i in range(BLOCK) if cb * BLOCK + i < c)
                 big = sum(1 << i for i, v in enumerate(vals) if abs(v) > eps)
                 mask = valid & (0xFF if dense_mode else big)
-                out.append(((y % rows) * row_words + xx * nb + cb, vals, mask, y))
+                out[cb % ways].append(((y % rows) * row_words + xx * cb_lb + cb // ways, vals, mask, y))
     return out
 
 
@@ -58,30 +61,32 @@ def beats(first, size, b):
 @pytest.mark.parametrize("c,h,w,layout,eps,dense_mode,stall,fm_bytes", [
     (6, 5, 4, "compressed", 0, 0, 0.0, 1), (12, 6, 3, "compressed", 3, 0, 0.4, 8), (8, 4, 5, "dense", 2, 0, 0.3, 4),
     (20, 3, 2, "dense", 0, 1, 0.5, 16), (5, 7, 2, "compressed", 0, 1, 0.2, 2), (17, 4, 6, "compressed", 1, 0, 0.0, 16),
-    (9, 3, 7, "dense", 0, 0, 0.0, 8), (6, 6, 5, "compressed", 0, 0, 0.3, 4)])
-def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes):
+    (9, 3, 7, "dense", 0, 0, 0.0, 8), (6, 6, 5, "compressed", 0, 0, 0.3, 4), (40, 3, 5, "compressed", 0, 0, 0.2, 8)])
+@pytest.mark.parametrize("ways", LOADER_WAYS)
+def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes, ways):
     spec, _ = make_spec(c * h + w, c, h, w, 4, 1, 1, 0, False, zero=0.5)
     spec.input[0, 0, :] = np.arange(w) % 5 - 2                   # values around eps
     job = driver.prepare(spec, 4, in_layout=layout, eps=eps, dense_mode=bool(dense_mode), in_base=5)
     regs = job.regs
-    buf = dict(linebuf_depth=2 * w * -(-c // BLOCK) + 3, max_blocks=MAX_BLOCKS)     # two row slots
-    dv = hw_model.setup(regs, 4, max_channels=64, **buf)
+    buf = dict(linebuf_depth=ways * (2 * w * linebuf_cb(c, ways) + 1), max_blocks=MAX_BLOCKS)     # two row slots
+    dv = hw_model.setup(regs, 4, max_channels=64, ways=ways, **buf)
     assert dv["error"] == 0
     rows, row_words = dv["rows"], dv["row_words"]
     assert rows < h, "the case must wrap the ring of row slots"
-    want = words_model(spec.input, eps, dense_mode, rows, row_words)
+    want = words_model(spec.input, eps, dense_mode, rows, row_words, ways)
     _, fm_traffic = fmformat.encode(spec.input, layout)
     mem = job.fm_image + bytes(fm_bytes)
     B = fm_bytes
     segs = segments_model(spec.input, layout, regs["IN_BASE"], dv["in_stride"])
-    dut = Loader(4, **buf, fm_bytes=B)
-    got, reads, counts = [], [], dict(bitmap=0, value=0, beats=0)
+    dut = Loader(4, **buf, fm_bytes=B, ways=ways)
+    got, reads, counts = [[] for _ in range(ways)], [], dict(bitmap=0, value=0, beats=0)
+    n_want = sum(map(len, want))
     rng = random.Random(c + h)
 
     async def bench(ctx):
         for name, v in regs.items():
             ctx.set(dut.desc[name], v)
-        for name in ("cb_in", "row_words", "in_stride", "rows", "neg_eps_in"):
+        for name in ("cb_in", "cb_lb", "row_words", "in_stride", "rows", "neg_eps_in"):
             ctx.set(dut.derived[name], dv[name])
         nb = dv["cb_in"]
         for cb in range(nb):                                     # the control stage's table set-up
@@ -95,7 +100,7 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes)
         await ctx.tick()
         ctx.set(dut.run_start, 0)
         pending, released = [], 0
-        for cycle in range(40 * len(want) * BLOCK):
+        for cycle in range(40 * n_want * BLOCK):
             ctx.set(dut.fm_addr.ready, rng.random() >= stall)
             data_valid = bool(pending) and rng.random() >= stall
             ctx.set(dut.fm_data.valid, data_valid)
@@ -117,19 +122,22 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes)
             counts["bitmap"] += bm
             counts["value"] += vb
             counts["beats"] += pb
-            if en:
-                got.append((int(waddr), [int(v) for v in wdata.values], int(wdata.mask), released))
-            if len(got) == len(want) and not pending and not ctx.get(dut.busy):
+            for j in range(ways):
+                if en >> j & 1:
+                    got[j].append((int(waddr[j]), [int(v) for v in wdata[j].values], int(wdata[j].mask), released))
+            if sum(map(len, got)) == n_want and not pending and not ctx.get(dut.busy):
                 break
         # the last row is reported loaded from the cycle after its last word's write
         await ctx.tick().repeat(3)
         assert ctx.get(dut.rows_loaded) == h
 
     simulate(dut, bench)
-    assert len(got) == len(want), f"{len(got)} line-buffer writes, model {len(want)}"
-    for n, ((a, v, mk, rel), (wa, wv, wm, y)) in enumerate(zip(got, want)):
-        assert (a, v, mk) == (wa, wv, wm), f"word {n} (row {y}): (addr, values, mask) {(a, v, mk)} != model {(wa, wv, wm)}"
-        assert y < rel + rows, f"word {n}: row {y} written while only {rel} rows were released ({rows} slots)"
+    for j in range(ways):
+        assert len(got[j]) == len(want[j]), f"bank {j}: {len(got[j])} line-buffer writes, model {len(want[j])}"
+        for n, ((a, v, mk, rel), (wa, wv, wm, y)) in enumerate(zip(got[j], want[j])):
+            assert (a, v, mk) == (wa, wv, wm), \
+                f"bank {j}, word {n} (row {y}): (addr, values, mask) {(a, v, mk)} != model {(wa, wv, wm)}"
+            assert y < rel + rows, f"bank {j}, word {n}: row {y} written while only {rel} rows were released ({rows} slots)"
     assert (counts["bitmap"], counts["value"]) == (fm_traffic.bitmap_bytes, fm_traffic.value_bytes), counts
     assert counts["beats"] == len(reads), f"{counts['beats']} beats counted, {len(reads)} read"
     least = sum(beats(p, n, B) for p, n in segs)

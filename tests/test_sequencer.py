@@ -12,11 +12,10 @@ import pytest
 from amaranth import Module
 
 from fmprune.hw import model as hw_model
-from fmprune.hw.ram import RegisteredRAM
-from fmprune.hw.scanner import Word
+from fmprune.hw.linebuf import LineBuffer
 from fmprune.hw.sequencer import Sequencer
 from fmprune.sw import driver
-from fmprune.sw.layout import BLOCK, dw_colwalk
+from fmprune.sw.layout import BLOCK, LOADER_WAYS, dw_colwalk, linebuf_cb
 from streamtb import simulate
 from test_engine import KINDS, make_spec
 
@@ -105,8 +104,9 @@ CASES = {                     # kind, lanes: standard with padding and stride, d
 }
 
 
+@pytest.mark.parametrize("ways", LOADER_WAYS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_sequencer_against_model(case):
+def test_sequencer_against_model(case, ways):
     kind, lanes = CASES[case]
     shape = (9, 6, 5, 4, 3, 1, 1, False) if kind == "empty" else KINDS[kind]
     c, h, w, ko, k, s, p, dw = shape
@@ -114,8 +114,9 @@ def test_sequencer_against_model(case):
     job = driver.prepare(spec, lanes, w_base=17)
     r = job.regs
     nb = -(-c // BLOCK)
-    depth = max(k, s) * w * nb + 1                   # max(k, stride) row slots: fewer than the rows
-    dv = hw_model.setup(r, lanes, linebuf_depth=depth, max_channels=64, max_blocks=16)
+    cb_lb = linebuf_cb(c, ways)                      # words of a pixel in a bank: block cb in bank cb % ways
+    depth = ways * (max(k, s) * w * cb_lb + 1)       # max(k, stride) row slots: fewer than the rows
+    dv = hw_model.setup(r, lanes, linebuf_depth=depth, max_channels=64, max_blocks=16, ways=ways)
     assert dv["error"] == 0 and dv["rows"] < h, dv
     rng = random.Random(len(case) * 3)
     words = [[[dict(values=[rng.randrange(-128, 128) for _ in range(BLOCK)], mask=rng.randrange(256))
@@ -123,14 +124,14 @@ def test_sequencer_against_model(case):
     want, want_groups = positions_model(r, dv, lanes, words)
 
     m = Module()
-    m.submodules.seq = seq = Sequencer(lanes, linebuf_depth=depth, group_depth=19)
-    m.submodules.lb = lb = RegisteredRAM(Word(), depth)
-    m.d.comb += [lb.r_addr.eq(seq.lb_r_addr), seq.lb_r_data.eq(lb.r_data)]
-    if lanes >= BLOCK:                               # the line buffer's copies for the column walk
+    m.submodules.seq = seq = Sequencer(lanes, linebuf_depth=depth // ways, group_depth=19, ways=ways)
+    # the line buffer, with the column walk's two more read ports
+    m.submodules.lb = lb = LineBuffer(depth, ways=ways, reads=3 if lanes >= BLOCK else 1)
+    m.d.comb += [lb.r_addr[0].eq(seq.lb_r_addr), lb.r_bank[0].eq(seq.lb_r_bank), seq.lb_r_data.eq(lb.r_data[0])]
+    if lanes >= BLOCK:
         for n in range(2):
-            m.submodules[f"lb{n + 1}"] = cp = RegisteredRAM(Word(), depth)
-            m.d.comb += [cp.r_addr.eq(seq.lb_r_addr_dw[n]), seq.lb_r_data_dw[n].eq(cp.r_data),
-                         cp.w_en.eq(lb.w_en), cp.w_addr.eq(lb.w_addr), cp.w_data.eq(lb.w_data)]
+            m.d.comb += [lb.r_addr[n + 1].eq(seq.lb_r_addr_dw[n]), lb.r_bank[n + 1].eq(seq.lb_r_bank),
+                         seq.lb_r_data_dw[n].eq(lb.r_data[n + 1])]
     got, groups = [], []
 
     async def bench(ctx):
@@ -148,13 +149,13 @@ def test_sequencer_against_model(case):
             released = ctx.get(seq.rows_released)
             assert released <= loaded, f"cycle {cycle}: {released} rows released, {loaded} loaded"
             write = loading < h and loading < released + dv["rows"] and rng.random() < 0.7
+            ctx.set(lb.w_en, 0)
             if write:
                 x, cb = divmod(word_i, nb)
-                ctx.set(lb.w_en, 1)
-                ctx.set(lb.w_addr, (loading % dv["rows"]) * dv["row_words"] + x * nb + cb)
-                ctx.set(lb.w_data, words[loading][x][cb])
-            else:
-                ctx.set(lb.w_en, 0)
+                bank = cb % ways
+                ctx.set(lb.w_en, 1 << bank)
+                ctx.set(lb.w_addr[bank], (loading % dv["rows"]) * dv["row_words"] + x * cb_lb + cb // ways)
+                ctx.set(lb.w_data[bank], words[loading][x][cb])
             ready = rng.random() < 0.7
             ctx.set(seq.o.ready, ready)
             ctx.set(seq.groups.ready, 1)
