@@ -88,16 +88,17 @@ class OutputStage(wiring.Component):
         K, n_lanes = d.OUT_K, dv.n_lanes
 
         # read data registered (hw/ram.py). Bank j holds the channels j mod R (a group's steps
-        # start at a multiple of R). With R banks each is shallow (max_channels / R), so they are
-        # left to Yosys's block-RAM mapping (512 x 36 modes: the ULX3S's 1,024 channels in 16 block
-        # RAMs; the DP16KD output-register wiring, at most 9 bits wide, would take 64), with the
-        # register in the fabric. That register then takes the block RAM's 5.8 ns clock-to-output
-        # and the route to it: when it sat at the requantisers' inputs, that was the ULX3S's
-        # critical path (11.2 ns at 83da099, 5 ns of it the route), so O4 registers it once more
-        # (the first register between the block RAM and the requantisers)
+        # start at a multiple of R). With R banks each is shallow (max_channels / R: 128 on the
+        # ULX3S, 512 by default), so on the ECP5 each is two block RAMs in the 512 x 36 mode with
+        # their output registers (the ULX3S's 1,024 channels in 16 block RAMs). Left to Yosys's
+        # mapping, without the output register, the register in the fabric took the block RAM's
+        # 5.8 ns clock-to-output and the route to it: the ULX3S's critical path at 83da099 (11.2
+        # ns, 5 ns of it the route) and, with O4's register after it, at 6b87aba (10.3 ns: the
+        # placer left the register 47 columns from the block RAM). O4 registers the data once
+        # more, so that the route from the block RAM has a cycle to itself
         banks = []
         for j in range(R):
-            bank = RegisteredRAM(Params(), -(-self.max_channels // R), outreg=R == 1)
+            bank = RegisteredRAM(Params(), -(-self.max_channels // R))
             m.submodules[f"params{j}"] = bank
             m.d.comb += [bank.w_en.eq(self.param_w_en & (self.param_w_addr[:rb] == j) if R > 1 else self.param_w_en),
                          bank.w_addr.eq(self.param_w_addr >> rb), bank.w_data.eq(self.param_w_data)]

@@ -43,12 +43,41 @@ def dp16kd(*, width, a_addr, a_data, a_we, a_ce=1, a_q=None, b_addr=None, b_q=No
         **ports)
 
 
+def pdp36(*, w_addr, w_data, w_en, r_addr, r_q):
+    """One DP16KD in the 512 x 36 pseudo-dual-port mode, wired as Yosys wires an inferred one
+    (share/lattice/brams_map_16kd.v, $__PDPW16KD_): both ports 36 bits wide, the write on port A
+    (clock enable: the write; ADA3..0 its four 9-bit byte enables, all set), the read on port B;
+    the word address at ADx13..5, the data's bits 0-17 on port A's pins and 18-35 on port B's,
+    for the write data and the read data alike. The read data is registered (REGMODE OUTREG, on
+    both ports' halves): it arrives two cycles after the address."""
+    ports = {}
+    for port, addr in (("A", w_addr), ("B", r_addr)):
+        for i in range(14):
+            ports[f"i_AD{port}{i}"] = addr[i - 5] if 5 <= i < 5 + len(addr) else (1 if port == "A" and i < 4 else 0)
+    for i in range(18):
+        ports[f"i_DIA{i}"] = w_data[i] if i < len(w_data) else 0
+        ports[f"i_DIB{i}"] = w_data[18 + i] if 18 + i < len(w_data) else 0
+        if i < len(r_q):
+            ports[f"o_DOA{i}"] = r_q[i]
+        if 18 + i < len(r_q):
+            ports[f"o_DOB{i}"] = r_q[18 + i]
+    return Instance(
+        "DP16KD",
+        p_DATA_WIDTH_A=36, p_DATA_WIDTH_B=36, p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG",
+        p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+        p_CSDECODE_A="0b000", p_CSDECODE_B="0b000", p_GSR="DISABLED",
+        i_CLKA=ClockSignal(), i_CEA=w_en, i_OCEA=1, i_WEA=1, i_RSTA=0, i_CSA0=0, i_CSA1=0, i_CSA2=0,
+        i_CLKB=ClockSignal(), i_CEB=1, i_OCEB=1, i_WEB=0, i_RSTB=0, i_CSB0=0, i_CSB1=0, i_CSB2=0,
+        **ports)
+
+
 class RegisteredRAM(wiring.Component):
     """`depth` words of `shape`; one write port, one read port (registered: two cycles).
 
-    outreg=False: always lib.memory.Memory and a fabric flip-flop, which Yosys maps to the block
-    RAM mode that suits the shape (e.g. 512 x 36 for a shallow, wide memory, where this module's
-    DP16KDs, at most 9 bits wide, would each hold a quarter of what they could)."""
+    On the ECP5 a memory of at most 512 words takes DP16KDs in the 512 x 36 pseudo-dual-port mode
+    (`pdp36`), a deeper one the narrowest true-dual-port mode that holds it (`dp16kd`), each with
+    its output register. outreg=False: always lib.memory.Memory and a fabric flip-flop, which Yosys
+    maps to the block RAM mode that suits the shape, without the output register."""
 
     def __init__(self, shape, depth, *, outreg=True):
         self.shape, self.depth, self.outreg = shape, depth, outreg
@@ -60,7 +89,15 @@ class RegisteredRAM(wiring.Component):
         # the narrowest block-RAM mode that holds `depth` words (a shallower memory leaves the
         # upper addresses unused)
         modes = [d for d in sorted(DP16KD_WIDTHS) if d >= self.depth]
-        if getattr(platform, "family", None) == "ecp5" and modes and self.outreg:
+        ecp5 = getattr(platform, "family", None) == "ecp5" and self.outreg
+        if ecp5 and self.depth <= 512:
+            w_flat = Value.cast(self.w_data)
+            q_flat = Value.cast(self.r_data)
+            for n, lo in enumerate(range(0, len(w_flat), 36)):
+                hi = min(lo + 36, len(w_flat))
+                m.submodules[f"bram{n}"] = pdp36(w_addr=self.w_addr, w_data=w_flat[lo:hi], w_en=self.w_en,
+                                                 r_addr=self.r_addr, r_q=q_flat[lo:hi])
+        elif ecp5 and modes:
             width = DP16KD_WIDTHS[modes[0]]
             w_flat = Value.cast(self.w_data)
             q_flat = Value.cast(self.r_data)

@@ -81,7 +81,8 @@ class Harness(Elaboratable):
             return Cat(bits[0:3], *(bits[3 + i % 3] for i in range(width - 3)))
 
         outs = []
-        for name, depth, width in (("rram2048", 2048, 72), ("rram4096", 4096, 20), ("rram1024", 1024, 70)):
+        for name, depth, width in (("rram2048", 2048, 72), ("rram4096", 4096, 20), ("rram1024", 1024, 70),
+                                   ("rram128", 128, 70), ("rram512", 512, 36)):
             a, b = RegisteredRAM(width, depth), RegisteredRAM(width, depth)
             m.submodules[f"{name}_ecp5"] = _As(a, _ECP5())
             m.submodules[f"{name}_ref"] = _As(b, None)

@@ -9,7 +9,10 @@
 // ports), the word address at the top of AD[13:0] (AD[13:0] for x1, AD[13:1] for x2, AD[13:2]
 // for x4, AD[13:3] for x9), WRITEMODE NORMAL (a port's output holds while it writes),
 // REGMODE NOREG / OUTREG (OUTREG: one more register after the read latch, loaded when OCE),
-// CE, WE. Not modelled: chip selects, resets, x18 byte enables, cascading, initial values.
+// CE, WE; and DATA_WIDTH 36 on both ports, the 512 x 36 pseudo-dual-port mode as Yosys's own
+// mapping uses it (share/lattice/brams_map_16kd.v: written through port A, read through port B,
+// the 36 bits over both ports' pins; REGMODE_B for the read data). Not modelled: chip selects,
+// resets, x18 byte enables, cascading, initial values.
 module DP16KD #(
     parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
     parameter REGMODE_A = "NOREG", parameter REGMODE_B = "NOREG",
@@ -27,9 +30,35 @@ module DP16KD #(
     output DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0
 );
     localparam W = DATA_WIDTH_A;
+    generate if (W == 36) begin : pdp
+        // the 512 x 36 pseudo-dual-port mode: written through port A (CEA; ADA3..0 the byte
+        // enables of bits 0-8, 9-17, 18-26, 27-35), read through port B, both addressed at
+        // AD13..5; data bits 0-17 on port A's pins and 18-35 on port B's, written and read
+        wire [35:0] di = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0,
+                          DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
+        wire [3:0] be = {ADA3, ADA2, ADA1, ADA0};
+        wire [8:0] wa36 = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5};
+        wire [8:0] ra36 = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5};
+        reg [35:0] m36 [0:511];
+        reg [35:0] l36, r36;
+        integer k;
+        initial begin
+            for (k = 0; k < 512; k = k + 1) m36[k] = 0;
+            l36 = 0; r36 = 0;
+        end
+        always @(posedge CLKA) if (CEA && WEA) begin
+            for (k = 0; k < 4; k = k + 1) if (be[k]) m36[wa36][9 * k +: 9] <= di[9 * k +: 9];
+        end
+        always @(posedge CLKB) if (CEB) l36 <= m36[ra36];
+        always @(posedge CLKB) if (OCEB) r36 <= l36;
+        wire [35:0] do36 = REGMODE_B == "OUTREG" ? r36 : l36;
+        assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0,
+                DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = do36;
+    end else begin : tdp
+
     localparam LOW = W == 1 ? 0 : W == 2 ? 1 : W == 4 ? 2 : 3;
     localparam DEPTH = W == 9 ? 2048 : 16384 / W;
-    initial if (DATA_WIDTH_A != DATA_WIDTH_B || !(W == 1 || W == 2 || W == 4 || W == 9)) begin
+    initial if (DATA_WIDTH_A != DATA_WIDTH_B || !(W == 1 || W == 2 || W == 4 || W == 9 || W == 36)) begin
         $display("DP16KD model: DATA_WIDTH %0d / %0d not modelled", DATA_WIDTH_A, DATA_WIDTH_B);
         $finish;
     end
@@ -60,6 +89,7 @@ module DP16KD #(
     wire [17:0] dob = REGMODE_B == "OUTREG" ? rb : lb;
     assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa;
     assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob;
+    end endgenerate
 endmodule
 
 // MULT18X18D, 18 x 18 multiplier. Modelled: signed or unsigned operands (SIGNEDA / SIGNEDB),
