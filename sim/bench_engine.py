@@ -1,6 +1,6 @@
 """Engine benchmark on real layers (figures, no asserts): each layer runs on Verilator with
 zero skipping (compressed input and output) and in dense mode (skipping off, same hardware).
-`python -m fmprune.sim.bench_engine [--lanes P] [LAYER ...]`; writes build/bench/engine.json."""
+`python -m fmprune.sim.bench_engine [--lanes P] [--fm-ways N] [LAYER ...]`; writes build/bench/engine.json."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..sw import driver, fmformat, plan
-from ..sw.layout import PARAM_BYTES
+from ..hw.model import predict
+from ..sw.layout import DEFAULT_FM_WAYS, PARAM_BYTES
 from ..sw.analyze import nonzero_macs
 from ..sw.golden import QuantizedNetwork, split_layer_name
 from .runner import SimConfig, SimTransport
@@ -21,7 +22,7 @@ DEFAULT_LAYERS = ["mobilenet.conv1", "mobilenet.conv2", "mobilenet.conv3", "mobi
                   "mobilenet.conv5", "mobilenet.conv6", "vgg16.conv13", "squeezenet.conv2", "squeezenet1_1.conv3"]
 
 
-def bench_layer(full, qnets, lanes, eps, out_root):
+def bench_layer(full, qnets, lanes, eps, out_root, fm_ways=DEFAULT_FM_WAYS):
     net, short = split_layer_name(full)
     if net not in qnets:
         qnets[net] = QuantizedNetwork(net)
@@ -31,9 +32,9 @@ def bench_layer(full, qnets, lanes, eps, out_root):
     x, want = x[0], y[0]
     spec = driver.LayerSpec(full, x, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.stride,
                             layer.padding, layer.kind == "depthwise", layer.act.lo, layer.act.hi)
-    cfg = SimConfig(lanes=lanes)
+    cfg = SimConfig(lanes=lanes, fm_ways=fm_ways)
     row = dict(layer=full, kind=layer.kind, stride=layer.stride, lanes=lanes, eps=eps, weights=q.weights_desc,
-               macs=layer.macs, wbuf_words=cfg.weight_buffer_words)
+               macs=layer.macs, wbuf_words=cfg.weight_buffer_words, fm_ways=fm_ways, fm_bytes=cfg.fm_bytes)
     for mode in ("sparse", "dense"):
         # the driver's plan for this engine's weight buffer, in each mode (dense mode streams every
         # operand, so its best plan can differ)
@@ -43,7 +44,11 @@ def bench_layer(full, qnets, lanes, eps, out_root):
         got, r = plan.run_plan(spec, pl, transport, eps=eps, dense_mode=(mode == "dense"))
         wall = time.perf_counter() - t
         c = r["counters"]
-        row[mode] = dict(cycles=c["CYCLES"], bit_exact=bool(np.array_equal(got, want)), counters=c,
+        estimate = sum(predict(plan.sub_spec(spec, t), lanes, eps=eps, dense_mode=(mode == "dense"),
+                               expected=want[t.k0:t.k1], weight_buffer=t.weight_buffer, fm_bytes=cfg.fm_bytes,
+                               out_bytes=cfg.out_bytes, dw_walk=cfg.dw_walk, fm_ways=fm_ways)["cycles_estimate"]
+                       for t in pl.tiles)
+        row[mode] = dict(cycles=c["CYCLES"], cycles_estimate=estimate, bit_exact=bool(np.array_equal(got, want)), counters=c,
                          tiles=[dict(k0=t.k0, k1=t.k1, weight_buffer=t.weight_buffer) for t in pl.tiles],
                          plan_bytes_read=pl.bytes_read, wall_s=round(wall, 2),
                          sim_cycles_per_s=round(c["CYCLES"] / wall))
@@ -77,22 +82,25 @@ def main(argv=None) -> int:
     ap.add_argument("layers", nargs="*", default=DEFAULT_LAYERS)
     ap.add_argument("--lanes", type=int, default=16)
     ap.add_argument("--eps", type=int, default=0)
+    ap.add_argument("--fm-ways", type=int, default=DEFAULT_FM_WAYS, choices=(1, 2),
+                    help="the engine's loader ways (Engine's fm_ways)")
     ap.add_argument("--out", default="build/bench/engine.json")
     args = ap.parse_args(argv)
     rows, qnets = [], {}
     hdr = f"{'layer':18s} {'kind':10s} {'cycles':>10s} {'sparse bd':>10s} {'util':>6s} {'dense cyc':>10s} " \
           f"{'dense util':>10s} {'speedup':>8s} {'fm read':>9s} {'fm port':>9s} {'fm limit':>9s} {'fm tensor':>9s} " \
-          f"{'read':>10s} {'ideal':>10s} {'runs':>4s} exact"
+          f"{'read':>10s} {'ideal':>10s} {'runs':>4s} {'rtl/model':>9s} exact"
     print(hdr)
     t = time.perf_counter()
     for full in args.layers:
-        r = bench_layer(full, qnets, args.lanes, args.eps, Path("build/bench/engine"))
+        r = bench_layer(full, qnets, args.lanes, args.eps, Path("build/bench/engine"), args.fm_ways)
         rows.append(r)
         print(f"{r['layer']:18s} {r['kind']:10s} {r['sparse']['cycles']:10d} {r['cycles_sparse_bound']:10d} "
               f"{r['utilisation']:6.3f} {r['dense']['cycles']:10d} {r['dense_utilisation']:10.3f} "
               f"{r['speedup']:8.2f} {r['fm_bytes_read']:9d} {r['fm_port_bytes_read']:9d} {r['fm_bytes_limit']:9d} "
               f"{r['fm_bytes_tensor']:9d} "
               f"{r['bytes_read']:10d} {r['bytes_read_ideal']:10d} {len(r['sparse']['tiles']):4d} "
+              f"{r['sparse']['cycles'] / r['sparse']['cycles_estimate']:9.3f} "
               f"{r['sparse']['bit_exact'] and r['dense']['bit_exact']}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ ERRORS = {
     2: ("RANGE", "kernel > 11, stride > 4, PAD >= kernel, CLAMP_LO > 0 or CLAMP_HI < 0"),
     3: ("SHAPE", "OUT_H / OUT_W do not follow from the input, kernel, stride and padding"),
     4: ("GROUPS", "depthwise with OUT_K != IN_C"),
-    5: ("LINE_BUFFER", "fewer than max(k, stride) input rows of IN_W x ceil(IN_C / 8) words fit the line buffer"),
+    5: ("LINE_BUFFER", "fewer than max(k, stride) input rows fit the line buffer (a row: IN_W x ceil(ceil(IN_C / 8) / ways) words in each of its banks, a bank a loader way)"),
     6: ("CHANNELS", "OUT_K exceeds the parameter buffer, or ceil(IN_C / 8) the block-pointer table"),
     7: ("ADDRESS", "a feature-map, weight or parameter range runs past the end of the address space"),
     8: ("WEIGHT_BUFFER", "WEIGHT_BUFFER = 1 and the layer's weight words exceed WBUF_WORDS: run fewer output "
