@@ -12,13 +12,13 @@ import numpy as np
 from ..sw import driver, fmformat, plan
 from ..sw.analyze import nonzero_macs
 from ..sw.golden import export_layer
-from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_FM_WAYS, DEFAULT_OUT_BYTES
 from .runner import SimConfig, SimTransport
 
 
 def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=False, waves=False, weights=None,
                    crop=None, stall=0, out_dir=None, budget=200_000_000, echo=print, wbuf_words=None,
-                   fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES) -> dict:
+                   fm_bytes=DEFAULT_FM_BYTES, out_bytes=DEFAULT_OUT_BYTES, fm_ways=DEFAULT_FM_WAYS) -> dict:
     out = Path(out_dir) if out_dir else Path("build") / "sim" / layer
     t0 = time.perf_counter()
     meta = export_layer(layer, out, eps=eps, weights=weights)
@@ -29,7 +29,7 @@ def simulate_layer(layer: str, *, simulator="verilator", lanes=16, eps=0, dense=
     if not crop:
         assert np.array_equal(want, np.load(out / "expected.npy")), "golden files disagree with the spec"
     cfg = SimConfig(lanes=lanes, simulator=simulator, waves=waves, wbuf_words=wbuf_words, fm_bytes=fm_bytes,
-                    out_bytes=out_bytes)
+                    out_bytes=out_bytes, fm_ways=fm_ways)
     transport = SimTransport(cfg, out / f"run-{simulator}-P{lanes}", stall_percent=stall, budget=budget)
     # the driver's plan for the engine's weight buffer: one run, or several (output-channel tiles)
     pl = plan.plan(spec, lanes, cfg.weight_buffer_words, eps=eps, dense_mode=dense)

@@ -113,11 +113,12 @@ def stream(q, xq, *, eps=0, lanes=16, simulator="verilator", run_root=None, echo
 
 def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator="verilator", out=None,
                 echo=print, port=None, baud=None, wbuf_words=None, fm_bytes=DEFAULT_FM_BYTES,
-                out_bytes=DEFAULT_OUT_BYTES) -> dict:
-    """`port`: run on the board on that serial port instead of the simulator."""
+                out_bytes=DEFAULT_OUT_BYTES, fm_ways=DEFAULT_FM_WAYS) -> dict:
+    """`port`: run on the board on that serial port instead of the simulator (whose INFO reply then
+    gives the engine's generation parameters)."""
     t0 = time.perf_counter()
     board = None
-    dw_walk, fm_ways = True, DEFAULT_FM_WAYS
+    dw_walk = True
     if port:
         from ..boards.host import SerialTransport
         transport = SerialTransport(port, lanes, baud=baud or 1_000_000)

@@ -73,7 +73,7 @@ def cmd_sim(args) -> int:
     report = simulate_layer(args.layer, simulator=args.sim, lanes=args.lanes, eps=args.eps, dense=args.dense,
                             waves=args.waves, weights=args.weights, crop=args.crop, stall=args.stall,
                             out_dir=args.out, budget=args.budget, wbuf_words=wbuf_words(args), fm_bytes=args.fm_bytes,
-                            out_bytes=args.out_bytes)
+                            out_bytes=args.out_bytes, fm_ways=args.fm_ways)
     return 0 if report["bit_exact"] and report["counters_agree_with_memories"] else 1
 
 
@@ -81,7 +81,8 @@ def cmd_run(args) -> int:
     from ..sim.network import run_network
     result = run_network(args.net, image=args.image, weights=args.weights, eps=args.eps, lanes=args.lanes,
                          simulator=args.sim, out=args.out, port=args.port, baud=args.baud,
-                         wbuf_words=wbuf_words(args), fm_bytes=args.fm_bytes, out_bytes=args.out_bytes)
+                         wbuf_words=wbuf_words(args), fm_bytes=args.fm_bytes, out_bytes=args.out_bytes,
+                         fm_ways=args.fm_ways)
     return 0 if result["top5_identical"] and result["bit_exact"] else 1
 
 
@@ -96,9 +97,11 @@ def wbuf_words(args) -> int:
 def cmd_verilog(args) -> int:
     from ..hw.verilog import generate, lint
     wbuf = wbuf_words(args)
-    path, ports = generate(args.lanes, args.out, wbuf_words=wbuf, fm_bytes=args.fm_bytes, out_bytes=args.out_bytes)
+    path, ports = generate(args.lanes, args.out, wbuf_words=wbuf, fm_bytes=args.fm_bytes, out_bytes=args.out_bytes,
+                           fm_ways=args.fm_ways)
     print(f"wrote {path} (module fmprune_engine, P={args.lanes}, weight buffer {wbuf:,} words of {args.lanes} bytes, "
-          f"feature-map port {args.fm_bytes} and output port {args.out_bytes} bytes a beat)")
+          f"feature-map port {args.fm_bytes} and output port {args.out_bytes} bytes a beat, "
+          f"{args.fm_ways} loader way{'s' if args.fm_ways > 1 else ''})")
     for direction, width, name, doc in ports:
         print(f"  {direction:6s} {width:4d}  {name:18s} {doc}")
     problems = lint(path)
@@ -207,7 +210,7 @@ def _common(s, *names):
             s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
                            help="simulator (default verilator)")
         elif name == "wbuf":
-            from .layout import DEFAULT_FM_BYTES, DEFAULT_OUT_BYTES, PORT_BYTES
+            from .layout import DEFAULT_FM_BYTES, DEFAULT_FM_WAYS, DEFAULT_OUT_BYTES, LOADER_WAYS, PORT_BYTES
             s.add_argument("--wbuf-kib", type=_int_range(0, 4096), default=None, metavar="KIB",
                            help="the engine's weight buffer in KiB (a generation parameter; 0: none; "
                                 "default 256)")
@@ -217,6 +220,9 @@ def _common(s, *names):
             s.add_argument("--out-bytes", type=int, choices=PORT_BYTES, default=DEFAULT_OUT_BYTES, metavar="B",
                            help="the output write port's beat in bytes, 1, 2, 4, 8 or 16, a strobe a byte (a "
                                 f"generation parameter; default {DEFAULT_OUT_BYTES})")
+            s.add_argument("--fm-ways", type=int, choices=LOADER_WAYS, default=DEFAULT_FM_WAYS, metavar="N",
+                           help="the loader's ways, 1 or 2: segment parsers, each writing its own "
+                                f"line-buffer bank (a generation parameter; default {DEFAULT_FM_WAYS})")
 
 
 def build_parser() -> argparse.ArgumentParser:
