@@ -8,6 +8,7 @@ import pytest
 from fmprune.hw.model import setup as setup_model
 from fmprune.hw.setup import Derived, Setup
 from fmprune.sw import driver, regs
+from fmprune.sw.layout import LOADER_WAYS
 from streamtb import simulate
 from test_engine import KINDS, make_spec
 
@@ -65,11 +66,12 @@ def run_setup(dut, desc, budget=2000):
     return result
 
 
+@pytest.mark.parametrize("ways", LOADER_WAYS)
 @pytest.mark.parametrize("lanes", [1, 4, 16])
-def test_setup_against_model(lanes):
-    dut = Setup(lanes, **BUFFERS)
+def test_setup_against_model(lanes, ways):
+    dut = Setup(lanes, **BUFFERS, ways=ways)
     for name, desc in descriptors(lanes):
-        want = setup_model(desc, lanes, **BUFFERS)
+        want = setup_model(desc, lanes, **BUFFERS, ways=ways)
         got = run_setup(dut, desc)
         assert got, f"{name}: no done within 2000 cycles"
         assert got["error"] == want["error"], \
