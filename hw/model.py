@@ -220,9 +220,12 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     # beat's latency), which the ways overlap
     cb_way = linebuf_cb(c, fm_ways)
     loader = max(cb_way * h * w, beats) + cb_way * h * SEGMENT_OVERHEAD
+    # the first output row waits for its rows below the padding (min(k - pad, H) input rows,
+    # every block of them) at the loader's pace before any stage downstream starts
+    prologue = loader * min(k - spec.padding, h) // h
     writer = max(blocks, -(-r["OUT_BYTES"] // out_bytes))   # a block a cycle, a beat a cycle
     setup = SETUP + 17 + derive_cycles(spec, P, fm_ways) + max(cb_in, cb_out) + kout * param_words(P) + 4
     if weight_buffer:                    # FILL: a word a cycle, and the last write
         setup += fill + 3
-    r["cycles_estimate"] = int(max(paced, writer, loader) + setup + ROW_OVERHEAD * ho + Requantizer.LATENCY)
+    r["cycles_estimate"] = int(max(paced + prologue, writer, loader) + setup + ROW_OVERHEAD * ho + Requantizer.LATENCY)
     return r
