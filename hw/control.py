@@ -10,6 +10,9 @@ from .setup import Derived
 class Control(wiring.Component):
     """IDLE -> SETUP -> INIT -> PARAMS -> [FILL ->] RUN -> IDLE.
 
+    The loader starts with PARAMS (``load``): the input's first rows enter the line buffer while
+    the parameters and the weights do, over a port of their own.
+
     START starts the set-up stage on the same cycle it leaves IDLE; a refused descriptor ends the
     run at the set-up's end with its error code. INIT writes the two block-pointer tables, one
     entry a cycle (the input blocks' from IN_BASE, the output blocks' from OUT_BASE, a block
@@ -54,6 +57,9 @@ class Control(wiring.Component):
         cleared with ``run``).
     run, run_start : Out(1), Out(1)
         The run is on; its first cycle.
+    load, load_start : Out(1), Out(1)
+        The loader's phase, PARAMS to the run's end (the block-pointer tables are written); its
+        first cycle.
     out_done, out_busy : In(1), In(1)
         The packer has handed over the last block; the writer is writing one.
     """
@@ -66,6 +72,7 @@ class Control(wiring.Component):
                           "setup_done": In(1), "setup_error": In(8), "end": Out(1), "end_error": Out(8),
                           **tables, "params_begin": Out(1), "params_prepare": Out(1), "params_active": Out(1),
                           "params_done": In(1), "fill_active": Out(1), "fill_done": In(1), "serve": Out(1), "run": Out(1), "run_start": Out(1),
+                          "load": Out(1), "load_start": Out(1),
                           "out_done": In(1), "out_busy": In(1)})
 
     def elaborate(self, platform):
@@ -78,7 +85,7 @@ class Control(wiring.Component):
         init_out = Signal(40)
         run, run_start, phase_params = self.run, self.run_start, self.params_active
         all_written = Signal()
-        m.d.sync += run_start.eq(0)
+        m.d.sync += [run_start.eq(0), self.load_start.eq(0)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -102,7 +109,7 @@ class Control(wiring.Component):
                              init_out.eq(init_out + dv.out_stride),
                              init_last.eq((init_i + 2 >= cb_in) & (init_i + 2 >= cb_out))]
                 with m.If(init_last):
-                    m.d.sync += phase_params.eq(1)
+                    m.d.sync += [phase_params.eq(1), self.load.eq(1), self.load_start.eq(1)]
                     m.next = "PARAMS"
             with m.State("PARAMS"):
                 with m.If(self.params_done & self.desc.WEIGHT_BUFFER):
@@ -119,7 +126,7 @@ class Control(wiring.Component):
             with m.State("RUN"):
                 with m.If(all_written):
                     m.d.comb += self.end.eq(1)
-                    m.d.sync += [run.eq(0), self.serve.eq(0)]
+                    m.d.sync += [run.eq(0), self.serve.eq(0), self.load.eq(0)]
                     m.next = "IDLE"
         m.d.sync += all_written.eq(self.out_done & ~self.out_busy & run & ~run_start)
         return m

@@ -34,8 +34,13 @@ class DwWindow(wiring.Component):
     waits until they are all in, and until the window register is free. The control position also
     names the next block's weights (``wnext``, unless it is the run's last): they are requested
     once the block's own are, into a second set of registers, which the next control position
-    copies in a cycle, so a block's windows do not wait for its weights (a control position waits
-    until the words asked before it are in).
+    copies in a cycle, so a block's windows do not wait for its weights. The next control
+    position need not wait for them all to arrive: it takes those in, the rest arrive straight
+    into the block's registers (its first window waits for them), and it asks for the following
+    block's at once; it waits only until the words asked before it have all been asked for. The
+    walk names as next the block its next control position is (the sequencer's order); a control
+    position that follows none named (the run's first) asks for its own words first, once
+    nothing is in flight.
 
     A word's mask is its own inside the input, none for padding (dense mode: the block's real
     channels, whose zero values are then multiplied).
@@ -83,10 +88,12 @@ class DwWindow(wiring.Component):
         # (nxt, prefetched while this block's windows are formed: the control position names the
         # next block, ``wnext``). A control position whose block is the one prefetched copies it
         # in a cycle; otherwise (the run's first, or no prefetch) it requests its own words first.
-        # The words arrive in the order asked: cur's words, then nxt's.
+        # The words arrive in the order asked: cur's words, then nxt's. The control position of
+        # the prefetched block moves nxt into cur with its count: words still in flight then
+        # arrive into cur.
         wcur = [Signal(8 * BLOCK, name=f"dww{t}") for t in range(DW_TAPS)]
         wnxt = [Signal(8 * BLOCK, name=f"dwwn{t}") for t in range(DW_TAPS)]
-        nxt_tag = Signal(32)                 # the block whose words wnxt holds or will hold
+        nxt_req = Signal()                   # the next block's words are asked for (the walk named it)
         nxt_ok = Signal()                    # wnxt holds all of them
         rq_addr = Signal(32)                 # the words still to request: a run, then maybe a second
         rq_left = Signal(range(DW_TAPS + 1))
@@ -126,8 +133,11 @@ class DwWindow(wiring.Component):
         o_free = Signal()
         m.d.comb += o_free.eq(~o_valid | self.o.ready)
         # a window's last column waits for the weights and the window register; a control
-        # position, until the words asked before it are all in
-        m.d.comb += self.i.ready.eq(Mux(q.wstart, w_idle, ~q.last | (o_free & w_full)))
+        # position, until the words asked before it have all been asked for (the prefetched
+        # block's) or, for the run's first, until none is in flight
+        asked = Signal()
+        m.d.comb += asked.eq((rq_left == 0) & ~rq2_pend)
+        m.d.comb += self.i.ready.eq(Mux(q.wstart, Mux(nxt_req, asked, w_idle), ~q.last | (o_free & w_full)))
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
         with m.If(o_valid & self.o.ready):
@@ -167,14 +177,20 @@ class DwWindow(wiring.Component):
         with m.If(take):
             with m.If(q.wstart):
                 m.d.sync += avail.eq(functools.reduce(operator.add, [Mux(q.chmask[j], khkw, 0) for j in range(BLOCK)]))
-                hit = nxt_ok & (nxt_tag == q.wbase)
-                with m.If(hit):                  # the prefetched block: copied in, the next one asked
-                    m.d.sync += [wcur[t].eq(wnxt[t]) for t in range(DW_TAPS)]
-                    m.d.sync += [rq_addr.eq(q.wnext), rq_left.eq(Mux(q.wnext_valid, khkw, 0))]
+                with m.If(nxt_req):              # the prefetched block: moved in, the next one asked
+                    # cur is full here (the block before's windows needed it), so a word arriving
+                    # in this cycle is nxt's: it goes to cur with the rest
+                    for t in range(DW_TAPS):
+                        m.d.sync += wcur[t].eq(Mux(w_got & (nxt_i == t), self.w.payload[:8 * BLOCK], wnxt[t]))
+                    full = nxt_ok | (w_got & (nxt_left == 1))
+                    m.d.sync += [cur_left.eq(nxt_left - w_got), cur_i.eq(nxt_i + w_got), w_full.eq(full),
+                                 w_idle.eq(full & ~q.wnext_valid),
+                                 rq_addr.eq(q.wnext), rq_left.eq(Mux(q.wnext_valid, khkw, 0))]
                 with m.Else():                   # its own words first, then the next block's
                     m.d.sync += [rq_addr.eq(q.wbase), rq_left.eq(khkw), rq2_addr.eq(q.wnext), rq2_pend.eq(q.wnext_valid),
                                  cur_left.eq(khkw), cur_i.eq(0), w_full.eq(0), w_idle.eq(0)]
-                m.d.sync += [nxt_tag.eq(q.wnext), nxt_ok.eq(0), nxt_i.eq(0), nxt_left.eq(Mux(q.wnext_valid, khkw, 0))]
+                m.d.sync += [nxt_req.eq(q.wnext_valid), nxt_ok.eq(0), nxt_i.eq(0),
+                             nxt_left.eq(Mux(q.wnext_valid, khkw, 0))]
                 with m.If(q.wnext_valid):
                     m.d.sync += w_idle.eq(0)
             with m.Else():
@@ -189,5 +205,5 @@ class DwWindow(wiring.Component):
             m.d.sync += [self.macs.eq(total), self.skipped.eq(avail - total)]
         with m.If(self.clear):
             m.d.sync += [o_valid.eq(0), rq_left.eq(0), rq2_pend.eq(0), cur_left.eq(0), nxt_left.eq(0),
-                         nxt_ok.eq(0), w_full.eq(0), w_idle.eq(1)]
+                         nxt_ok.eq(0), nxt_req.eq(0), w_full.eq(0), w_idle.eq(1)]
         return m

@@ -221,7 +221,8 @@ class Engine(wiring.Component):
                     m.d.comb += [w_req.valid.eq(dww.w_addr.valid), w_req.payload.eq(dww.w_addr.payload)]
 
         # the dataflow
-        m.d.comb += [loader.run.eq(run), loader.run_start.eq(run_start),
+        m.d.comb += [loader.load.eq(control.load), loader.load_start.eq(control.load_start),
+                     loader.seq_start.eq(run_start),
                      linebuf.w_en.eq(loader.lb_w_en), linebuf.w_addr.eq(loader.lb_w_addr),
                      linebuf.w_data.eq(loader.lb_w_data),
                      linebuf.r_bank[0].eq(sequencer.lb_r_bank),

@@ -71,8 +71,12 @@ class Loader(wiring.Component):
     desc : In(Descriptor()), derived : In(Derived(...))
         The layer (IN_C, IN_H, IN_W, IN_LAYOUT, DENSE_MODE, EPS_IN, IN_BASE; cb_in, row_words,
         in_stride, rows, neg_eps_in).
-    run, run_start : In(1), In(1)
-        A run is on; its first cycle.
+    load, load_start : In(1), In(1)
+        The loader's phase (from the control stage's PARAMS to the run's end: the first rows load
+        while the parameters and weights do); its first cycle.
+    seq_start : In(1)
+        The sequencer's run starts: ``rows_released`` is the run's from the cycle after (until
+        then, from ``load_start`` on, no row counts as released).
     init_en, init_addr, init_data : In(1), In(range(max_blocks)), In(32)
         A write to the block-pointer table (the control stage's, before the run: IN_BASE + cb *
         block stride; entry cb // ways of way cb % ways's table). It takes the table's port over
@@ -102,7 +106,7 @@ class Loader(wiring.Component):
         self.bank_depth, self.table_depth = linebuf_depth // ways, -(-max_blocks // ways)
         self.window = fm_window_bytes(fm_bytes)
         super().__init__({
-            "desc": In(Descriptor()), "derived": In(Derived(lanes)), "run": In(1), "run_start": In(1),
+            "desc": In(Descriptor()), "derived": In(Derived(lanes)), "load": In(1), "load_start": In(1), "seq_start": In(1),
             "init_en": In(1), "init_addr": In(range(max_blocks)), "init_data": In(32),
             "fm_addr": Out(stream.Signature(32)), "fm_data": In(stream.Signature(8 * fm_bytes)),
             "lb_w_en": Out(ways), "lb_w_addr": Out(data.ArrayLayout(range(self.bank_depth), ways)),
@@ -118,7 +122,7 @@ class Loader(wiring.Component):
         d, dv = self.desc, self.derived
         C, H, W = d.IN_C, d.IN_H, d.IN_W
         cb_in, row_words, rows = dv.cb_in, dv.row_words, dv.rows
-        run, run_start = self.run, self.run_start
+        load, load_start = self.load, self.load_start
 
         rows_loaded, rows_released = self.rows_loaded, self.rows_released
         # rows whose last record has been parsed; rows_loaded follows it a cycle later, once that
@@ -191,23 +195,29 @@ class Loader(wiring.Component):
                          w["init_addr"].eq(self.init_addr >> (N - 1)), w["init_data"].eq(self.init_data)]
 
         # rows the line buffer can take, rows_released + rows, registered: a cycle late it is at
-        # most too small (rows_released only grows during a layer), which only delays a row
+        # most too small (rows_released only grows during a layer), which only delays a row.
+        # Until the sequencer starts, rows_released is the run before's: none is released.
+        seq_on = Signal()
+        with m.If(load_start):
+            m.d.sync += seq_on.eq(0)
+        with m.Elif(self.seq_start):
+            m.d.sync += seq_on.eq(1)
         row_limit = Signal(17)
-        m.d.sync += row_limit.eq(Mux(run_start, 0, rows_released) + rows)
+        m.d.sync += row_limit.eq(Mux(seq_on & ~self.seq_start & ~load_start, rows_released, 0) + rows)
         l_rows_done = Signal()               # ly == H
         l_row_free = Signal()                # ly < row_limit
         m.d.sync += [l_rows_done.eq(ly == H), l_row_free.eq(ly < row_limit)]
 
         with m.FSM():
             with m.State("L_IDLE"):
-                with m.If(run_start):
+                with m.If(load_start):
                     m.d.sync += [slot_last.eq(rows <= 1), ly.eq(0), l_slot.eq(0), l_slot_base.eq(0), l_row8.eq(0),
                                  rows_in.eq(0), rows_loaded.eq(0), seg_max.eq(Mux(d.IN_LAYOUT, (W << 3) + W, W << 3))]
                     m.next = "L_SETTLE"
             with m.State("L_SETTLE"):        # ly settles: L_ROW's compares are registered
                 m.next = "L_ROW"
             with m.State("L_ROW"):
-                with m.If(~run):
+                with m.If(~load):
                     m.next = "L_IDLE"
                 with m.Elif(l_rows_done):
                     pass
@@ -237,7 +247,7 @@ class Loader(wiring.Component):
         C, W = d.IN_C, d.IN_W
         in_cmp, dense, eps_in = d.IN_LAYOUT, d.DENSE_MODE, d.EPS_IN
         cb_in, cb_lb, in_stride, neg_eps_in = dv.cb_in, dv.cb_lb, dv.in_stride, dv.neg_eps_in
-        run_start = self.run_start
+        load_start = self.load_start
 
         def sig(name, *args, **kwargs):      # the way's own signals are named after it
             return Signal(*args, name=f"w{j}_{name}", **kwargs)
@@ -461,7 +471,7 @@ class Loader(wiring.Component):
 
         with m.FSM(name=f"w{j}_fsm"):
             with m.State("L_WAIT"):          # the row's start
-                with m.If(run_start):
+                with m.If(load_start):
                     first_block()
                     m.d.sync += done.eq(1)
                 with m.Elif(go):

@@ -129,17 +129,19 @@ def setup(r: dict, P: int, *, linebuf_depth: int, max_channels: int, max_blocks:
     return out
 
 
-DW_ROW_OVERHEAD = 6       # the column walk, per output row and block: its control position and the state changes
+DW_ROW_OVERHEAD = 2       # the column walk, per output row and block: its control position and the first window's
+                          # wait for the last of the block's weight words (asked for from the control before)
 
 
 def colwalk_cycles(win: np.ndarray, c: int, ho: int, wo: int, k: int, s: int, lanes: int) -> int:
     """A depthwise layer on the column walk: the slowest of the line buffer's reads (a column a
     cycle from the line buffer and its copies, every column the row's windows span, per output
-    row and block), the busiest decoupled lane and the output stage (a window a cycle). Window n
+    row and block; or the block's weight words, if more), the busiest decoupled lane and the output stage (a window a cycle). Window n
     of the walk goes to lane group n mod G; lane j of a group takes channel (j + m) mod 8 of the
     group's m-th window (hw/dwlanes.py) and spends max(1, present taps) cycles on its slice."""
     cb = -(-c // BLOCK)
-    reads = ho * cb * ((wo - 1) * s + k + DW_ROW_OVERHEAD)
+    # a row-block's columns, or its k k weight words (asked for a word a cycle), whichever is more
+    reads = ho * cb * (max((wo - 1) * s + k, k * k) + DW_ROW_OVERHEAD)
     nnz = np.zeros((ho, wo, cb * BLOCK), dtype=np.int64)
     nnz[:, :, :c] = win.sum(axis=(3, 4))
     cost = np.maximum(nnz, 1).reshape(ho, wo, cb, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK)
@@ -221,11 +223,14 @@ def predict(spec, lanes: int, *, eps: int = 0, dense_mode: bool = False, in_layo
     cb_way = linebuf_cb(c, fm_ways)
     loader = max(cb_way * h * w, beats) + cb_way * h * SEGMENT_OVERHEAD
     # the first output row waits for its rows below the padding (min(k - pad, H) input rows,
-    # every block of them) at the loader's pace before any stage downstream starts
+    # every block of them) at the loader's pace before any stage downstream starts; the loader
+    # starts with PARAMS, so the parameters' and the weights' loads (FILL) hide part of it
     prologue = loader * min(k - spec.padding, h) // h
     writer = max(blocks, -(-r["OUT_BYTES"] // out_bytes))   # a block a cycle, a beat a cycle
-    setup = SETUP + 17 + derive_cycles(spec, P, fm_ways) + max(cb_in, cb_out) + kout * param_words(P) + 4
+    loading = kout * param_words(P) + 4  # PARAMS: a word a cycle
     if weight_buffer:                    # FILL: a word a cycle, and the last write
-        setup += fill + 3
+        loading += fill + 3
+    setup = SETUP + 17 + derive_cycles(spec, P, fm_ways) + max(cb_in, cb_out) + loading
+    prologue = max(0, prologue - loading)
     r["cycles_estimate"] = int(max(paced + prologue, writer, loader) + setup + ROW_OVERHEAD * ho + Requantizer.LATENCY)
     return r

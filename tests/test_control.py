@@ -56,9 +56,9 @@ def test_control_phases_and_tables(cb_in, cb_out, error, wbuf):
             _, _, *v = await ctx.tick().sample(
                 dut.in_init_en, dut.in_init_addr, dut.in_init_data, dut.out_init_en, dut.out_init_addr,
                 dut.out_init_data, dut.params_begin, dut.params_active, dut.run, dut.run_start, dut.end, dut.end_error,
-                dut.fill_active, dut.serve)
+                dut.fill_active, dut.serve, dut.load, dut.load_start)
             log.append(dict(zip(("in_en", "in_addr", "in_data", "out_en", "out_addr", "out_data", "begin", "active",
-                                 "run", "run_start", "end", "end_error", "fill", "serve"), v)))
+                                 "run", "run_start", "end", "end_error", "fill", "serve", "load", "load_start"), v)))
             if v[10]:
                 break
 
@@ -66,7 +66,8 @@ def test_control_phases_and_tables(cb_in, cb_out, error, wbuf):
     ends = [e for e in log if e["end"]]
     assert len(ends) == 1 and ends[0]["end_error"] == error, ends
     if error:
-        assert not any(e["begin"] or e["in_en"] or e["out_en"] or e["active"] or e["run"] or e["fill"] for e in log)
+        assert not any(e["begin"] or e["in_en"] or e["out_en"] or e["active"] or e["run"] or e["fill"] or e["load"]
+                       for e in log)
         return
     ins = [(e["in_addr"], e["in_data"]) for e in log if e["in_en"]]
     outs = [(e["out_addr"], e["out_data"]) for e in log if e["out_en"]]
@@ -83,6 +84,10 @@ def test_control_phases_and_tables(cb_in, cb_out, error, wbuf):
         assert not fills
     assert all(e["serve"] == (e["run"] and wbuf) for e in log), "serve is not run with WEIGHT_BUFFER"
     assert log[-1]["run"], "the run ended before the last block was written"
+    # the loader's phase: from PARAMS's first cycle (the tables written) to the run's end
+    loads = [i for i, e in enumerate(log) if e["load"]]
+    assert loads == list(range(min(order[1]), len(log))), "load is not PARAMS to the run's end"
+    assert [i for i, e in enumerate(log) if e["load_start"]] == [min(order[1])], "load_start is not PARAMS's first cycle"
 
 
 @pytest.mark.parametrize("lanes,k,stall", [(16, 5, 0.0), (4, 7, 0.4), (1, 3, 0.3), (8, 9, 0.6)])
