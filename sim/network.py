@@ -172,11 +172,14 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
     return result
 
 
-def hardware_check(eps: int, n_images: int = 5, *, lanes=16, simulator="verilator", echo=print) -> dict:
-    """The trained digit network on `n_images` held-out images through the simulated engine at
-    `eps`: predictions against the golden model, measured bytes / MACs / cycles against the model."""
+def hardware_check(eps: int, n_images: int = 5, *, lanes=16, simulator="verilator", echo=print, model=None,
+                   desc=None, out: Path | None = None) -> dict:
+    """The trained digit network (or `model`, a DigitNet, e.g. a pruned one) on `n_images`
+    held-out images through the simulated engine at `eps`: predictions against the golden model,
+    measured bytes / MACs / cycles against the model. Writes `out` (default build/sweep/hardware.json)."""
     from ..sw import train
-    model, desc = train.load()
+    if model is None:
+        model, desc = train.load()
     q = train.quantise(model, desc)
     _, _, xte, yte = train.digits()
     xq = q.quantize_input(xte[:n_images])
@@ -190,7 +193,7 @@ def hardware_check(eps: int, n_images: int = 5, *, lanes=16, simulator="verilato
         echo(f"image {i}: label {int(yte[i])}, RTL {preds[-1]}, golden {int(golden_logits[i].argmax())}, "
              f"{sum(r['cycles'] for r in rows):,} cycles, {'bit-exact' if all(r['bit_exact'] for r in rows) else 'MISMATCH'}")
     tot = {k: sum(r[k] for r in all_rows) for k in ("cycles", "cycles_estimate", "fm_bytes_read", "model_fm_bytes",
-                                                     "nonzero_macs", "model_macs")}
+                                                     "nonzero_macs", "model_macs", "bytes_read", "weight_bytes_read")}
     result = dict(eps=eps, images=n_images, weights=desc, rtl_predictions=preds,
                   golden_predictions=[int(v) for v in golden_logits.argmax(1)],
                   labels=[int(v) for v in yte[:n_images]], bit_exact=all(r["bit_exact"] for r in all_rows), **tot,
@@ -202,7 +205,7 @@ def hardware_check(eps: int, n_images: int = 5, *, lanes=16, simulator="verilato
          f"{tot['fm_bytes_read']:,} vs estimate {tot['model_fm_bytes']:,} ({result['fm_bytes_error']:+.2%}); MACs "
          f"{tot['nonzero_macs']:,} vs {tot['model_macs']:,} ({result['macs_error']:+.2%}); cycles {tot['cycles']:,} "
          f"= {result['cycles_vs_estimate']:.2f} x the cycle model's estimate")
-    out = Path("build") / "sweep" / "hardware.json"
+    out = Path("build") / "sweep" / "hardware.json" if out is None else Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     echo(f"wrote {out}")

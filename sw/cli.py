@@ -19,6 +19,7 @@ EPILOG = """examples:
   fmprune run mobilenet --port /dev/ttyUSB0
   fmprune analyze --all
   fmprune sweep-eps --hardware 3
+  fmprune prune --granularity channel,kernel --target 0.5
 """
 
 
@@ -174,6 +175,17 @@ def cmd_sweep(args) -> int:
     print(f"through the simulated engine at eps {eps}:")
     h = hardware_check(eps, args.hardware)
     return 0 if h["predictions_identical"] and h["bit_exact"] else 1
+
+
+def cmd_prune(args) -> int:
+    from .prune import Options, run
+    gran = tuple(g.strip() for g in args.granularity.split(",") if g.strip())
+    opts = Options(granularity=gran, target=args.target, method=args.method, particles=args.particles,
+                   iterations=args.iterations, noise=args.noise, stages=args.stages,
+                   retrain_epochs=args.retrain_epochs, group=args.group, max_drop=args.max_drop, seed=args.seed)
+    run(opts, weights=args.weights, out_dir=Path(args.out) if args.out else Path("build") / "prune",
+        compare=not args.no_compare, hardware=args.hardware)
+    return 0
 
 
 def _lanes(s):
@@ -340,6 +352,42 @@ def build_parser() -> argparse.ArgumentParser:
                         "accuracy loss (or --hw-eps) and compare predictions, bytes, MACs and cycles")
     s.add_argument("--hw-eps", type=_int_range(0, 127), default=None, help="eps for --hardware")
     s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("prune", help="structured pruning of the digit network (Anwar et al.'s particle filter)",
+                       description="Prune the digit network trained by `make train` (or --weights) at channel, "
+                                   "kernel and/or intra-kernel strided granularity (Anwar, Hwang and Sung, arXiv "
+                                   "1512.08571): layer by layer, in stages of increasing sparsity up to --target, "
+                                   "each layer's mask chosen by a particle filter on the misclassification rate of "
+                                   "a validation split of the training data, the network retrained after each stage "
+                                   "with its masks held; then the same schedule with the magnitude criterion, for "
+                                   "comparison. Writes build/prune/digitnet-GRAN-METHOD.pt (a checkpoint of the "
+                                   "digit network, loadable wherever its weights are) and digitnet-GRAN.json with "
+                                   "test accuracy (float and the integer golden model), sparsity, parameters and MACs.")
+    s.add_argument("--granularity", default="channel", metavar="G[,G]",
+                   help="channel, kernel, strided, or a comma-separated combination (default channel)")
+    s.add_argument("--target", type=float, default=0.5,
+                   help="share of each layer's units pruned at the last stage, 0 <= T < 1 (default 0.5)")
+    s.add_argument("--method", choices=["particle", "magnitude"], default="particle",
+                   help="importance criterion (default particle: the paper's particle filter)")
+    s.add_argument("--no-compare", action="store_true", help="skip the magnitude criterion's run")
+    s.add_argument("--particles", type=int, default=16, help="particles per layer search (default 16)")
+    s.add_argument("--iterations", type=int, default=4, help="particle-filter iterations (default 4)")
+    s.add_argument("--noise", type=float, default=0.1,
+                   help="share of a particle's pruned units swapped in each perturbation (default 0.1)")
+    s.add_argument("--stages", type=int, default=2, help="pruning stages up to the target (default 2)")
+    s.add_argument("--retrain-epochs", type=int, default=3, help="retraining epochs after each stage (default 3)")
+    s.add_argument("--group", type=int, default=1,
+                   help="kernel granularity: output channels a kernel unit spans (default 1, the paper's; "
+                        "16: the engine's lane group at P = 16)")
+    s.add_argument("--max-drop", type=float, default=None, metavar="D",
+                   help="accuracy budget: undo the stage that lowers validation accuracy by more than D, and stop")
+    s.add_argument("--seed", type=int, default=0, help="seed of the search and the retraining (default 0)")
+    s.add_argument("--weights", metavar="FILE", help="the digit network's checkpoint (default build/train/digitnet.pt)")
+    s.add_argument("--out", metavar="DIR", help="output folder (default build/prune)")
+    s.add_argument("--hardware", type=_int_range(0, 359), default=0, metavar="N",
+                   help="then stream N held-out digits through the simulated engine, unpruned and pruned: "
+                        "cycles, bytes read, bit-exactness")
+    s.set_defaults(func=cmd_prune)
 
     s = sub.add_parser("run", help="stream a whole network through the simulated engine (or a board)",
                        description="Run every convolution and fully-connected layer of NET through the "
