@@ -173,21 +173,26 @@ def run_network(net, *, image="china", weights=None, eps=0, lanes=16, simulator=
 
 
 def hardware_check(eps: int, n_images: int = 5, *, lanes=16, simulator="verilator", echo=print, model=None,
-                   desc=None, out: Path | None = None) -> dict:
+                   desc=None, out: Path | None = None, images=None, net: str | None = None) -> dict:
     """The trained digit network (or `model`, a DigitNet, e.g. a pruned one) on `n_images`
     held-out images through the simulated engine at `eps`: predictions against the golden model,
-    measured bytes / MACs / cycles against the model. Writes `out` (default build/sweep/hardware.json)."""
+    measured bytes / MACs / cycles against the model. `images` = (calibration x, test x, test y)
+    for a network trained on other data (default the digits). Writes `out` (default
+    build/sweep/hardware.json)."""
     from ..sw import train
     if model is None:
         model, desc = train.load()
-    q = train.quantise(model, desc)
-    _, _, xte, yte = train.digits()
+    if images is None:
+        xcal, _, xte, yte = train.digits()
+    else:
+        xcal, xte, yte = images
+    q = train.quantise(model, desc, calib=xcal, net=net)
     xq = q.quantize_input(xte[:n_images])
     golden_logits, _ = q.run_int(xq, eps)
     preds, all_rows = [], []
     for i in range(n_images):
         logits, rows = stream(q, xq[i:i + 1], eps=eps, lanes=lanes, simulator=simulator,
-                              run_root=Path("build") / "run" / "digitnet", echo=lambda *a, **k: None)
+                              run_root=Path("build") / "run" / q.net, echo=lambda *a, **k: None)
         preds.append(int(logits[0].argmax()))
         all_rows += rows
         echo(f"image {i}: label {int(yte[i])}, RTL {preds[-1]}, golden {int(golden_logits[i].argmax())}, "
@@ -209,4 +214,25 @@ def hardware_check(eps: int, n_images: int = 5, *, lanes=16, simulator="verilato
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     echo(f"wrote {out}")
+    return result
+
+
+def prune_hardware(result: dict, n_images: int, *, lanes=16, simulator="verilator", echo=print) -> dict:
+    """`fmprune prune --hardware N`: the unpruned network and each pruned one (sw/prune.run's
+    `result`) stream N held-out images through the simulated engine (value-level skipping on, as
+    always): cycles, bytes read, bit-exactness, added to the result and its report."""
+    from ..sw import train
+    xtr, _, xte, yte, _, _, _ = train.dataset(result["data_dir"])
+    base = Path(result["report"])
+    nets = [("unpruned", *train.load(result["checkpoint"]))] + [
+        (m, *train.load(Path(r["checkpoint"]))) for m, r in result["methods"].items()]
+    for name, model, desc in nets:
+        echo(f"{name}: {n_images} held-out images through the simulated engine")
+        h = hardware_check(0, n_images, lanes=lanes, simulator=simulator, model=model, desc=desc, echo=echo,
+                           images=(xtr, xte, yte), net=result["network"],
+                           out=base.with_name(f"{base.stem}-{name}-hardware.json"))
+        row = result["unpruned"] if name == "unpruned" else result["methods"][name]
+        row["hardware"] = {k: h[k] for k in ("images", "bit_exact", "predictions_identical", "cycles",
+                                             "bytes_read", "weight_bytes_read", "fm_bytes_read", "nonzero_macs")}
+    base.write_text(json.dumps(result, indent=2) + "\n")
     return result

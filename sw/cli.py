@@ -183,8 +183,13 @@ def cmd_prune(args) -> int:
     opts = Options(granularity=gran, target=args.target, method=args.method, particles=args.particles,
                    iterations=args.iterations, noise=args.noise, stages=args.stages,
                    retrain_epochs=args.retrain_epochs, group=args.group, max_drop=args.max_drop, seed=args.seed)
-    run(opts, weights=args.weights, out_dir=Path(args.out) if args.out else Path("build") / "prune",
-        compare=not args.no_compare, hardware=args.hardware)
+    r = run(opts, weights=args.weights, out_dir=Path(args.out) if args.out else Path("build") / "prune",
+            compare=not args.no_compare)
+    if args.hardware:
+        from ..sim.network import prune_hardware
+        r = prune_hardware(r, args.hardware)
+        rows = [("unpruned", r["unpruned"])] + list(r["methods"].items())
+        return 0 if all(v["hardware"]["bit_exact"] and v["hardware"]["predictions_identical"] for _, v in rows) else 1
     return 0
 
 
@@ -353,16 +358,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hw-eps", type=_int_range(0, 127), default=None, help="eps for --hardware")
     s.set_defaults(func=cmd_sweep)
 
-    s = sub.add_parser("prune", help="structured pruning of the digit network (Anwar et al.'s particle filter)",
-                       description="Prune the digit network trained by `make train` (or --weights) at channel, "
+    from .train import TRAIN_HELP, add_train_args, cmd_train
+    s = sub.add_parser("train", help="train a network here (the digit network; VGG- or ResNet-style on --data)",
+                       description=TRAIN_HELP)
+    add_train_args(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("prune", help="structured pruning of a network trained here (Anwar et al.'s particle filter)",
+                       description="Prune a network trained here: the digit network `make train` trains, or "
+                                   "any checkpoint `fmprune train` wrote (--weights), at channel, "
                                    "kernel and/or intra-kernel strided granularity (Anwar, Hwang and Sung, arXiv "
                                    "1512.08571): layer by layer, in stages of increasing sparsity up to --target, "
                                    "each layer's mask chosen by a particle filter on the misclassification rate of "
                                    "a validation split of the training data, the network retrained after each stage "
                                    "with its masks held; then the same schedule with the magnitude criterion, for "
-                                   "comparison. Writes build/prune/digitnet-GRAN-METHOD.pt (a checkpoint of the "
-                                   "digit network, loadable wherever its weights are) and digitnet-GRAN.json with "
-                                   "test accuracy (float and the integer golden model), sparsity, parameters and MACs.")
+                                   "comparison. Writes build/prune/NET-GRAN-METHOD.pt (a checkpoint of the same "
+                                   "network, loadable wherever its weights are) and NET-GRAN.json with test accuracy "
+                                   "(float and the integer golden model), sparsity, parameters and MACs.")
     s.add_argument("--granularity", default="channel", metavar="G[,G]",
                    help="channel, kernel, strided, or a comma-separated combination (default channel)")
     s.add_argument("--target", type=float, default=0.5,
@@ -382,10 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-drop", type=float, default=None, metavar="D",
                    help="accuracy budget: undo the stage that lowers validation accuracy by more than D, and stop")
     s.add_argument("--seed", type=int, default=0, help="seed of the search and the retraining (default 0)")
-    s.add_argument("--weights", metavar="FILE", help="the digit network's checkpoint (default build/train/digitnet.pt)")
+    s.add_argument("--weights", metavar="FILE", help="a checkpoint `fmprune train` wrote, with its .json "
+                   "(default build/train/digitnet.pt)")
     s.add_argument("--out", metavar="DIR", help="output folder (default build/prune)")
     s.add_argument("--hardware", type=_int_range(0, 359), default=0, metavar="N",
-                   help="then stream N held-out digits through the simulated engine, unpruned and pruned: "
+                   help="then stream N held-out images through the simulated engine, unpruned and pruned: "
                         "cycles, bytes read, bit-exactness")
     s.set_defaults(func=cmd_prune)
 

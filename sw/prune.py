@@ -454,29 +454,31 @@ def prune(model: nn.Module, data, opts: Options, echo=print) -> dict:
 # -- the command ---------------------------------------------------------------------------------
 
 def run(opts: Options, *, weights: Path | None = None, out_dir: Path = Path("build") / "prune", compare: bool = True,
-        hardware: int = 0, echo=print) -> dict:
-    """`fmprune prune`: the trained digit network pruned by the particle filter (and by magnitude,
+        echo=print) -> dict:
+    """`fmprune prune`: a network trained here (by default the digit network) pruned by the
+    particle filter (and by magnitude,
     with `compare`), each retrained, quantised with the golden model and written as a checkpoint
-    that `train.load` (and every `--weights` of the digit network) reads. With `hardware` N, the
-    unpruned and each pruned network stream N held-out digits through the simulated engine
-    (value-level skipping on, as always): cycles, bytes read, bit-exactness."""
+    that `train.load` (and every `--weights` of the digit network) reads. The report (NET-GRAN.json,
+    its path in the result's "report") is what sim.network.prune_hardware adds the RTL's figures to."""
     from . import train
     opts.check()
     path = Path(weights) if weights is not None else train.CHECKPOINT
     if not path.exists():
         raise PruneError(f"{path} does not exist: run `make train` first (or give --weights FILE)")
-    xtr, ytr, xte, yte = train.digits(0)
+    meta = train.checkpoint_meta(path)
+    net = meta["net"]
+    xtr, ytr, xte, yte, ddesc, _, _ = train.dataset(meta["data_dir"])
     methods = [opts.method] + (["magnitude"] if compare and opts.method != "magnitude" else [])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base_model, desc = train.load(path)
     layers = conv_layers(base_model)
-    q0 = train.quantise(base_model, desc)
-    result = dict(network="digitnet", weights=desc, options={k: (list(v) if isinstance(v, tuple) else v)
+    q0 = train.quantise(base_model, desc, calib=xtr, net=net)
+    result = dict(network=net, data=ddesc, weights=desc, options={k: (list(v) if isinstance(v, tuple) else v)
                                                              for k, v in vars(opts).items()},
                   unpruned=dict(float_accuracy=train.accuracy(base_model, xte, yte),
                                 int_accuracy=train.int_accuracy(q0, xte, yte),
-                                **_summary(statistics(base_model, layers))),
+                                **_summary(statistics(base_model, layers, tuple(xtr.shape[1:])))),
                   test_images=int(len(yte)), methods={})
     gname = "+".join(opts.granularity)
     for method in methods:
@@ -485,11 +487,14 @@ def run(opts: Options, *, weights: Path | None = None, out_dir: Path = Path("bui
         if echo:
             echo(f"{method} criterion, {gname}, target {opts.target:.0%}:")
         r = prune(model, (xtr, ytr), o, echo=echo)
-        ckpt = out_dir / f"digitnet-{gname}-{method}.pt"
+        ckpt = out_dir / f"{net}-{gname}-{method}.pt"
         torch.save(model.state_dict(), ckpt)
+        ckpt.with_suffix(".json").write_text(json.dumps(dict(
+            meta, pruned=dict(granularity=list(opts.granularity), target=opts.target, method=method,
+                              from_checkpoint=str(path))), indent=2) + "\n")
         pruned, pdesc = train.load(ckpt)
-        q = train.quantise(pruned, pdesc)
-        stats = statistics(pruned, conv_layers(pruned))
+        q = train.quantise(pruned, pdesc, calib=xtr, net=net)
+        stats = statistics(pruned, conv_layers(pruned), tuple(xtr.shape[1:]))
         row = dict(checkpoint=str(ckpt), float_accuracy=train.accuracy(pruned, xte, yte),
                    int_accuracy=train.int_accuracy(q, xte, yte), stages=r["stages"], search_s=r["search_s"],
                    val_accuracy_unpruned=r["val_accuracy_unpruned"], log=r["log"], **_summary(stats))
@@ -498,24 +503,15 @@ def run(opts: Options, *, weights: Path | None = None, out_dir: Path = Path("bui
             echo(f"  test accuracy float {row['float_accuracy']:.4f}, integer {row['int_accuracy']:.4f}; conv weights "
                  f"{row['conv_sparsity']:.1%} zero, non-zero MACs {row['nonzero_macs']:,} of {row['macs']:,}, "
                  f"non-zero parameters {row['params_nonzero']:,} of {row['params']:,}; wrote {ckpt}")
-    if hardware:
-        from ..sim.network import hardware_check
-        nets = [("unpruned", base_model, desc)] + [(m, *train.load(Path(r["checkpoint"])))
-                                                   for m, r in result["methods"].items()]
-        for name, model, d in nets:
-            if echo:
-                echo(f"{name}: {hardware} held-out digits through the simulated engine")
-            h = hardware_check(0, hardware, model=model, desc=d, echo=echo,
-                               out=out_dir / f"digitnet-{gname}-{name}-hardware.json")
-            row = result["unpruned"] if name == "unpruned" else result["methods"][name]
-            row["hardware"] = {k: h[k] for k in ("images", "bit_exact", "predictions_identical", "cycles",
-                                                 "bytes_read", "weight_bytes_read", "fm_bytes_read", "nonzero_macs")}
-    report = out_dir / f"digitnet-{gname}.json"
+    report = out_dir / f"{net}-{gname}.json"
+    result["report"] = str(report)
+    result["checkpoint"] = str(path)
+    result["data_dir"] = meta["data_dir"]
     report.write_text(json.dumps(result, indent=2) + "\n")
     if echo:
         u = result["unpruned"]
         echo(f"unpruned: test accuracy float {u['float_accuracy']:.4f}, integer {u['int_accuracy']:.4f} "
-             f"({result['test_images']} held-out digits); wrote {report}")
+             f"({result['test_images']} held-out images); wrote {report}")
     return result
 
 

@@ -2,6 +2,7 @@
 effect (a pruned channel is exactly zero through its depthwise successor, in float and in the
 integer golden model), masks held through retraining, determinism, the units of each
 granularity, the command's refusals, and a pruned layer bit-exact through the engine."""
+import json
 import subprocess
 import sys
 
@@ -207,3 +208,23 @@ def test_pruned_layer_through_the_engine():
     spec = driver.LayerSpec("digitnet.conv3[pruned,crop]", xin, layer.weight, layer.bias, layer.multiplier,
                             layer.shift, layer.stride, layer.padding, False, layer.act.lo, layer.act.hi)
     run_and_check(spec, layer.act, 8, stall=10, budget=100_000)
+
+
+@pytest.mark.slow
+def test_prune_hardware_on_a_made_cifar_network(tmp_path):
+    """`fmprune prune --hardware 1` on a VGG-style network trained for an epoch on a made CIFAR-10
+    folder: the unpruned and both pruned networks stream one image through the simulated engine,
+    bit-exact, predictions identical."""
+    from test_data_nets import cli, write_cifar
+    write_cifar(tmp_path / "cifar", n_train=(48,), n_test=16)
+    assert cli("train", "--net", "vgg32", "--data", str(tmp_path / "cifar"), "--epochs", "1", "--out",
+               str(tmp_path / "v.pt"), cwd=tmp_path).returncode == 0
+    r = cli("prune", "--weights", str(tmp_path / "v.pt"), "--granularity", "channel", "--stages", "1",
+            "--retrain-epochs", "0", "--particles", "2", "--iterations", "1", "--out", str(tmp_path / "p"),
+            "--hardware", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rep = json.loads((tmp_path / "p" / "vgg32-channel.json").read_text())
+    rows = [rep["unpruned"]] + list(rep["methods"].values())
+    assert all(v["hardware"]["bit_exact"] and v["hardware"]["predictions_identical"] for v in rows)
+    assert all(v["hardware"]["nonzero_macs"] < rep["unpruned"]["hardware"]["nonzero_macs"]
+               for v in rep["methods"].values())
