@@ -11,7 +11,7 @@ LAYER ?= mobilenet.conv3
 EPS ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: bitstream timing-sweep test-boards train sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-link bench-sim clean distclean
+.PHONY: bitstream timing-sweep test-boards train prune-study sweep-eps analyze help setup test test-slow test-all layers golden sim run regress verilog bench-golden bench-engine bench-link bench-sim clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ verilog: setup ## the engine alone as build/verilog/fmprune_engine.v (make veril
 
 train: setup ## train the digit network here (deterministic, a minute on the CPU); build/train/digitnet.pt
 	$(BIN)/python -m fmprune.sw.train
+
+prune-study: setup ## structured pruning of the trained digit network: accuracy against sparsity, particle filter and magnitude; build/prune/study.*
+	$(BIN)/python -m fmprune.sw.prune
 
 sweep-eps: setup ## accuracy against eps on the trained network; build/sweep/
 	$(FMPRUNE) sweep-eps

@@ -372,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "each layer's mask chosen by a particle filter on the misclassification rate of "
                                    "a validation split of the training data, the network retrained after each stage "
                                    "with its masks held; then the same schedule with the magnitude criterion, for "
-                                   "comparison. Writes build/prune/NET-GRAN-METHOD.pt (a checkpoint of the same "
-                                   "network, loadable wherever its weights are) and NET-GRAN.json with test accuracy "
+                                   "comparison. Writes build/prune/NET-GRAN-tT-METHOD.pt (T: the target in %%; a checkpoint "
+                                   "of the same network, loadable wherever its weights are) and NET-GRAN-tT.json with test accuracy "
                                    "(float and the integer golden model), sparsity, parameters and MACs.")
     s.add_argument("--granularity", default="channel", metavar="G[,G]",
                    help="channel, kernel, strided, or a comma-separated combination (default channel)")

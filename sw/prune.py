@@ -481,13 +481,14 @@ def run(opts: Options, *, weights: Path | None = None, out_dir: Path = Path("bui
                                 **_summary(statistics(base_model, layers, tuple(xtr.shape[1:])))),
                   test_images=int(len(yte)), methods={})
     gname = "+".join(opts.granularity)
+    tag = f"{net}-{gname}-t{round(opts.target * 100)}"
     for method in methods:
         model, _ = train.load(path)
         o = Options(**{**vars(opts), "method": method})
         if echo:
             echo(f"{method} criterion, {gname}, target {opts.target:.0%}:")
         r = prune(model, (xtr, ytr), o, echo=echo)
-        ckpt = out_dir / f"{net}-{gname}-{method}.pt"
+        ckpt = out_dir / f"{tag}-{method}.pt"
         torch.save(model.state_dict(), ckpt)
         ckpt.with_suffix(".json").write_text(json.dumps(dict(
             meta, pruned=dict(granularity=list(opts.granularity), target=opts.target, method=method,
@@ -503,7 +504,7 @@ def run(opts: Options, *, weights: Path | None = None, out_dir: Path = Path("bui
             echo(f"  test accuracy float {row['float_accuracy']:.4f}, integer {row['int_accuracy']:.4f}; conv weights "
                  f"{row['conv_sparsity']:.1%} zero, non-zero MACs {row['nonzero_macs']:,} of {row['macs']:,}, "
                  f"non-zero parameters {row['params_nonzero']:,} of {row['params']:,}; wrote {ckpt}")
-    report = out_dir / f"{net}-{gname}.json"
+    report = out_dir / f"{tag}.json"
     result["report"] = str(report)
     result["checkpoint"] = str(path)
     result["data_dir"] = meta["data_dir"]
@@ -520,3 +521,84 @@ def _summary(stats):
                                   "macs", "nonzero_macs")} | dict(
         per_layer={k: {n: v[n] for n in ("channels_kept", "channels", "nonzero", "weights")}
                    for k, v in stats["per_layer"].items()})
+
+
+# -- the study: accuracy against sparsity ---------------------------------------------------------
+
+def study(targets=(0.25, 0.5, 0.75), granularities=("channel", "kernel", "strided"), *, weights=None,
+          out_dir: Path = Path("build") / "prune", echo=print, **options) -> dict:
+    """Each granularity at each target, by the particle filter and by magnitude: test accuracy
+    (integer golden model) against the share of conv weights zero and of MACs removed. Writes
+    out_dir/study.json and study.png."""
+    rows = []
+    for g in granularities:
+        for t in targets:
+            r = run(Options(granularity=tuple(g.split(",")), target=t, **options), weights=weights, out_dir=out_dir,
+                    echo=echo)
+            for m, v in r["methods"].items():
+                rows.append(dict(granularity=g, target=t, method=m, int_accuracy=v["int_accuracy"],
+                                 float_accuracy=v["float_accuracy"], conv_sparsity=v["conv_sparsity"],
+                                 macs_removed=1 - v["nonzero_macs"] / v["macs"],
+                                 params_nonzero=v["params_nonzero"], checkpoint=v["checkpoint"]))
+            base = r["unpruned"]
+    res = dict(network=r["network"], weights=r["weights"], data=r["data"], test_images=r["test_images"],
+               unpruned=dict(int_accuracy=base["int_accuracy"], float_accuracy=base["float_accuracy"],
+                             params=base["params"], macs=base["macs"]),
+               options=dict(options), rows=rows,
+               paper=dict(source="Anwar, Hwang and Sung, arXiv 1512.08571 (CIFAR-10, a 3-layer CNN; MNIST)",
+                          note="their figures are for other networks and data: not comparable point for point"))
+    out_dir = Path(out_dir)
+    (out_dir / "study.json").write_text(json.dumps(res, indent=2) + "\n")
+    _plot_study(res, out_dir / "study.png")
+    if echo:
+        echo(f"{'granularity':>24s} {'target':>6s} {'method':>9s} {'int acc':>8s} {'conv zero':>9s} {'MACs off':>8s}")
+        for row in rows:
+            echo(f"{row['granularity']:>24s} {row['target']:6.2f} {row['method']:>9s} {row['int_accuracy']:8.4f} "
+                 f"{row['conv_sparsity']:9.1%} {row['macs_removed']:8.1%}")
+        echo(f"unpruned: integer accuracy {base['int_accuracy']:.4f}; wrote {out_dir}/study.json and study.png")
+    return res
+
+
+def _plot_study(res, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, xkey, xlabel in ((axes[0], "conv_sparsity", "share of conv weights zero"),
+                             (axes[1], "macs_removed", "share of MACs removed (zero weights)")):
+        for g in dict.fromkeys(r["granularity"] for r in res["rows"]):
+            for m, style in (("particle", "o-"), ("magnitude", "s--")):
+                pts = sorted((r[xkey], r["int_accuracy"]) for r in res["rows"] if r["granularity"] == g and r["method"] == m)
+                if pts:
+                    ax.plot(*zip(*pts), style, label=f"{g}, {m}", markersize=4)
+        ax.axhline(res["unpruned"]["int_accuracy"], color="k", lw=0.8, ls=":", label="unpruned")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"integer top-1, {res['test_images']} held-out images")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{res['network']} trained here ({res['data']}): structured pruning, particle filter "
+                 "against magnitude", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    """`make prune-study`: the study with the command's defaults on the trained digit network."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m fmprune.sw.prune", description=study.__doc__)
+    ap.add_argument("--targets", default="0.25,0.5,0.75")
+    ap.add_argument("--granularities", default="channel,kernel,strided")
+    ap.add_argument("--weights", default=None)
+    args = ap.parse_args(argv)
+    try:
+        study(tuple(float(t) for t in args.targets.split(",")), tuple(args.granularities.split(",")),
+              weights=args.weights)
+    except (PruneError, FileNotFoundError, ValueError) as e:
+        print(f"prune study: error: {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

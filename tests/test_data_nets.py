@@ -116,7 +116,7 @@ def test_train_and_prune_on_made_cifar(tmp_path):
             "--stages", "1", "--retrain-epochs", "0", "--particles", "2", "--iterations", "1", "--out",
             str(tmp_path / "p"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    rep = json.loads((tmp_path / "p" / "resnet32-kernel+strided.json").read_text())
+    rep = json.loads((tmp_path / "p" / "resnet32-kernel+strided-t40.json").read_text())
     assert set(rep["methods"]) == {"particle", "magnitude"} and rep["network"] == "resnet32"
     for m in rep["methods"].values():
         assert m["conv_sparsity"] > 0.3

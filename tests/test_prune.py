@@ -223,7 +223,7 @@ def test_prune_hardware_on_a_made_cifar_network(tmp_path):
             "--retrain-epochs", "0", "--particles", "2", "--iterations", "1", "--out", str(tmp_path / "p"),
             "--hardware", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    rep = json.loads((tmp_path / "p" / "vgg32-channel.json").read_text())
+    rep = json.loads((tmp_path / "p" / "vgg32-channel-t50.json").read_text())
     rows = [rep["unpruned"]] + list(rep["methods"].values())
     assert all(v["hardware"]["bit_exact"] and v["hardware"]["predictions_identical"] for v in rows)
     assert all(v["hardware"]["nonzero_macs"] < rep["unpruned"]["hardware"]["nonzero_macs"]
