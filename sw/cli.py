@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise", type=float, default=0.1,
                    help="share of a particle's pruned units swapped in each perturbation (default 0.1)")
     s.add_argument("--stages", type=int, default=2, help="pruning stages up to the target (default 2)")
-    s.add_argument("--retrain-epochs", type=int, default=3, help="retraining epochs after each stage (default 3)")
+    s.add_argument("--retrain-epochs", type=int, default=4, help="retraining epochs after each stage (default 4)")
     s.add_argument("--group", type=int, default=1,
                    help="kernel granularity: output channels a kernel unit spans (default 1, the paper's; "
                         "16: the engine's lane group at P = 16)")

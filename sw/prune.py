@@ -245,7 +245,7 @@ class Options:
     iterations: int = 4
     noise: float = 0.1
     stages: int = 2
-    retrain_epochs: int = 3
+    retrain_epochs: int = 4
     group: int = 1                      # kernel units of this many output channels
     max_drop: float | None = None       # accuracy budget on the validation split (stop before)
     seed: int = 0
@@ -362,10 +362,33 @@ def _prune_layer(layer, gran, share, masks, trial, opts, rng, log):
 
 # -- the whole schedule ---------------------------------------------------------------------------
 
-def _retrain(model, layers, masks, xtr, ytr, epochs, seed, lr=1e-3):
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor) -> None:
+    """BatchNorm's running statistics measured afresh on `x` (a cumulative average over one
+    pass): pruning moves every later layer's input distribution, and the old statistics then
+    mislead both the search's evaluations and the first retraining steps."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for i in range(0, len(x), 256):
+        model(x[i:i + 256])
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+
+
+def _retrain(model, layers, masks, xtr, ytr, epochs, seed, lr=3e-3):
+    """Retraining with the masks held (re-applied after every step): the BatchNorm statistics
+    recalibrated first, Adam at `lr` annealed to 0 over the epochs (the training's own settings)."""
     if epochs <= 0:
         return
+    recalibrate_bn(model, xtr[:1024])
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    steps = epochs * -(-len(ytr) // 64)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         model.train()
@@ -376,6 +399,7 @@ def _retrain(model, layers, masks, xtr, ytr, epochs, seed, lr=1e-3):
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
             apply(layers, masks)
     model.eval()
 

@@ -100,9 +100,9 @@ def test_nets32_through_the_golden_model(name):
     assert all(n.startswith("conv") or n.startswith("fc") for n in q.layers)
 
 
-def cli(*args, cwd):
+def cli(*args, cwd, timeout=300):
     return subprocess.run([sys.executable, "-m", "fmprune.sw", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=timeout)
 
 
 def test_train_and_prune_on_made_cifar(tmp_path):

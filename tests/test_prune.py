@@ -221,7 +221,7 @@ def test_prune_hardware_on_a_made_cifar_network(tmp_path):
                str(tmp_path / "v.pt"), cwd=tmp_path).returncode == 0
     r = cli("prune", "--weights", str(tmp_path / "v.pt"), "--granularity", "channel", "--stages", "1",
             "--retrain-epochs", "0", "--particles", "2", "--iterations", "1", "--out", str(tmp_path / "p"),
-            "--hardware", "1", cwd=tmp_path)
+            "--hardware", "1", cwd=tmp_path, timeout=3000)    # a Verilator build and three networks
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rep = json.loads((tmp_path / "p" / "vgg32-channel-t50.json").read_text())
     rows = [rep["unpruned"]] + list(rep["methods"].values())
