@@ -352,7 +352,7 @@ def _prune_layer(layer, gran, share, masks, trial, opts, rng, log):
     if opts.method == "magnitude":
         keep, info = mag, {}
     else:
-        keep, best_mcr, info = particle_filter(n, n_prune, lambda kp: trial(make(kp)), particles=opts.particles,
+        keep, _, info = particle_filter(n, n_prune, lambda kp: trial(make(kp)), particles=opts.particles,
                                                iterations=opts.iterations, noise=opts.noise, rng=rng, tiebreak=score,
                                                prior=mag, fixed=fixed)
     new = make(keep)
