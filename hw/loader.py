@@ -296,9 +296,24 @@ class Loader(wiring.Component):
         drop = sig("drop", range(ahead + 2))        # of those, beats of a finished segment
         hold = sig("hold")
         fetching = sig("fetching")           # in L_SEG: a register of its own (it enables most of the window)
-        m.d.comb += [req.payload.eq(f_addr), req.valid.eq((fetching & f_any & (pending < ahead)) | hold)]
+        # f_ok: the beat at f_addr may hold a byte of the segment, its start below `seg_lim`, the
+        # segment's largest possible end given the records parsed so far (the next record's byte
+        # plus 9 a record left, compressed; exact in the dense layout). Without it a compressed
+        # segment read 9 W bytes' worth of beats as far as `ahead` allowed, and the beats in
+        # flight, in Q, P and the window at its end were dropped: mobilenet.conv24's port carried
+        # 97,680 bytes for 61,812 of records. A register: from a cycle-old f_addr and seg_lim it
+        # only lets a beat through that the exact check would hold back a cycle longer (seg_lim
+        # only falls in a segment), never holds back a needed one. The compare is made for f_addr
+        # and for f_addr + 1, and a beat taken in the cycle before chooses (f_addr has moved on)
         accept = sig("accept")
         arrive = sig("arrive")
+        seg_lim = sig("seg_lim", 33)
+        f_ok = sig("f_ok")
+        ok_cur, ok_nxt, acc_q = sig("ok_cur"), sig("ok_nxt"), sig("acc_q")
+        m.d.sync += [ok_cur.eq(Cat(Const(0, sh), f_addr) < seg_lim),
+                     ok_nxt.eq(Cat(Const(0, sh), f_addr + 1) < seg_lim), acc_q.eq(accept)]
+        m.d.comb += f_ok.eq(Mux(acc_q, ok_nxt, ok_cur))
+        m.d.comb += [req.payload.eq(f_addr), req.valid.eq((fetching & f_any & f_ok & (pending < ahead)) | hold)]
         m.d.comb += [accept.eq(req.valid & req.ready), arrive.eq(beat.valid & beat.ready)]
         m.d.sync += [hold.eq(req.valid & ~req.ready), pending.eq(pending + accept - arrive)]
         with m.If(accept):
@@ -440,7 +455,9 @@ class Loader(wiring.Component):
 
         with m.If(rec):
             m.d.sync += [l_rec.eq(l_rec + 1), rec_last.eq(l_rec + 2 == W), l_word.eq(l_word + cb_lb),
-                         seg_ptr.eq(seg_ptr + len0)]
+                         seg_ptr.eq(seg_ptr + len0),
+                         # the record took len0 of its largest size's bytes (9, or 8 dense)
+                         seg_lim.eq(seg_lim - Mux(in_cmp, BLOCK + 1, BLOCK) + len0)]
         with m.If(end):
             # the beats still to arrive are dropped; the pointer is written back
             m.d.sync += [win.eq(0), wlen.eq(0), wgt.eq(0), n_q.eq(0), q_valid.eq(0),
@@ -456,13 +473,37 @@ class Loader(wiring.Component):
         # ULX3S's critical path (10.2 ns, 5.8 of them the RAM's clock-to-output). L_NEXT reads
         # the next block's entry (the block written back in L_NEXT is the one before it); the
         # other way into L_PTR (L_WAIT) holds tcb, so the entry in L_PTR is tcb's either way
-        in_next = sig("in_next")             # in L_NEXT
-        m.d.comb += ip_r.addr.eq(Mux(in_next, tcb + 1, tcb))
+        ahead_rd = sig("ahead_rd")           # in L_SEG or L_NEXT: the next block's entry is read
+        m.d.comb += ip_r.addr.eq(Mux(ahead_rd, tcb + 1, tcb))
         ptr_q = sig("ptr_q", 32)
         start_sum = sig("start_sum", 32)
         m.d.comb += start_sum.eq(Mux(in_cmp, ptr_q, d.IN_BASE + l_cboff + l_row8))
         seg_end = sig("seg_end", 33)
         m.d.comb += seg_end.eq(seg_start + seg_max + (B - 1))
+
+        # the next segment of the row (block lcb + ways), made while this one streams, so that
+        # L_NEXT starts it at once (the row's first segment goes through L_PTR, L_START and
+        # L_GO): its table entry (read from tcb + 1 through L_SEG; the entry written back at a
+        # segment's end is tcb's), its start, its beats. A pipeline of registers recomputed every
+        # cycle from the segment's own (constant through it); `n_ready` after the pipeline's depth
+        n_ptr = sig("n_ptr", 32)
+        n_cboff = sig("n_cboff", 40)
+        n_dense = sig("n_dense", 32)
+        n_start = sig("n_start", 32)
+        n_end = sig("n_end", 33)
+        n_faddr = sig("n_faddr", 32)
+        n_fleft = sig("n_fleft", 32)
+        n_wait = sig("n_wait", range(6))
+        n_ready = sig("n_ready")
+        m.d.sync += [n_ptr.eq(ip_r.data), n_cboff.eq(l_cboff + (in_stride << (N - 1))),
+                     n_dense.eq(d.IN_BASE + n_cboff + l_row8),
+                     n_start.eq(Mux(in_cmp, n_ptr, n_dense)),
+                     n_end.eq(n_start + seg_max + (B - 1)),
+                     n_faddr.eq(n_start >> sh), n_fleft.eq((n_end >> sh) - (n_start >> sh))]
+        with m.If(ahead_rd):
+            m.d.sync += [n_wait.eq(Mux(n_ready, n_wait, n_wait + 1)), n_ready.eq(n_ready | (n_wait == 5))]
+        with m.Else():
+            m.d.sync += [n_wait.eq(0), n_ready.eq(0)]
 
         # the row's first block of this way, for `go`: block j
         def first_block():
@@ -483,25 +524,35 @@ class Loader(wiring.Component):
                 m.d.sync += ptr_q.eq(ip_r.data)
                 m.next = "L_START"
             with m.State("L_START"):
-                m.d.sync += [seg_start.eq(start_sum), seg_ptr.eq(start_sum), l_word.eq(tcb),
+                m.d.sync += [seg_start.eq(start_sum), seg_ptr.eq(start_sum), seg_lim.eq(start_sum + seg_max),
+                             l_word.eq(tcb),
                              l_rec.eq(0), rec_last.eq(W == 1)]
                 m.next = "L_GO"
             with m.State("L_GO"):
                 m.d.sync += [f_addr.eq(seg_start >> sh), f_left.eq((seg_end >> sh) - (seg_start >> sh)),
-                             f_any.eq(1), skip.eq(seg_start[:sh] if sh else 0), first.eq(1), fetching.eq(1)]
+                             f_any.eq(1), ok_cur.eq(1), acc_q.eq(0), skip.eq(seg_start[:sh] if sh else 0), first.eq(1),
+                             fetching.eq(1)]
                 m.next = "L_SEG"
             with m.State("L_SEG"):
+                m.d.comb += ahead_rd.eq(1)
                 with m.If(end):
                     m.d.sync += fetching.eq(0)
                     m.next = "L_NEXT"
             with m.State("L_NEXT"):          # the next segment, once no request is held
-                m.d.comb += in_next.eq(1)
-                with m.If(~hold):
+                m.d.comb += ahead_rd.eq(1)
+                with m.If(~hold & (n_ready | lcb_last)):
                     with m.If(~lcb_last):
+                        # the next segment starts from the pipeline's registers (L_START and
+                        # L_GO at once)
                         m.d.sync += [lcb.eq(lcb + N), tcb.eq(tcb + 1), lcb_last.eq(lcb + 2 * N >= cb_in),
-                                     l_cboff.eq(l_cboff + (in_stride << (N - 1)))]
+                                     l_cboff.eq(n_cboff),
+                                     seg_start.eq(n_start), seg_ptr.eq(n_start), seg_lim.eq(n_start + seg_max),
+                                     l_word.eq(tcb + 1), l_rec.eq(0), rec_last.eq(W == 1),
+                                     f_addr.eq(n_faddr), f_left.eq(n_fleft), f_any.eq(1), ok_cur.eq(1), acc_q.eq(0),
+                                     skip.eq(n_start[:sh] if sh else 0), first.eq(1), fetching.eq(1),
+                                     n_wait.eq(0), n_ready.eq(0)]
                         set_block(blk_left - BLOCK * N)
-                        m.next = "L_PTR"
+                        m.next = "L_SEG"
                     with m.Else():
                         # the row's last segment of this way: its last word is written in this
                         # cycle, and the next row starts from its first block

@@ -12,7 +12,7 @@ from .requant import Requantizer
 
 # fixed costs in cycles (from the RTL): DERIVE x3, ROWS (R + 1), CHECK x3, INIT, PARAMS, RUN exit
 SETUP = 8
-SEGMENT_OVERHEAD = 9      # L_NEXT, L_PTR, L_START, L_GO and the first beat's latency to the window (hw/loader.py)
+SEGMENT_OVERHEAD = 6      # L_NEXT and the first beat's latency to the window (hw/loader.py; the next segment's start is made while one streams)
 ROW_OVERHEAD = 5          # S_SETTLE, S_ROW and the refill of the line-buffer read, its register and the scanner
 
 

@@ -1,6 +1,6 @@
 """Engine benchmark on real layers (figures, no asserts): each layer runs on Verilator with
 zero skipping (compressed input and output) and in dense mode (skipping off, same hardware).
-`python -m fmprune.sim.bench_engine [--lanes P] [--fm-ways N] [LAYER ...]`; writes build/bench/engine.json."""
+`python -m fmprune.sim.bench_engine [--lanes P] [--fm-ways N] [--fm-bytes B] [LAYER ...]`; writes build/bench/engine.json."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..sw import driver, fmformat, plan
 from ..hw.model import predict
-from ..sw.layout import DEFAULT_FM_WAYS, PARAM_BYTES
+from ..sw.layout import DEFAULT_FM_BYTES, DEFAULT_FM_WAYS, PARAM_BYTES, PORT_BYTES
 from ..sw.analyze import nonzero_macs
 from ..sw.golden import QuantizedNetwork, split_layer_name
 from .runner import SimConfig, SimTransport
@@ -22,7 +22,7 @@ DEFAULT_LAYERS = ["mobilenet.conv1", "mobilenet.conv2", "mobilenet.conv3", "mobi
                   "mobilenet.conv5", "mobilenet.conv6", "vgg16.conv13", "squeezenet.conv2", "squeezenet1_1.conv3"]
 
 
-def bench_layer(full, qnets, lanes, eps, out_root, fm_ways=DEFAULT_FM_WAYS):
+def bench_layer(full, qnets, lanes, eps, out_root, fm_ways=DEFAULT_FM_WAYS, fm_bytes=DEFAULT_FM_BYTES):
     net, short = split_layer_name(full)
     if net not in qnets:
         qnets[net] = QuantizedNetwork(net)
@@ -32,7 +32,7 @@ def bench_layer(full, qnets, lanes, eps, out_root, fm_ways=DEFAULT_FM_WAYS):
     x, want = x[0], y[0]
     spec = driver.LayerSpec(full, x, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.stride,
                             layer.padding, layer.kind == "depthwise", layer.act.lo, layer.act.hi)
-    cfg = SimConfig(lanes=lanes, fm_ways=fm_ways)
+    cfg = SimConfig(lanes=lanes, fm_ways=fm_ways, fm_bytes=fm_bytes)
     row = dict(layer=full, kind=layer.kind, stride=layer.stride, lanes=lanes, eps=eps, weights=q.weights_desc,
                macs=layer.macs, wbuf_words=cfg.weight_buffer_words, fm_ways=fm_ways, fm_bytes=cfg.fm_bytes)
     for mode in ("sparse", "dense"):
@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eps", type=int, default=0)
     ap.add_argument("--fm-ways", type=int, default=DEFAULT_FM_WAYS, choices=(1, 2),
                     help="the engine's loader ways (Engine's fm_ways)")
+    ap.add_argument("--fm-bytes", type=int, default=DEFAULT_FM_BYTES, choices=PORT_BYTES,
+                    help=f"bytes a beat of the feature-map port (Engine's fm_bytes; default {DEFAULT_FM_BYTES})")
     ap.add_argument("--out", default="build/bench/engine.json")
     args = ap.parse_args(argv)
     rows, qnets = [], {}
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
     print(hdr)
     t = time.perf_counter()
     for full in args.layers:
-        r = bench_layer(full, qnets, args.lanes, args.eps, Path("build/bench/engine"), args.fm_ways)
+        r = bench_layer(full, qnets, args.lanes, args.eps, Path("build/bench/engine"), args.fm_ways, args.fm_bytes)
         rows.append(r)
         print(f"{r['layer']:18s} {r['kind']:10s} {r['sparse']['cycles']:10d} {r['cycles_sparse_bound']:10d} "
               f"{r['utilisation']:6.3f} {r['dense']['cycles']:10d} {r['dense_utilisation']:10.3f} "

@@ -65,8 +65,32 @@ def beats(first, size, b):
     (9, 3, 7, "dense", 0, 0, 0.0, 8), (6, 6, 5, "compressed", 0, 0, 0.3, 4), (40, 3, 5, "compressed", 0, 0, 0.2, 8)])
 @pytest.mark.parametrize("ways", LOADER_WAYS)
 def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes, ways):
-    spec, _ = make_spec(c * h + w, c, h, w, 4, 1, 1, 0, False, zero=0.5)
-    spec.input[0, 0, :] = np.arange(w) % 5 - 2                   # values around eps
+    run_loader(c, h, w, layout, eps, dense_mode, stall, fm_bytes, ways)
+
+
+@pytest.mark.parametrize("c,h,stall,fm_bytes", [(16, 3, 0.3, 8), (24, 4, 0.0, 4), (8, 3, 0.2, 16)])
+@pytest.mark.parametrize("ways", LOADER_WAYS)
+def test_loader_reads_no_more_than_records_can_hold(c, h, stall, fm_bytes, ways):
+    """A compressed segment's fetch stops at its largest possible end given the records parsed
+    so far (9 bytes a record left). Each row here starts with 6 all-zero pixels (1-byte records)
+    and ends with 20 pixels with no zero (9-byte records, full blocks): once the parser is past the
+    zeros the bound is the segment's exact end, and the 180 bytes after them are more than the
+    loader holds ahead of its parser (window, P, Q and the beats in flight, at 16 bytes a beat),
+    so it reads exactly the beats its segments hold, as in the dense layout. Without the bound
+    it read as far ahead at each segment's end as its window and `ahead` allowed."""
+    reads, least = run_loader(c, h, 26, "compressed", 0, 0, stall, fm_bytes, ways, zero=0.0, zero_cols=6)
+    assert reads == least, f"{reads} beats read, the segments hold {least}"
+
+
+def run_loader(c, h, w, layout, eps, dense_mode, stall, fm_bytes, ways, zero=0.5, zero_cols=0):
+    """Run the case; return (beats read, beats the segments hold). zero=0: no zero value but in
+    the first `zero_cols` columns, which are all zero."""
+    spec, _ = make_spec(c * h + w, c, h, w, 4, 1, 1, 0, False, zero=zero)
+    if zero:
+        spec.input[0, 0, :] = np.arange(w) % 5 - 2               # values around eps
+    else:
+        spec.input[spec.input == 0] = 1
+        spec.input[:, :, :zero_cols] = 0
     job = driver.prepare(spec, 4, in_layout=layout, eps=eps, dense_mode=bool(dense_mode), in_base=5)
     regs = job.regs
     buf = dict(linebuf_depth=ways * (2 * w * linebuf_cb(c, ways) + 1), max_blocks=MAX_BLOCKS)     # two row slots
@@ -156,3 +180,4 @@ def test_loader_against_model(c, h, w, layout, eps, dense_mode, stall, fm_bytes,
         assert least <= len(reads) <= most, f"{len(reads)} beats read, the segments hold {least} (at most {most})"
     lo, hi = regs["IN_BASE"] // B, -(-(regs["IN_BASE"] + dv["cb_in"] * dv["in_stride"]) // B)
     assert all(lo <= a < hi for a in reads), f"a beat outside the feature map's beats [{lo}, {hi})"
+    return len(reads), least
