@@ -119,6 +119,8 @@ class Setup(wiring.Component):
         shape_ok = Signal()
         span_h = Signal(20)                 # (Ho - 1) * s + k: input rows the output needs
         span_w = Signal(20)
+        span_hs = Signal(21)                # span_h + s, span_w + s
+        span_ws = Signal(21)
         in_h = Signal(18)                   # H + 2 pad
         in_w = Signal(18)
         hw_ = Signal(32)                    # H * W
@@ -196,10 +198,13 @@ class Setup(wiring.Component):
                 m.d.sync += [khkw_x[i].eq(times_const(khkw, i)) for i in range(BLOCK)]
                 m.d.sync += [in_end.eq(d.IN_BASE + in_size), out_end.eq(d.OUT_BASE + out_size),
                              w_end.eq(d.W_BASE + w_size),
-                             shape_ok.eq((span_h <= in_h) & (span_h + s > in_h) &
-                                         (span_w <= in_w) & (span_w + s > in_w))]
+                             span_hs.eq(span_h + s), span_ws.eq(span_w + s)]
                 m.next = "ROWS"
             with m.State("ROWS"):            # R = rows that fit the line buffer, at most 16
+                # the sums made in ENDS: with the add in the same cycle as the compares (from the
+                # descriptor's registers across the chip) it was the ULX3S's critical path at
+                # 4aed679 (router2, 10.3 ns)
+                m.d.sync += shape_ok.eq((span_h <= in_h) & (span_hs > in_h) & (span_w <= in_w) & (span_ws > in_w))
                 m.d.sync += rows_fit.eq((rows < 16) & (rows_acc + row_words <= self.linebuf_depth // self.ways) &
                                         (row_words != 0))
                 m.next = "ROWS_ADD"
