@@ -97,11 +97,11 @@ distclean: clean ## also remove .venv
 BOARD ?= ulx3s
 SEEDS ?= 4
 JOBS ?= 2
-bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..] [BAUD=..] [SEED=..]; build/boards/BOARD/report.json
-	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(BAUD),--baud $(BAUD)) $(if $(SEED),--seed $(SEED))
+bitstream: setup ## a board's bitstream with YoWASP: make bitstream BOARD=ulx3s|icebreaker [P=..] [CLK_MHZ=..] [BAUD=..] [SEED=..] [ROUTER=router1|router2]; build/boards/BOARD/report.json
+	$(FMPRUNE) bitstream $(BOARD) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(BAUD),--baud $(BAUD)) $(if $(SEED),--seed $(SEED)) $(if $(ROUTER),--router $(ROUTER))
 
-timing-sweep: setup ## Fmax over placement seeds: make timing-sweep BOARD=ulx3s [SEEDS=4] [JOBS=2] [P=..]; build/boards/BOARD/sweep.json
-	$(FMPRUNE) bitstream $(BOARD) --sweep $(SEEDS) --jobs $(JOBS) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(BAUD),--baud $(BAUD))
+timing-sweep: setup ## Fmax over placement seeds: make timing-sweep BOARD=ulx3s [SEEDS=4] [JOBS=2] [P=..] [ROUTER=..]; build/boards/BOARD/sweep.json
+	$(FMPRUNE) bitstream $(BOARD) --sweep $(SEEDS) --jobs $(JOBS) $(if $(filter command line,$(origin P)),--lanes $(P)) $(if $(CLK_MHZ),--clk-mhz $(CLK_MHZ)) $(if $(BAUD),--baud $(BAUD)) $(if $(ROUTER),--router $(ROUTER))
 
 test-boards: setup ## boards only: UART co-simulation, tiles on the RTL, the iCEBreaker smoke bitstream build
 	$(BIN)/python -m pytest tests/test_boards.py

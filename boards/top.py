@@ -115,6 +115,7 @@ class Board:
     family: str
     system: SystemConfig
     resources: dict          # report name -> nextpnr cell type
+    router: str = "router1"  # nextpnr's router (ROUTERS)
 
     def platform(self):
         if self.name == "ulx3s":
@@ -147,7 +148,10 @@ BOARDS = {
                      # LUTs, the placer estimated 54.9 MHz and the router did not finish
                      # (docs/boards.md); depthwise layers take the scanner's path here
                      dw_walk=False),
-        dict(luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")),
+        dict(luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD"),
+        # router1 stalled with tens of thousands of arcs left on this design from 85e0574 on
+        # (docs/boards.md); router2 with its timing-driven rip-up routes it in about 15 minutes
+        router="router2"),
     "icebreaker": Board(
         "icebreaker", "1BitSquared iCEBreaker", "iCE40UP5K-SG48", "ice40",
         SystemConfig(lanes=2, clk_hz=12_000_000, baud=1_000_000, fm_bytes=32 << 10, w_bytes=32 << 10,
@@ -158,6 +162,12 @@ BOARDS = {
 
 
 BAUD_TOLERANCE = 0.02          # the UART's rate against the one asked for (a frame is 10 bits)
+
+
+# nextpnr's routers: router1 (nextpnr's default) rips up and reroutes arc by arc; router2 routes
+# with congestion costs and, with --tmg-ripup (always added here), rips up for timing too: without
+# it the ULX3S build routed at 57 MHz, its reset net taking 16 ns (docs/boards.md)
+ROUTERS = ("router1", "router2")
 
 
 def board_config(board: str, lanes: int | None = None, clk_mhz: float | None = None,
@@ -238,11 +248,14 @@ def tool_errors(log: str, limit: int = 20) -> list[str]:
 
 
 def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None, baud: int | None = None,
-          seed: int | None = None,
+          seed: int | None = None, router: str | None = None,
           build_root: Path | str = ROOT / "build" / "boards", program: bool = False, echo=print) -> dict:
     """Build the bitstream; return (and write) the report. Raises RuntimeError with the tool's
     own error lines if a step fails."""
     b, cfg = board_config(board, lanes, clk_mhz, baud)
+    router = b.router if router is None else router
+    if router not in ROUTERS:
+        raise ValueError(f"--router {router}: nextpnr's routers are {' and '.join(ROUTERS)}")
     out = Path(build_root).resolve() / board
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **YOWASP, AMARANTH_USE_YOSYS="builtin")
@@ -262,7 +275,8 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
         # Yosys 0.70's abc9 stopped with an assertion on the ECP5 build (DEVELOPERS.md; the
         # bitstream Yosys is now pinned to 0.69)
         warnings.filterwarnings("ignore", "Using platform.request without", DeprecationWarning)
-        nextpnr_opts = "--timing-allow-fail" + (f" --seed {seed}" if seed is not None else "")
+        nextpnr_opts = ("--timing-allow-fail" + (f" --seed {seed}" if seed is not None else "")
+                        + f" --router {router}" + (" --tmg-ripup" if router == "router2" else ""))
         # ECP5: synth_ecp5 in two parts with `opt_clean -purge` between them (YosysHQ/yosys#4349:
         # a wire `\\x` beside a wire `\\x[0]`, which Amaranth's array layouts make, can make
         # ABC_OPS_REINTEGRATE assert `count_id(wire->name) == 0`; the purge after the front end is
@@ -294,7 +308,7 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
     bitfile = out / ("top.bit" if b.family == "ecp5" else "top.bin")
     over = {k: v for k, v in parsed["utilisation"].items() if v["used"] > v["total"]}
     report = dict(board=board, title=b.title, device=b.device, lanes=cfg.lanes, clk_target_mhz=cfg.clk_hz / 1e6,
-                  seed=seed,
+                  seed=seed, router=router,
                   baud=cfg.baud, memories=dict(fm_bytes=cfg.fm_bytes, w_bytes=cfg.w_bytes, out_bytes=cfg.out_bytes,
                                                linebuf_words=cfg.linebuf_depth, max_channels=cfg.max_channels,
                                                wbuf_words=cfg.wbuf_words),
@@ -323,7 +337,7 @@ def build(board: str, *, lanes: int | None = None, clk_mhz: float | None = None,
 
 
 def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float | None = None,
-          baud: int | None = None, jobs: int = 2,
+          baud: int | None = None, jobs: int = 2, router: str | None = None,
           build_root: Path | str = ROOT / "build" / "boards", echo=print) -> dict:
     """Build the same design with `builds` placement seeds (nextpnr's own, then 1, 2, ...), `jobs`
     at a time, and write <build_root>/<board>/sweep.json: each seed's maximum frequency and whether
@@ -340,7 +354,8 @@ def sweep(board: str, builds: int, *, lanes: int | None = None, clk_mhz: float |
     def one(seed):
         label = "seed-default" if seed is None else f"seed-{seed}"
         try:
-            r = build(board, lanes=lanes, clk_mhz=clk_mhz, baud=baud, seed=seed, build_root=out / "sweep" / label,
+            r = build(board, lanes=lanes, clk_mhz=clk_mhz, baud=baud, seed=seed, router=router,
+                      build_root=out / "sweep" / label,
                       echo=lambda *a: None)
         except BuildError as e:
             r = e.report

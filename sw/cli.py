@@ -118,10 +118,11 @@ def cmd_bitstream(args) -> int:
     if args.sweep is not None:
         if args.seed is not None or args.program:
             raise SystemExit("fmprune: --sweep builds its own seeds and programs nothing: drop --seed / --program")
-        res = sweep(args.board, args.sweep, lanes=args.lanes, clk_mhz=args.clk_mhz, baud=args.baud, jobs=args.jobs)
+        res = sweep(args.board, args.sweep, lanes=args.lanes, clk_mhz=args.clk_mhz, baud=args.baud, jobs=args.jobs,
+                    router=args.router)
         return 0 if res["failed"] == 0 else 2
     r = build(args.board, lanes=args.lanes, clk_mhz=args.clk_mhz, baud=args.baud, seed=args.seed,
-              program=args.program)
+              router=args.router, program=args.program)
     u = r["utilisation"]
     print("  ".join(f"{k} {v['used']:,}/{v['total']:,}" for k, v in u.items()))
     print(f"engine clock {r['clock']}: max {r['fmax_mhz']} MHz post-route against {r['clk_target_mhz']:g} MHz: "
@@ -320,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_int_range(0, 2 ** 31 - 1), default=None,
                    help="nextpnr's placement seed (default: nextpnr's own); the post-route maximum frequency "
                         "varies from seed to seed, so a design close to its target may meet it with another seed")
+    from ..boards.top import ROUTERS
+    s.add_argument("--router", choices=ROUTERS, default=None,
+                   help="nextpnr's router (default: " +
+                        ", ".join(f"{b.router} on the {b.title}" for b in BOARDS.values()) +
+                        "; router2 runs with its timing-driven rip-up)")
     s.add_argument("--program", action="store_true", help="program the board afterwards (openFPGALoader / iceprog)")
     s.add_argument("--sweep", type=_int_range(1, 64), default=None, metavar="N",
                    help="measure instead: N builds with nextpnr's own seed and seeds 1..N-1, and "

@@ -309,7 +309,10 @@ def test_bitstream_smoke(board, tmp_path):
     saved = json.loads((tmp_path / board / "report.json").read_text())
     assert saved == r
     assert r["device"] == BOARDS[board].device and r["lanes"] == SMOKE[board]
-    assert r["seed"] == 7 and "--seed 7" in (tmp_path / board / "build_top.sh").read_text()
+    script = (tmp_path / board / "build_top.sh").read_text()
+    assert r["seed"] == 7 and "--seed 7" in script
+    assert r["router"] == BOARDS[board].router and f"--router {r['router']}" in script
+    assert ("--tmg-ripup" in script) == (r["router"] == "router2")
     assert r["baud"] == 3_000_000
     tim = (tmp_path / board / "top.tim").read_text()
     again = parse_nextpnr_log(tim, BOARDS[board].resources)
@@ -328,6 +331,12 @@ def test_bitstream_smoke(board, tmp_path):
         assert r["fmax_mhz"] == again["clocks"][r["clock"]]["fmax_mhz"] > 0
         assert r["timing_met"] == (r["fmax_mhz"] >= r["clk_target_mhz"])
         assert r["build_s"] > 0 and r["bitstream_bytes"] > 10_000
+
+
+def test_build_refuses_an_unknown_router(tmp_path):
+    with pytest.raises(ValueError, match="--router router3: nextpnr's routers are router1 and router2"):
+        build("ulx3s", router="router3", build_root=tmp_path)
+    assert not (tmp_path / "ulx3s").exists(), "nothing is built before the options are checked"
 
 
 @pytest.mark.slow
