@@ -149,7 +149,7 @@ BOARDS = {
                      # (docs/boards.md); depthwise layers take the scanner's path here
                      dw_walk=False),
         dict(luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD"),
-        # router1 stalled with tens of thousands of arcs left on this design from 85e0574 on
+        # router1 stalled with tens of thousands of arcs left on this design at 87fbd96 and 4aed679
         # (docs/boards.md); router2 with its timing-driven rip-up routes it in about 15 minutes
         router="router2"),
     "icebreaker": Board(

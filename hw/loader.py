@@ -41,7 +41,10 @@ class Loader(wiring.Component):
     block-pointer table's entry for cb (block RAM: each block's next record; the segment's end
     writes it back); dense, IN_BASE + cb stride + 8 W ly. The fetcher requests the beats from the
     one holding that byte on, at most ``ahead`` in flight, up to the segment's end if it is known
-    (dense: 8 W bytes) or else its largest possible end (compressed: 9 W bytes). A beat enters a
+    (dense: 8 W bytes) or else its largest possible end (compressed: the next record's byte plus
+    9 bytes a record left, falling as the records are parsed). The next segment of the row is
+    prepared while one streams (its table entry, start and beats, in registers), so that it
+    starts in the cycle after the last record. A beat enters a
     register (Q; from the segment's first byte on, in its first beat) with each byte's record
     length and |x| > EPS_IN flag, then a second register (P) as wide as the window, shifted to
     the window's fill level in the next cycle, and then the window, with an OR (a beat is taken
