@@ -304,10 +304,10 @@ class Loader(wiring.Component):
         # plus 9 a record left, compressed; exact in the dense layout). Without it a compressed
         # segment read 9 W bytes' worth of beats as far as `ahead` allowed, and the beats in
         # flight, in Q, P and the window at its end were dropped: mobilenet.conv24's port carried
-        # 97,680 bytes for 61,812 of records. A register: from a cycle-old f_addr and seg_lim it
-        # only lets a beat through that the exact check would hold back a cycle longer (seg_lim
-        # only falls in a segment), never holds back a needed one. The compare is made for f_addr
-        # and for f_addr + 1, and a beat taken in the cycle before chooses (f_addr has moved on)
+        # 97,680 bytes for 61,812 of records. The compares are registered, made for f_addr and
+        # f_addr + 1 with a cycle-old seg_lim, and a beat taken in the cycle before chooses (f_addr
+        # has moved on): a stale seg_lim only lets through a beat the exact check would hold back
+        # a cycle longer (it only falls in a segment), never holds back a needed one
         accept = sig("accept")
         arrive = sig("arrive")
         seg_lim = sig("seg_lim", 33)
@@ -473,9 +473,10 @@ class Loader(wiring.Component):
 
         # the table is read a cycle ahead, so that its entry is registered (ptr_q) before it is
         # used: from the block RAM's output straight into the segment's pointers it was the
-        # ULX3S's critical path (10.2 ns, 5.8 of them the RAM's clock-to-output). L_NEXT reads
-        # the next block's entry (the block written back in L_NEXT is the one before it); the
-        # other way into L_PTR (L_WAIT) holds tcb, so the entry in L_PTR is tcb's either way
+        # ULX3S's critical path (10.2 ns, 5.8 of them the RAM's clock-to-output). L_PTR (a row's
+        # first segment, from L_WAIT) reads tcb's entry; through L_SEG and L_NEXT the next
+        # block's (tcb + 1) is read for the pipeline below (the entry written back at a
+        # segment's end is tcb's)
         ahead_rd = sig("ahead_rd")           # in L_SEG or L_NEXT: the next block's entry is read
         m.d.comb += ip_r.addr.eq(Mux(ahead_rd, tcb + 1, tcb))
         ptr_q = sig("ptr_q", 32)
@@ -488,7 +489,11 @@ class Loader(wiring.Component):
         # L_NEXT starts it at once (the row's first segment goes through L_PTR, L_START and
         # L_GO): its table entry (read from tcb + 1 through L_SEG; the entry written back at a
         # segment's end is tcb's), its start, its beats. A pipeline of registers recomputed every
-        # cycle from the segment's own (constant through it); `n_ready` after the pipeline's depth
+        # cycle from the segment's own (constant through it), through six cycles after the
+        # segment starts; `n_ready` counts them. The memories here answer a request a cycle later
+        # at the earliest, and a segment then lasts at least that long (the request, the beat, Q,
+        # P, the window), so no test reaches the wait; a port that answers in the request's cycle
+        # could end a one-record segment a cycle sooner
         n_ptr = sig("n_ptr", 32)
         n_cboff = sig("n_cboff", 40)
         n_dense = sig("n_dense", 32)
