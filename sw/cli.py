@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "time. Programs the board only with --program. Exit status 1 if timing "
                                    "was not met, 2 if a tool failed or the design does not fit the device "
                                    "(report.json then says which resources overflow).")
-    from ..boards.top import BOARDS
+    from ..boards.top import BOARDS, ROUTERS
     s.add_argument("board", metavar="BOARD", choices=list(BOARDS), help=" or ".join(BOARDS))
     s.add_argument("--lanes", "-P", type=_lanes, default=None,
                    help="MAC lanes P (default: the board's, " +
@@ -321,7 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_int_range(0, 2 ** 31 - 1), default=None,
                    help="nextpnr's placement seed (default: nextpnr's own); the post-route maximum frequency "
                         "varies from seed to seed, so a design close to its target may meet it with another seed")
-    from ..boards.top import ROUTERS
     s.add_argument("--router", choices=ROUTERS, default=None,
                    help="nextpnr's router (default: " +
                         ", ".join(f"{b.router} on the {b.title}" for b in BOARDS.values()) +
