@@ -353,8 +353,8 @@ def _prune_layer(layer, gran, share, masks, trial, opts, rng, log):
         keep, info = mag, {}
     else:
         keep, _, info = particle_filter(n, n_prune, lambda kp: trial(make(kp)), particles=opts.particles,
-                                               iterations=opts.iterations, noise=opts.noise, rng=rng, tiebreak=score,
-                                               prior=mag, fixed=fixed)
+                                        iterations=opts.iterations, noise=opts.noise, rng=rng, tiebreak=score,
+                                        prior=mag, fixed=fixed)
     new = make(keep)
     masks.weight, masks.channel = new.weight, new.channel
     log.append(dict(layer=layer.name, granularity=gran, units=n, pruned=int((~keep).sum()), **info))
@@ -387,14 +387,14 @@ def _retrain(model, layers, masks, xtr, ytr, epochs, seed, lr=3e-3):
         return
     recalibrate_bn(model, xtr[:1024])
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    steps = epochs * -(-len(ytr) // 64)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    batch = 64
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * -(-len(ytr) // batch))
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         model.train()
         perm = torch.randperm(len(ytr), generator=gen)
-        for i in range(0, len(perm), 64):
-            idx = perm[i:i + 64]
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
             loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
             opt.zero_grad()
             loss.backward()
